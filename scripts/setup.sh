@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Sets up everything kiln needs on a fresh Debian 12 machine:
+#   1. system packages (compiler, CMake, the C++ libraries kiln links against),
+#   2. a project-local Python environment (.venv) holding the pinned IREE
+#      release (compiler and runtime) and JAX for the test scripts,
+#   3. the kiln build (build/).
+# Safe to run again: each step skips what is already in place.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/toolchain.env
+. scripts/toolchain.env
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+apt_packages=(
+  build-essential cmake ninja-build pkg-config git python3-venv
+  nlohmann-json3-dev libvalijson-dev libcli11-dev libfmt-dev libexpected-dev
+  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+install_system_packages() {
+  local missing=()
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing system packages: ${missing[*]}"
+    log "run as root, or install them with: sudo apt-get install ${missing[*]}"
+    exit 1
+  fi
+  log "installing system packages: ${missing[*]}"
+  local aptlog; aptlog=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+    cat "$aptlog" >&2; rm -f "$aptlog"
+    log "apt-get failed (output above)"; exit 1
+  fi
+  rm -f "$aptlog"
+}
+
+python_for_venv() {
+  local py
+  for py in python3 python3.12 python3.11; do
+    if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1; then
+      echo "$py"; return 0
+    fi
+  done
+  log "no Python 3.10 or newer found; install python3 (apt-get install python3 python3-venv)"; exit 1
+}
+
+install_python_env() {
+  local stamp=.venv/.kiln-toolchain
+  local want="iree=$IREE_VERSION jax=$JAX_VERSION"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  local py; py=$(python_for_venv)
+  if [ ! -x .venv/bootstrap/bin/uv ]; then
+    log "bootstrapping uv $UV_VERSION"
+    "$py" -m venv .venv/bootstrap
+    .venv/bootstrap/bin/pip install -q "uv==$UV_VERSION"
+  fi
+  log "installing IREE $IREE_VERSION and JAX $JAX_VERSION into .venv"
+  .venv/bootstrap/bin/uv venv -q --allow-existing --python "$py" .venv
+  .venv/bootstrap/bin/uv pip install -q --python .venv/bin/python \
+    "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
+    "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" numpy
+  echo "$want" > "$stamp"
+}
+
+build_kiln() {
+  log "building kiln (build/)"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build
+}
+
+install_system_packages
+install_python_env
+if [ "${1:-}" != "--no-build" ] && [ -f CMakeLists.txt ]; then build_kiln; fi
+log "done"

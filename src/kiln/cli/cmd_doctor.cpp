@@ -1,0 +1,149 @@
+#include <dlfcn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "kiln/cli/parse.h"
+#include "kiln/toolchain/toolchain.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+#include "kiln/util/subprocess.h"
+
+namespace kiln::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Check {
+  std::string name;
+  std::string status;  // "ok", "warning", "error"
+  std::string detail;
+  std::string fix;
+};
+
+std::string on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (!path) return {};
+  for (const auto& dir : util::split(path, ':')) {
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return {};
+}
+
+bool socket_answers(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void check_toolchain(const config::Config& config, std::vector<Check>& checks) {
+  auto tools = toolchain::find(config);
+  if (!tools) {
+    checks.push_back({"IREE compiler", "error", tools.error().message,
+                      "run scripts/setup.sh, or set KILN_IREE_DIR to a Python environment with "
+                      "iree-base-compiler==" + std::string(toolchain::pinned_release())});
+    return;
+  }
+  bool pinned = tools->release == toolchain::pinned_release();
+  checks.push_back({"IREE compiler", pinned ? "ok" : "error",
+                    fmt::format("release {} (build {}, revision {}) at {}, found by {}", tools->release, tools->build,
+                                tools->revision.substr(0, 12), tools->compile.string(), tools->found_by),
+                    pinned ? "" : fmt::format("install iree-base-compiler=={} (kiln knows that release's flags)",
+                                              toolchain::pinned_release())});
+  auto run = util::run_process({.argv = {tools->compile.string(), "--version"}, .timeout = std::chrono::seconds(60)});
+  if (!run || !run->ok()) {
+    checks.push_back({"iree-compile runs", "error",
+                      run ? util::describe_outcome(*run) + ": " + std::string(util::trim(run->err)) : run.error().message,
+                      "reinstall the toolchain: rm -rf .venv && scripts/setup.sh"});
+  }
+  if (tools->run_module.empty()) {
+    checks.push_back({"IREE runtime", "warning", "iree-base-runtime is not installed next to the compiler",
+                      "pip install iree-base-runtime==" + std::string(toolchain::pinned_release()) +
+                          " (needed to run and benchmark modules)"});
+  } else {
+    bool same = tools->runtime_release == tools->release;
+    checks.push_back({"IREE runtime", same ? "ok" : "error",
+                      fmt::format("release {} at {}", tools->runtime_release, tools->run_module.parent_path().string()),
+                      same ? "" : "install the same release of iree-base-runtime as the compiler: modules only load "
+                                  "in the runtime of the release that built them"});
+  }
+}
+
+void check_docker(std::vector<Check>& checks) {
+  std::string cli = on_path("docker");
+  std::string socket = "/var/run/docker.sock";
+  if (const char* host = std::getenv("DOCKER_HOST"); host && util::starts_with(host, "unix://")) socket = host + 7;
+  bool daemon = socket_answers(socket);
+  if (daemon) {
+    checks.push_back({"Docker", "ok", "engine answers on " + socket + (cli.empty() ? "" : "; CLI at " + cli), ""});
+  } else {
+    checks.push_back({"Docker", "warning",
+                      (cli.empty() ? "no docker CLI on PATH and " : "CLI at " + cli + ", but ") +
+                          std::string("no engine answers on ") + socket,
+                      "only needed for container compiles: start dockerd (scripts/start-dockerd.sh on a "
+                      "machine without one) or install Docker Engine"});
+  }
+}
+
+void check_nvidia(std::vector<Check>& checks) {
+  auto version = util::read_file("/proc/driver/nvidia/version");
+  void* cuda = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (cuda) ::dlclose(cuda);
+  if (version || cuda) {
+    std::string first_line = version ? util::split(*version, '\n')[0] : "libcuda.so.1 loads";
+    checks.push_back({"NVIDIA driver", "ok", std::string(util::trim(first_line)), ""});
+  } else {
+    checks.push_back({"NVIDIA driver", "warning", "no NVIDIA kernel driver and no libcuda.so.1 on this host",
+                      "CUDA modules still compile here; to run them, use a host with an NVIDIA GPU and driver "
+                      "(R535 or newer for the PTX that IREE emits)"});
+  }
+  std::string ctk = on_path("nvidia-ctk");
+  if (ctk.empty()) ctk = on_path("nvidia-container-runtime");
+  checks.push_back({"NVIDIA container toolkit", ctk.empty() ? "warning" : "ok",
+                    ctk.empty() ? "not installed (nvidia-ctk not on PATH)" : "at " + ctk,
+                    ctk.empty() ? "only needed to give containers the GPU: install nvidia-container-toolkit" : ""});
+}
+
+}  // namespace
+
+Result<int> run_doctor(Context& context) {
+  CLI::App app{"Check what kiln needs and say how to fix each problem.", "doctor"};
+  bool json = false;
+  app.add_flag("--json", json, "print JSON");
+  if (KILN_TRY(parse_args(app, context))) return 0;
+
+  std::vector<Check> checks;
+  check_toolchain(context.config, checks);
+  check_docker(checks);
+  check_nvidia(checks);
+
+  bool errors = std::any_of(checks.begin(), checks.end(), [](const Check& c) { return c.status == "error"; });
+  if (json) {
+    nlohmann::json out = {{"ok", !errors}, {"pinned_iree_release", toolchain::pinned_release()},
+                          {"searched", toolchain::search_locations(context.config)}, {"checks", nlohmann::json::array()}};
+    for (const auto& c : checks) {
+      out["checks"].push_back({{"name", c.name}, {"status", c.status}, {"detail", c.detail}, {"fix", c.fix}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& c : checks) {
+      std::cout << fmt::format("[{:^7}] {}: {}\n", c.status, c.name, c.detail);
+      if (!c.fix.empty()) std::cout << "          fix: " << c.fix << "\n";
+    }
+    std::cout << (errors ? "\nkiln cannot compile until the errors above are fixed.\n" : "\nkiln is ready to compile.\n");
+  }
+  return errors ? exit_code(Code::kFailedPrecondition) : 0;
+}
+
+}  // namespace kiln::cli

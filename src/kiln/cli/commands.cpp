@@ -1,0 +1,30 @@
+#include "kiln/cli/commands.h"
+
+#include <iostream>
+
+#include "kiln/version.h"
+
+namespace kiln::cli {
+namespace {
+
+Result<int> run_version(Context&) {
+  std::cout << "kiln " << KILN_VERSION << " (IREE " << KILN_IREE_RELEASE << ")\n";
+  return 0;
+}
+
+}  // namespace
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"inspect", "describe a StableHLO file: module, dialects, function signatures", run_inspect},
+      {"compile", "compile StableHLO into IREE modules (.vmfb) for one or more targets", run_compile},
+      {"check", "validate a job file against the job schema without compiling", run_check},
+      {"schema", "print the JSON Schema of job files", run_schema},
+      {"targets", "list the targets the pinned IREE release supports", run_targets},
+      {"doctor", "check the toolchain, Docker and the NVIDIA driver, and say how to fix problems", run_doctor},
+      {"version", "print kiln's version and the pinned IREE release", run_version},
+  };
+  return table;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,38 @@
+// The subcommand table: each command has a name, a one-line summary and a
+// handler that parses its own options. main() only dispatches.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kiln/config/config.h"
+#include "kiln/util/error.h"
+
+namespace kiln::cli {
+
+struct Context {
+  std::vector<std::string> args;  // after the command name
+  config::Config config;
+};
+
+// A handler returns the process exit status for outcomes that are not
+// errors (0, or 1 for "ran, but the answer is no"); errors travel as values.
+using Handler = Result<int> (*)(Context& context);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  Handler handler;
+};
+
+const std::vector<Command>& commands();
+
+Result<int> run_inspect(Context& context);
+Result<int> run_compile(Context& context);
+Result<int> run_check(Context& context);
+Result<int> run_schema(Context& context);
+Result<int> run_targets(Context& context);
+Result<int> run_doctor(Context& context);
+
+
+}  // namespace kiln::cli

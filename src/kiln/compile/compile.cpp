@@ -1,0 +1,234 @@
+#include "kiln/compile/compile.h"
+
+#include <ctime>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "kiln/util/file.h"
+#include "kiln/util/hash.h"
+#include "kiln/util/strings.h"
+#include "kiln/version.h"
+
+namespace kiln::compile {
+namespace {
+
+using nlohmann::json;
+
+std::string shell_quote(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./:,+@%") ==
+                          std::string::npos) {
+    return arg;
+  }
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm;
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json value_json(const mlir::Value& v) {
+  json dims = json::array();
+  for (int64_t d : v.type.dims) dims.push_back(d == mlir::kDynamic ? json(nullptr) : json(d));
+  json out = {{"type", v.type.text()}};
+  if (!v.name.empty()) out["name"] = v.name;
+  if (v.type.is_tensor) {
+    out["element_type"] = v.type.element;
+    out["shape"] = v.type.ranked ? dims : json(nullptr);
+    out["dynamic"] = v.type.has_dynamic_dims();
+  }
+  return out;
+}
+
+Error compile_failure(const util::ProcessResult& result, const Unit& unit, const Options& options) {
+  std::string what = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
+  if (result.timed_out) {
+    return Error{Code::kDeadlineExceeded,
+                 fmt::format("{}: iree-compile ran past the time limit of {:.0f} s and was killed; raise it with "
+                             "--timeout or the compile_timeout setting",
+                             what, options.timeout.count() / 1000.0)};
+  }
+  std::string diagnostics = summarize_diagnostics(result.err);
+  bool crashed = result.term_signal != 0 || result.err.find("Stack dump:") != std::string::npos;
+  if (crashed) {
+    return Error{Code::kInternal, fmt::format("{}: iree-compile crashed ({}); this is a compiler bug, not an error "
+                                              "in your program{}{}",
+                                              what, util::describe_outcome(result),
+                                              diagnostics.empty() ? "" : ". Its last words:\n", diagnostics)};
+  }
+  return Error{Code::kCompileFailed,
+               fmt::format("{}: iree-compile rejected the program ({}):\n{}", what, util::describe_outcome(result),
+                           diagnostics.empty() ? "(no diagnostics printed)" : diagnostics)};
+}
+
+}  // namespace
+
+Status validate(const Options& options) {
+  static const std::regex level("O[0-3]");
+  if (!options.opt_level.empty() && !std::regex_match(options.opt_level, level)) {
+    return fail(Code::kInvalidArgument,
+                "optimization level '" + options.opt_level + "' is not one of O0, O1, O2, O3");
+  }
+  for (const auto& flag : options.extra_flags) {
+    if (!util::starts_with(flag, "-")) {
+      return fail(Code::kInvalidArgument, "extra compiler flag '" + flag + "' does not start with '-'");
+    }
+    if (flag == "-o" || util::starts_with(flag, "--output-format") || util::starts_with(flag, "-o=")) {
+      return fail(Code::kInvalidArgument, "extra compiler flag '" + flag + "' would change where or how kiln writes "
+                                          "the module; kiln sets the output itself");
+    }
+  }
+  return {};
+}
+
+std::vector<std::string> option_flags(const Options& options) {
+  std::vector<std::string> flags;
+  if (!options.opt_level.empty()) flags.push_back("--iree-opt-level=" + options.opt_level);
+  if (options.data_tiling) flags.push_back(std::string("--iree-opt-data-tiling=") + (*options.data_tiling ? "true" : "false"));
+  flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
+  return flags;
+}
+
+std::string default_name(const fs::path& input) {
+  std::string name = input.filename().string();
+  static const std::vector<std::string> suffixes = {".mlir", ".mlirbc", ".bc", ".vhlo", ".stablehlo", ".txt"};
+  bool stripped = true;
+  while (stripped) {
+    stripped = false;
+    for (const auto& s : suffixes) {
+      if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+        name.resize(name.size() - s.size());
+        stripped = true;
+      }
+    }
+  }
+  return name;
+}
+
+std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lines) {
+  // "file:line:col: error: message" and the source excerpt lines after it;
+  // notes are kept, the stack dump of a crash is not.
+  static const std::regex diag(R"(^(.*?):(\d+):(\d+): (error|warning|note|remark): (.*)$)");
+  std::vector<std::string> kept;
+  bool in_error = false;
+  for (const auto& line : util::split(stderr_text, '\n')) {
+    if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
+    std::smatch m;
+    if (std::regex_match(line, m, diag)) {
+      in_error = m[4] == "error" || m[4] == "note";
+      if (in_error) kept.push_back(line);
+    } else if (in_error && !util::trim(line).empty()) {
+      kept.push_back(line);
+    }
+    if (kept.size() >= max_lines) break;
+  }
+  if (kept.empty()) {
+    // No structured diagnostic: keep the first non-empty lines.
+    for (const auto& line : util::split(stderr_text, '\n')) {
+      if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
+      if (!util::trim(line).empty()) kept.push_back(line);
+      if (kept.size() >= 4) break;
+    }
+  }
+  return util::join(kept, "\n");
+}
+
+json functions_json(const mlir::ModuleInfo& module) {
+  json out = json::array();
+  for (const auto& f : module.functions) {
+    json args = json::array(), results = json::array();
+    for (const auto& a : f.arguments) args.push_back(value_json(a));
+    for (const auto& r : f.results) results.push_back(value_json(r));
+    out.push_back({{"name", f.name}, {"visibility", f.is_public ? "public" : "private"},
+                   {"arguments", args}, {"results", results}});
+  }
+  return out;
+}
+
+Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
+                    const toolchain::Toolchain& tools, Executor& executor) {
+  std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
+  std::string base = unit.name + "." + unit.target.slug;
+  fs::path output_dir = fs::absolute(unit.output_dir);
+  fs::path final_module = output_dir / (base + ".vmfb");
+  fs::path final_metadata = output_dir / (base + ".json");
+
+  // Staged inside the output folder so publishing is a rename, never a copy.
+  auto staging = util::TempDir::create(output_dir, ".kiln-staging-");
+  if (!staging) return tl::unexpected(staging.error().context(context));
+  fs::path staged_module = staging->path() / (base + ".vmfb");
+
+  std::vector<std::string> flags = unit.target.flags;
+  auto extra = option_flags(options);
+  flags.insert(flags.end(), extra.begin(), extra.end());
+
+  std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  std::vector<std::string> recorded = argv;
+  argv.insert(argv.end(), {"-o", staged_module.string()});
+  recorded.insert(recorded.end(), {"-o", final_module.string()});
+
+  auto result = executor.run({argv, unit.input, staging->path(), options.timeout});
+  if (!result) return tl::unexpected(result.error().context(context));
+  if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options));
+
+  auto input_hash = util::sha256_file(unit.input);
+  auto output_hash = util::sha256_file(staged_module);
+  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
+  if (!output_hash) return tl::unexpected(output_hash.error().context(context + ": the compiler wrote no module"));
+  std::error_code ec;
+  std::vector<std::string> quoted;
+  for (const auto& a : recorded) quoted.push_back(shell_quote(a));
+
+  json target = {{"spec", unit.target.spec}, {"backend", target::backend_name(unit.target.backend)},
+                 {"arch", unit.target.arch}, {"flags", unit.target.flags},
+                 {"runtime_device", unit.target.runtime_device}};
+  if (!unit.target.cpu.empty()) target["cpu"] = unit.target.cpu;
+  if (!unit.target.note.empty()) target["note"] = unit.target.note;
+
+  json metadata = {
+      {"format", "kiln-module-metadata"},
+      {"format_version", 1},
+      {"kiln_version", KILN_VERSION},
+      {"iree", {{"release", tools.release}, {"build", tools.build}, {"revision", tools.revision}}},
+      {"created_at", utc_now()},
+      {"target", target},
+      {"options",
+       {{"opt_level", options.opt_level.empty() ? json(nullptr) : json(options.opt_level)},
+        {"data_tiling", options.data_tiling ? json(*options.data_tiling) : json(nullptr)},
+        {"extra_flags", options.extra_flags}}},
+      {"compiler_command", recorded},
+      {"compiler_command_line", util::join(quoted, " ")},
+      {"executor", executor.name()},
+      {"input",
+       {{"path", unit.input.string()}, {"sha256", *input_hash}, {"size_bytes", fs::file_size(unit.input, ec)},
+        {"format", module.format}, {"module", module.name}}},
+      {"output",
+       {{"path", final_module.filename().string()}, {"sha256", *output_hash},
+        {"size_bytes", fs::file_size(staged_module, ec)}}},
+      {"functions", functions_json(module)},
+      {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
+  };
+
+  fs::path staged_metadata = staging->path() / (base + ".json");
+  auto written = util::write_file_atomic(staged_metadata, metadata.dump(2) + "\n");
+  if (!written) return tl::unexpected(written.error().context(context));
+  // The module first, then its record: a metadata file always describes a
+  // module that is already complete.
+  auto published = util::publish_file(staged_module, final_module);
+  if (published) published = util::publish_file(staged_metadata, final_metadata);
+  if (!published) {
+    fs::remove(final_module, ec);
+    return tl::unexpected(published.error().context(context));
+  }
+  return Outcome{final_module, final_metadata, std::move(metadata)};
+}
+
+}  // namespace kiln::compile

@@ -1,0 +1,64 @@
+// One compile unit: a StableHLO file and a target in, a .vmfb and its
+// metadata record out. Output files appear only complete, and a failed
+// compile leaves nothing in the output folder.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/compile/executor.h"
+#include "kiln/mlir/module_info.h"
+#include "kiln/target/target.h"
+#include "kiln/toolchain/toolchain.h"
+
+namespace kiln::compile {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string opt_level;            // "", "O0".."O3"
+  std::optional<bool> data_tiling;  // unset: the compiler's default
+  std::vector<std::string> extra_flags;  // passed through verbatim, recorded
+  std::chrono::milliseconds timeout{0};
+};
+
+struct Unit {
+  fs::path input;
+  std::string name;  // output base name
+  target::Target target;
+  fs::path output_dir;
+};
+
+struct Outcome {
+  fs::path module_path;
+  fs::path metadata_path;
+  nlohmann::json metadata;
+};
+
+// Checks option values; the error names the option.
+Status validate(const Options& options);
+
+// The flags kiln adds for `options` (after the target's flags).
+std::vector<std::string> option_flags(const Options& options);
+
+// "model.vhlo.mlirbc" -> "model": the default output base name.
+std::string default_name(const fs::path& input);
+
+// Compiles one unit. `module` is the inspected input (for the signatures
+// recorded in the metadata).
+Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
+                    const toolchain::Toolchain& tools, Executor& executor);
+
+// Turns compiler stderr into a short message: the error diagnostics with
+// file:line:column, or the crash reason.
+std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lines = 12);
+
+// JSON for a module's functions, shared by `inspect --json` and metadata.
+nlohmann::json functions_json(const mlir::ModuleInfo& module);
+
+}  // namespace kiln::compile

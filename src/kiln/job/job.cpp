@@ -1,0 +1,167 @@
+#include "kiln/job/job.h"
+
+#include <set>
+
+#include <fmt/format.h>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
+#include "kiln/job/schema_text.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+
+namespace kiln::job {
+namespace {
+
+using nlohmann::json;
+
+const valijson::Schema& compiled_schema() {
+  static const auto schema = [] {
+    auto s = std::make_unique<valijson::Schema>();
+    json document = json::parse(kJobSchemaText);
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(document);
+    parser.populateSchema(adapter, *s);
+    return s;
+  }();
+  return *schema;
+}
+
+// valijson's context ["<root>", "[targets]", "[1]"] -> "/targets/1".
+std::string to_pointer(const std::vector<std::string>& context) {
+  std::string pointer;
+  for (const auto& part : context) {
+    if (part == "<root>") continue;
+    std::string token = part;
+    if (token.size() >= 2 && token.front() == '[' && token.back() == ']') token = token.substr(1, token.size() - 2);
+    if (token.size() >= 2 && token.front() == '"' && token.back() == '"') token = token.substr(1, token.size() - 2);
+    pointer += "/" + token;
+  }
+  return pointer.empty() ? "/" : pointer;
+}
+
+std::string found_value(const json& document, const std::string& pointer) {
+  try {
+    const json& value = pointer == "/" ? document : document.at(json::json_pointer(pointer));
+    std::string text = value.dump();
+    if (text.size() > 80) text = text.substr(0, 77) + "...";
+    return text;
+  } catch (const std::exception&) {
+    return "nothing";
+  }
+}
+
+Error invalid(const fs::path& file, const std::string& pointer, const std::string& message) {
+  return Error{Code::kInvalidArgument, fmt::format("{}: at {}: {}", file.string(), pointer, message)};
+}
+
+// A name that is a plain file name: no folders, no "..".
+bool is_plain_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+const char* schema_text() { return kJobSchemaText; }
+
+std::vector<Violation> validate_schema(const json& document) {
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter adapter(document);
+  std::vector<Violation> out;
+  if (validator.validate(compiled_schema(), adapter, &results)) return out;
+  std::set<std::string> seen;
+  for (const auto& error : results) {
+    std::string pointer = to_pointer(error.context);
+    std::string message = error.description;
+    // Strip valijson's trailing period, then say what was found there.
+    if (!message.empty() && message.back() == '.') message.pop_back();
+    message += "; found " + found_value(document, pointer);
+    if (seen.insert(pointer + message).second) out.push_back({pointer, message});
+  }
+  return out;
+}
+
+Result<Job> load(const fs::path& file) {
+  auto text = util::read_file(file);
+  if (!text) return tl::unexpected(text.error().context("reading the job file"));
+  json document;
+  try {
+    document = json::parse(*text);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports the byte offset; turn it into line and column.
+    size_t offset = std::min<size_t>(e.byte, text->size());
+    size_t line = 1 + std::count(text->begin(), text->begin() + offset, '\n');
+    size_t last_nl = text->rfind('\n', offset ? offset - 1 : 0);
+    size_t col = offset - (last_nl == std::string::npos ? 0 : last_nl + 1);
+    std::string what = e.what();
+    if (size_t colon = what.rfind(": "); colon != std::string::npos) what = what.substr(colon + 2);
+    return fail(Code::kInvalidArgument, fmt::format("{}:{}:{}: not valid JSON: {}", file.string(), line, col, what));
+  }
+
+  auto violations = validate_schema(document);
+  if (!violations.empty()) {
+    std::vector<std::string> lines;
+    for (const auto& v : violations) lines.push_back("  at " + v.pointer + ": " + v.message);
+    return fail(Code::kInvalidArgument,
+                fmt::format("{}: does not match the job schema (kiln schema prints it):\n{}", file.string(),
+                            util::join(lines, "\n")));
+  }
+
+  Job job;
+  job.file = file;
+  fs::path base = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  std::set<std::string> names;
+  const json& inputs = document["inputs"];
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Input input;
+    std::string pointer = fmt::format("/inputs/{}", i);
+    std::string path = inputs[i].is_string() ? inputs[i].get<std::string>() : inputs[i]["path"].get<std::string>();
+    input.path = (base / path).lexically_normal();
+    input.name = inputs[i].is_object() && inputs[i].contains("name") ? inputs[i]["name"].get<std::string>()
+                                                                     : compile::default_name(input.path);
+    std::error_code ec;
+    if (!fs::is_regular_file(input.path, ec)) {
+      return tl::unexpected(invalid(file, pointer, fmt::format("input '{}' ({}) is not a file", path, input.path.string())));
+    }
+    if (!is_plain_name(input.name)) {
+      return tl::unexpected(invalid(file, pointer, "output name '" + input.name + "' must be a plain file name"));
+    }
+    if (!names.insert(input.name).second) {
+      return tl::unexpected(invalid(file, pointer, fmt::format("two inputs share the output name '{}'; give one a "
+                                                                 "\"name\"", input.name)));
+    }
+    job.inputs.push_back(std::move(input));
+  }
+  const json& targets = document["targets"];
+  std::set<std::string> slugs;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto t = target::resolve(targets[i].get<std::string>());
+    if (!t) return tl::unexpected(invalid(file, fmt::format("/targets/{}", i), t.error().message));
+    if (!slugs.insert(t->slug).second) {
+      return tl::unexpected(invalid(file, fmt::format("/targets/{}", i),
+                                    fmt::format("'{}' is the same target as an earlier entry ({})", t->spec, t->slug)));
+    }
+    job.targets.push_back(std::move(*t));
+  }
+  if (document.contains("options")) {
+    const json& o = document["options"];
+    if (o.contains("opt_level")) job.options.opt_level = o["opt_level"].get<std::string>();
+    if (o.contains("data_tiling")) job.options.data_tiling = o["data_tiling"].get<bool>();
+    if (o.contains("extra_flags")) job.options.extra_flags = o["extra_flags"].get<std::vector<std::string>>();
+    if (o.contains("timeout_seconds")) {
+      job.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(o["timeout_seconds"].get<double>() * 1000));
+      job.has_timeout = true;
+    }
+    if (auto st = compile::validate(job.options); !st) {
+      return tl::unexpected(invalid(file, "/options", st.error().message));
+    }
+  }
+  job.output_dir = (base / document.value("output_dir", std::string("out"))).lexically_normal();
+  return job;
+}
+
+}  // namespace kiln::job

@@ -1,0 +1,50 @@
+// Job files: the JSON-configured compile entry point. A versioned JSON Schema
+// (schemas/job.schema.json, built into kiln) defines them; files are checked
+// with a real JSON Schema validator before anything runs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/compile/compile.h"
+#include "kiln/target/target.h"
+
+namespace kiln::job {
+
+namespace fs = std::filesystem;
+
+struct Input {
+  fs::path path;     // resolved against the job file's folder
+  std::string name;  // output base name
+};
+
+struct Job {
+  fs::path file;
+  std::vector<Input> inputs;
+  std::vector<target::Target> targets;
+  compile::Options options;
+  bool has_timeout = false;
+  fs::path output_dir;
+};
+
+// The schema as JSON text (what `kiln schema` prints).
+const char* schema_text();
+
+// One schema violation: where in the document, what was found, what was expected.
+struct Violation {
+  std::string pointer;  // JSON pointer, "/targets/1"
+  std::string message;
+};
+
+// Checks a document against the schema; empty when it conforms.
+std::vector<Violation> validate_schema(const nlohmann::json& document);
+
+// Reads, validates and resolves a job file: the schema first, then what a
+// schema cannot say (targets exist, inputs exist, output names do not
+// collide, nothing is written outside the output folder).
+Result<Job> load(const fs::path& file);
+
+}  // namespace kiln::job

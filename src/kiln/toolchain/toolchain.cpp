@@ -1,0 +1,204 @@
+#include "kiln/toolchain/toolchain.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+#include "kiln/util/subprocess.h"
+#include "kiln/version.h"
+
+namespace kiln::toolchain {
+namespace {
+
+bool is_executable(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+}
+
+fs::path self_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+// <venv>/lib/python3.X/site-packages, or "" when `root` is no Python env.
+fs::path site_packages(const fs::path& root) {
+  std::error_code ec;
+  fs::path lib = root / "lib";
+  if (!fs::is_directory(lib, ec)) return {};
+  for (const auto& entry : fs::directory_iterator(lib, ec)) {
+    fs::path sp = entry.path() / "site-packages";
+    if (util::starts_with(entry.path().filename().string(), "python") && fs::is_directory(sp / "iree", ec)) return sp;
+  }
+  return {};
+}
+
+// "iree_base_compiler-3.13.0.dist-info" -> "3.13.0".
+std::string dist_release(const fs::path& sp, const std::string& dist) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(sp, ec)) {
+    std::string name = entry.path().filename().string();
+    if (util::starts_with(name, dist + "-") && name.size() > 10 && name.substr(name.size() - 10) == ".dist-info") {
+      return name.substr(dist.size() + 1, name.size() - dist.size() - 11);
+    }
+  }
+  return {};
+}
+
+// version.py holds VERSION = "..." and REVISIONS = {"IREE": "..."}.
+void read_version_py(const fs::path& file, std::string& build, std::string& revision) {
+  auto text = util::read_file(file);
+  if (!text) return;
+  std::smatch m;
+  static const std::regex version(R"(VERSION\s*=\s*"([^"]+)\")");
+  static const std::regex rev(R"("IREE"\s*:\s*"([0-9a-f]+)\")");
+  if (std::regex_search(*text, m, version)) build = m[1];
+  if (std::regex_search(*text, m, rev)) revision = m[1];
+}
+
+// A Python environment with the IREE wheels installed.
+std::optional<Toolchain> from_environment(const fs::path& root) {
+  fs::path sp = site_packages(root);
+  if (sp.empty()) return std::nullopt;
+  Toolchain t;
+  fs::path compiler_libs = sp / "iree/compiler/_mlir_libs";
+  fs::path runtime_libs = sp / "iree/_runtime_libs";
+  t.compile = compiler_libs / "iree-compile";
+  t.opt = compiler_libs / "iree-opt";
+  if (!is_executable(t.compile)) return std::nullopt;
+  if (is_executable(runtime_libs / "iree-run-module")) {
+    t.run_module = runtime_libs / "iree-run-module";
+    t.benchmark_module = runtime_libs / "iree-benchmark-module";
+    t.runtime_release = dist_release(sp, "iree_base_runtime");
+  }
+  t.release = dist_release(sp, "iree_base_compiler");
+  read_version_py(sp / "iree/compiler/version.py", t.build, t.revision);
+  t.root = root;
+  return t;
+}
+
+// A plain folder of IREE binaries; the version comes from `iree-compile --version`.
+std::optional<Toolchain> from_folder(const fs::path& dir) {
+  if (!is_executable(dir / "iree-compile")) return std::nullopt;
+  // A venv's bin/ holds Python entry points: use the environment instead.
+  if (fs::exists(dir.parent_path() / "pyvenv.cfg")) return from_environment(dir.parent_path());
+  Toolchain t;
+  t.compile = dir / "iree-compile";
+  t.opt = dir / "iree-opt";
+  if (is_executable(dir / "iree-run-module")) {
+    t.run_module = dir / "iree-run-module";
+    t.benchmark_module = dir / "iree-benchmark-module";
+  }
+  auto run = util::run_process({.argv = {t.compile.string(), "--version"}, .timeout = std::chrono::seconds(30)});
+  if (run && run->ok()) {
+    std::smatch m;
+    static const std::regex version(R"(IREE compiler version (\S+) @ ([0-9a-f]+))");
+    if (std::regex_search(run->out, m, version)) {
+      t.build = m[1];
+      t.revision = m[2];
+      // "3.13.0rc20261016" belongs to release "3.13.0".
+      t.release = std::regex_replace(t.build, std::regex(R"(rc\d+$)"), "");
+      t.runtime_release = t.run_module.empty() ? "" : t.release;
+    }
+  }
+  t.root = dir;
+  return t;
+}
+
+std::optional<Toolchain> from_any(const fs::path& p) {
+  if (auto t = from_environment(p)) return t;
+  return from_folder(p);
+}
+
+std::vector<fs::path> project_candidates() {
+  std::vector<fs::path> out;
+  fs::path self = self_dir();
+  if (!self.empty()) {
+    out.push_back(self.parent_path() / ".venv");           // build/kiln
+    out.push_back(self.parent_path() / "share/kiln/venv");  // installed layout
+    out.push_back(self / ".venv");
+  }
+  std::error_code ec;
+  out.push_back(fs::current_path(ec) / ".venv");
+  return out;
+}
+
+}  // namespace
+
+const char* pinned_release() { return KILN_IREE_RELEASE; }
+
+std::vector<std::string> search_locations(const config::Config& config) {
+  std::vector<std::string> out;
+  if (!config.get("iree_dir").empty()) out.push_back(config.get("iree_dir") + " (" + config.origins.at("iree_dir") + ")");
+  for (const auto& p : project_candidates()) out.push_back(p.string());
+  out.push_back("PATH");
+  return out;
+}
+
+Result<Toolchain> find(const config::Config& config) {
+  const std::string& configured = config.get("iree_dir");
+  if (!configured.empty()) {
+    if (auto t = from_any(configured)) {
+      t->found_by = config.origins.at("iree_dir");
+      return *t;
+    }
+    return fail(Code::kFailedPrecondition,
+                fmt::format("iree_dir ({}) is {}, which holds no IREE compiler: expected a Python environment "
+                            "with iree-base-compiler installed, or a folder containing iree-compile",
+                            config.origins.at("iree_dir"), configured));
+  }
+  for (const auto& candidate : project_candidates()) {
+    if (auto t = from_environment(candidate)) {
+      t->found_by = "project environment";
+      return *t;
+    }
+  }
+  if (const char* path = std::getenv("PATH")) {
+    for (const auto& dir : util::split(path, ':')) {
+      if (dir.empty()) continue;
+      if (auto t = from_folder(dir)) {
+        t->found_by = "PATH";
+        return *t;
+      }
+    }
+  }
+  return fail(Code::kFailedPrecondition,
+              fmt::format("no IREE toolchain found; run scripts/setup.sh (installs IREE {} into .venv), or set "
+                          "KILN_IREE_DIR to an environment with iree-base-compiler=={} installed",
+                          pinned_release(), pinned_release()));
+}
+
+Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file) {
+  auto run = util::run_process({.argv = {tools.opt.string(), "--mlir-print-debuginfo",
+                                         "--mlir-elide-elementsattrs-if-larger=16", "--allow-unregistered-dialect",
+                                         file.string()},
+                                .timeout = std::chrono::minutes(10)});
+  if (!run) return tl::unexpected(run.error());
+  if (!run->ok()) {
+    std::string message = std::string(util::trim(run->err));
+    if (size_t cut = message.find("Stack dump:"); cut != std::string::npos) message = message.substr(0, cut);
+    if (message.size() > 2000) message = message.substr(0, 2000) + "...";
+    return fail(Code::kInvalidArgument,
+                fmt::format("iree-opt could not read it ({}): {}", util::describe_outcome(*run), util::trim(message)));
+  }
+  return std::move(run->out);
+}
+
+Result<Toolchain> find_pinned(const config::Config& config) {
+  auto t = KILN_TRY(find(config));
+  if (t.release != pinned_release()) {
+    return fail(Code::kFailedPrecondition,
+                fmt::format("the IREE compiler at {} is release {}, but this kiln knows the flags of IREE {}; "
+                            "install iree-base-compiler=={} (scripts/setup.sh does) or point KILN_IREE_DIR at it",
+                            t.compile.string(), t.release.empty() ? "unknown" : t.release, pinned_release(),
+                            pinned_release()));
+  }
+  return t;
+}
+
+}  // namespace kiln::toolchain

@@ -1,0 +1,48 @@
+// Finding the IREE toolchain and learning its version. kiln runs the real
+// binaries inside the iree-base-compiler / iree-base-runtime wheels directly,
+// not their Python entry points, so no interpreter starts per compile.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kiln/config/config.h"
+#include "kiln/util/error.h"
+
+namespace kiln::toolchain {
+
+namespace fs = std::filesystem;
+
+struct Toolchain {
+  fs::path compile;           // iree-compile
+  fs::path opt;               // iree-opt (prints bytecode as text)
+  fs::path run_module;        // iree-run-module; empty when the runtime is missing
+  fs::path benchmark_module;  // iree-benchmark-module
+  std::string release;        // the PyPI release, "3.13.0"
+  std::string build;          // the compiler's own version, "3.13.0rc20261016"
+  std::string revision;       // IREE git revision
+  std::string runtime_release;  // release of the runtime wheel, "" when missing
+  std::string found_by;       // "KILN_IREE_DIR", "config file ...", "project .venv", "PATH"
+  fs::path root;              // the environment or folder it was found in
+};
+
+// The release kiln's target table was written for.
+const char* pinned_release();
+
+// Looks in order: the iree_dir setting; the project's .venv next to the
+// kiln binary (build/kiln -> .venv) or in the working folder; PATH.
+Result<Toolchain> find(const config::Config& config);
+
+// Like find(), and also refuses a compiler of another release than the pinned
+// one, since kiln's flags are those of the pinned release.
+Result<Toolchain> find_pinned(const config::Config& config);
+
+// Prints MLIR bytecode (or generic-form text) as pretty MLIR text with
+// iree-opt, large constants elided and locations kept (they name arguments).
+Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file);
+
+// Every place find() looked, for `kiln doctor`.
+std::vector<std::string> search_locations(const config::Config& config);
+
+}  // namespace kiln::toolchain

@@ -1,0 +1,25 @@
+// Small string helpers that know nothing about kiln.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::util {
+
+std::vector<std::string> split(std::string_view text, char sep);
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+std::string_view trim(std::string_view text);
+std::string to_lower(std::string_view text);
+bool starts_with(std::string_view text, std::string_view prefix);
+
+// Levenshtein distance, for "did you mean ...?" suggestions.
+size_t edit_distance(std::string_view a, std::string_view b);
+// The candidate closest to `word`, or "" when none is close enough to be a
+// plausible typo (distance at most a third of the word's length, at least 2).
+std::string nearest(std::string_view word, const std::vector<std::string>& candidates);
+
+// Human-readable byte count: "1.5 MiB".
+std::string human_bytes(double bytes);
+
+}  // namespace kiln::util
