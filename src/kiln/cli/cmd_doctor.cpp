@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "kiln/cli/parse.h"
+#include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
@@ -91,18 +92,42 @@ void check_docker(std::vector<Check>& checks) {
     checks.push_back({"Docker", "warning",
                       (cli.empty() ? "no docker CLI on PATH and " : "CLI at " + cli + ", but ") +
                           std::string("no engine answers on ") + socket,
-                      "only needed for container compiles: start dockerd (scripts/start-dockerd.sh on a "
-                      "machine without one) or install Docker Engine"});
+                      "only needed for container compiles: start dockerd, or install Docker Engine"});
   }
+}
+
+// One check per GPU that nvidia-smi lists, saying which kiln target fits it.
+bool check_gpus(std::vector<Check>& checks) {
+  std::string smi = on_path("nvidia-smi");
+  if (smi.empty()) return false;
+  auto run = util::run_process({.argv = {smi, "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"},
+                                .timeout = std::chrono::seconds(30)});
+  if (!run || !run->ok()) return false;
+  bool any = false;
+  for (const auto& line : util::split(run->out, '\n')) {
+    auto fields = util::split(line, ',');
+    if (fields.size() != 3) continue;
+    std::string name(util::trim(fields[0])), driver(util::trim(fields[1])), cap(util::trim(fields[2]));
+    std::string sm = "sm_" + cap.substr(0, cap.find('.')) + (cap.find('.') == std::string::npos ? "" : cap.substr(cap.find('.') + 1));
+    auto target = target::resolve("cuda:" + sm);
+    checks.push_back({"GPU " + name, target ? "ok" : "warning",
+                      fmt::format("{}, driver {}{}", sm, driver, target ? "; compile with --target cuda:" + sm : ""),
+                      target ? "" : target.error().message});
+    any = true;
+  }
+  return any;
 }
 
 void check_nvidia(std::vector<Check>& checks) {
   auto version = util::read_file("/proc/driver/nvidia/version");
   void* cuda = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
   if (cuda) ::dlclose(cuda);
-  if (version || cuda) {
-    std::string first_line = version ? util::split(*version, '\n')[0] : "libcuda.so.1 loads";
-    checks.push_back({"NVIDIA driver", "ok", std::string(util::trim(first_line)), ""});
+  if (check_gpus(checks)) {
+    // nvidia-smi answered: the driver is there and each GPU has its line.
+  } else if ((version && !util::trim(*version).empty()) || cuda) {
+    std::string detail = version && !util::trim(*version).empty() ? std::string(util::trim(util::split(*version, '\n')[0]))
+                                                                : "libcuda.so.1 loads";
+    checks.push_back({"NVIDIA driver", "ok", detail, ""});
   } else {
     checks.push_back({"NVIDIA driver", "warning", "no NVIDIA kernel driver and no libcuda.so.1 on this host",
                       "CUDA modules still compile here; to run them, use a host with an NVIDIA GPU and driver "

@@ -71,7 +71,9 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
                 path.string() + ": binary data that is neither MLIR text nor MLIR bytecode (bytecode starts with 'ML\\xEFR')");
   }
   auto scanned = scan_text(bytes);
-  if (!scanned) return in_file(scanned.error());
+  // Scanner errors start with "line:col: ", so "file:line:col: ..." reads as
+  // a compiler diagnostic that editors can jump to.
+  if (!scanned) return fail(scanned.error().code, path.string() + ":" + scanned.error().message);
   if (scanned->needs_reprint) {
     auto text = printer(path);
     if (!text) return in_file(text.error());

@@ -75,6 +75,10 @@ class Scanner {
 
   char peek(size_t ahead = 0) const { return pos_ + ahead < s_.size() ? s_[pos_ + ahead] : '\0'; }
 
+  void skip_spaces() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
+  }
+
   void skip_blanks() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\r' || s_[pos_] == '\n')) ++pos_;
   }
@@ -315,8 +319,11 @@ class Scanner {
     std::string_view loc = s_.substr(start, pos_ - start);
     if (loc.size() > 2 && loc[1] == '#') return std::string(loc.substr(1, loc.size() - 2));
     if (loc.size() < 3 || loc[1] != '"') return std::string();
-    size_t end = loc.find('"', 2);
-    return end == std::string_view::npos ? std::string() : std::string(loc.substr(2, end - 2));
+    size_t saved = pos_;
+    pos_ = start + 1;
+    auto name = read_string();  // the group was scanned, so the string is closed
+    pos_ = saved;
+    return name ? std::string(*name) : std::string();
   }
 
   static std::string result_info(std::string_view attrs) {
@@ -344,12 +351,14 @@ class Scanner {
     auto type = parse_type(type_text);
     if (!type) return error_at(type_at, type.error().message + " in the signature of @" + function);
     value.type = std::move(*type);
-    skip_blanks();
+    // Stay on this line: after a declaration's single result type the next
+    // line starts a new operation.
+    skip_spaces();
     if (peek() == '{') {
       size_t attrs_at = pos_;
       KILN_TRY_STATUS(skip_group('{', '}'));
       value.name = result_info(s_.substr(attrs_at, pos_ - attrs_at));
-      skip_blanks();
+      skip_spaces();
     }
     if (s_.compare(pos_, 4, "loc(") == 0) {
       pos_ += 3;
@@ -359,7 +368,7 @@ class Scanner {
       } else if (value.name.empty()) {
         value.name = std::move(loc_name);
       }
-      skip_blanks();
+      skip_spaces();
     }
     return value;
   }
@@ -376,6 +385,7 @@ class Scanner {
       skip_blanks();
       std::string alias;
       values.push_back(KILN_TRY(list_entry(function, &alias)));
+      skip_blanks();
       if (arguments && !alias.empty()) {
         alias_uses_.push_back({result_.info.functions.size(), values.size() - 1, std::move(alias)});
       }

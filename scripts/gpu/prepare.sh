@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepares a folder to carry to a machine with an NVIDIA GPU: the kiln
+# binary, the test models compiled here for a CUDA target, their inputs,
+# and the IREE runtime wheel for that machine's Python.
+#
+# usage: scripts/gpu/prepare.sh [OUT_DIR] [TARGET] [PYTHON_VERSION]
+#   defaults: .carry  cuda:h100  3.12
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=${1:-$root/.carry}
+target=${2:-cuda:h100}
+pyver=${3:-3.12}
+# shellcheck source=scripts/toolchain.env
+. "$root/scripts/toolchain.env"
+
+mkdir -p "$out/models" "$out/modules"
+"$root/.venv/bin/python" "$root/tests/models/export_models.py" "$out/models" >/dev/null
+rm -f "$out"/models/*.expected.npz "$out"/models/*.mlirbc
+"$root/build/kiln" compile "$out"/models/*.mlir --target "$target" -o "$out/modules"
+cp "$root/build/kiln" "$out/kiln"
+if ! ls "$out"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
+  "$root/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \
+    --python-version "$pyver" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    -d "$out" "iree-base-runtime==$IREE_VERSION"
+fi
+du -sh "$out"

@@ -1,0 +1,162 @@
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "kiln/util/hash.h"
+#include "kiln/util/strings.h"
+
+namespace kiln::testing {
+namespace {
+
+class Compile : public KilnTest {
+ protected:
+  // A folder of IREE "tools" whose iree-compile is a shell script: for the
+  // outcomes the real compiler cannot be made to produce on demand (a crash,
+  // a compile that never ends). Every other test uses the real compiler.
+  fs::path fake_toolchain(const std::string& body) {
+    fs::path bin = dir() / "fake-iree";
+    write("fake-iree/iree-compile",
+          "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'IREE compiler version 3.13.0rc20261016 @ 0123abcd'; exit 0; fi\n" +
+              body);
+    ::chmod((bin / "iree-compile").c_str(), 0755);
+    return bin;
+  }
+  std::vector<std::string> staging_left(const fs::path& out) {
+    std::vector<std::string> left;
+    for (const auto& name : listing(out)) {
+      if (name.rfind(".kiln-staging-", 0) == 0) left.push_back(name);
+    }
+    return left;
+  }
+};
+
+TEST_F(Compile, CpuAndCudaModulesWithCompleteMetadata) {
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "--target", "cpu", "--target", "cuda:h100", "-o", "out"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"mlp.cpu-host.json", "mlp.cpu-host.vmfb",
+                                                              "mlp.cuda-sm_90.json", "mlp.cuda-sm_90.vmfb"}));
+  auto meta = nlohmann::json::parse(*util::read_file(dir() / "out/mlp.cuda-sm_90.json"));
+  EXPECT_EQ(meta["format"], "kiln-module-metadata");
+  EXPECT_EQ(meta["iree"]["release"], "3.13.0");
+  EXPECT_FALSE(meta["iree"]["revision"].get<std::string>().empty());
+  EXPECT_EQ(meta["target"]["spec"], "cuda:h100");
+  EXPECT_EQ(meta["target"]["arch"], "sm_90");
+  auto cmd = meta["compiler_command"];
+  EXPECT_NE(std::find(cmd.begin(), cmd.end(), "--iree-cuda-target=sm_80"), cmd.end());
+  EXPECT_EQ(meta["input"]["sha256"], *util::sha256_file(model("mlp.mlir")));
+  EXPECT_EQ(meta["output"]["sha256"], *util::sha256_file(dir() / "out/mlp.cuda-sm_90.vmfb"));
+  EXPECT_EQ(meta["output"]["size_bytes"], fs::file_size(dir() / "out/mlp.cuda-sm_90.vmfb"));
+  EXPECT_GT(meta["compile"]["wall_seconds"].get<double>(), 0);
+  EXPECT_GT(meta["compile"]["peak_rss_bytes"].get<double>(), 10e6) << "iree-compile uses more than 10 MB";
+  EXPECT_EQ(meta["functions"][0]["arguments"][0]["type"], "tensor<8x64xf32>");
+}
+
+TEST_F(Compile, ModulesFromEveryFormRunOnCpuAndMatchJax) {
+  // Every model, from text, bytecode and the portable artifact, compiled for
+  // this CPU and run by the real iree-run-module against JAX's numbers.
+  for (const char* form : {".mlir", ".mlirbc", ".vhlo.mlirbc"}) {
+    std::vector<std::string> args = {"compile", "--target", "cpu", "-o", "modules"};
+    for (const char* name : {"mlp", "gemm_f32", "gemm_bf16", "layernorm_gelu", "conv", "attention", "mixed_types"}) {
+      args.push_back(model(std::string(name) + form).string());
+    }
+    fs::remove_all(dir() / "modules");
+    Outcome r = kiln(args);
+    ASSERT_EQ(r.status, 0) << form << ": " << r.err;
+    Outcome check = run({(venv() / "bin/python").string(), std::string(KILN_SOURCE_DIR) + "/scripts/verify_modules.py",
+                     dir().string(), "--device", "local-task"});
+    EXPECT_EQ(check.status, 0) << form << ":\n" << check.out << check.err;
+    EXPECT_NE(check.out.find("mixed_types"), std::string::npos) << check.out;
+  }
+}
+
+TEST_F(Compile, VerificationCatchesAWrongModule) {
+  // The check above must be able to fail: a module built from another
+  // program under the right name gives different numbers.
+  ASSERT_EQ(kiln({"compile", model("gemm_f32.mlir").string(), "--target", "cpu", "-o", "modules", "--name", "gemm_f32"}).status, 0);
+  write("swapped.mlir",
+        "module @jit_gemm_f32 {\n  func.func public @main(%a: tensor<512x512xf32>, %b: tensor<512x512xf32>) -> tensor<512x512xf32> {\n"
+        "    %0 = stablehlo.add %a, %b : tensor<512x512xf32>\n    return %0 : tensor<512x512xf32>\n  }\n}\n");
+  ASSERT_EQ(kiln({"compile", "swapped.mlir", "--target", "cpu", "-o", "modules", "--name", "gemm_f32"}).status, 0);
+  Outcome check = run({(venv() / "bin/python").string(), std::string(KILN_SOURCE_DIR) + "/scripts/verify_modules.py",
+                   dir().string(), "--device", "local-task"});
+  EXPECT_EQ(check.status, 1) << check.out << check.err;
+  EXPECT_NE(check.out.find("MISMATCH"), std::string::npos) << check.out;
+}
+
+TEST_F(Compile, OptionsAreAppliedAndRecorded) {
+  Outcome r = kiln({"compile", model("conv.mlir").string(), "-t", "cpu:x86_64:znver3", "-o", "out", "-O", "O3",
+                "--no-data-tiling", "--json", "--", "--iree-opt-const-eval=false"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto unit = r.json()["units"][0];
+  EXPECT_EQ(unit["ok"], true);
+  auto meta = unit["record"];
+  EXPECT_EQ(meta["options"]["opt_level"], "O3");
+  EXPECT_EQ(meta["options"]["data_tiling"], false);
+  EXPECT_EQ(meta["options"]["extra_flags"], (nlohmann::json{"--iree-opt-const-eval=false"}));
+  std::string line = meta["compiler_command_line"];
+  for (const char* flag : {"--iree-opt-level=O3", "--iree-opt-data-tiling=false", "--iree-opt-const-eval=false",
+                           "--iree-llvmcpu-target-cpu=znver3", "--iree-llvmcpu-target-triple=x86_64-unknown-linux-gnu"}) {
+    EXPECT_NE(line.find(flag), std::string::npos) << flag << " missing from " << line;
+  }
+  EXPECT_TRUE(fs::exists(dir() / "out/conv.cpu-x86_64-znver3.vmfb"));
+}
+
+TEST_F(Compile, CompilerErrorsShowPositionAndLeaveNothing) {
+  write("bad.mlir",
+        "module @bad {\n  func.func public @main(%a: tensor<4xf32>, %b: tensor<4xi32>) -> tensor<4xf32> {\n"
+        "    %0 = stablehlo.add %a, %b : (tensor<4xf32>, tensor<4xi32>) -> tensor<4xf32>\n"
+        "    return %0 : tensor<4xf32>\n  }\n}\n");
+  Outcome r = kiln({"compile", "bad.mlir", "-t", "cpu", "-o", "out"});
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_NE(r.err.find("bad.mlir:3:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
+  EXPECT_TRUE(listing(dir() / "out").empty()) << "a failed compile leaves nothing";
+}
+
+TEST_F(Compile, UnsupportedTargetIsRefusedBeforeCompiling) {
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cuda:b200", "-o", "out"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("nearest working choice is cuda:sm_90"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir() / "out"));
+}
+
+TEST_F(Compile, TimeLimitKillsTheCompilerAndLeavesNothing) {
+  Outcome r = kiln({"compile", model("big_constant.mlir").string(), "-t", "cpu", "-o", "out", "--timeout", "0.05"});
+  EXPECT_EQ(r.status, 6) << r.err;
+  EXPECT_NE(r.err.find("time limit"), std::string::npos) << r.err;
+  EXPECT_TRUE(listing(dir() / "out").empty());
+}
+
+TEST_F(Compile, ACrashingCompilerIsReportedAsACrash) {
+  fs::path tools = fake_toolchain("echo 'Stack dump:' >&2\nkill -SEGV $$\n");
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"}, {"KILN_IREE_DIR=" + tools.string()});
+  EXPECT_EQ(r.status, 70) << r.err;
+  EXPECT_NE(r.err.find("crashed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("signal 11"), std::string::npos) << r.err;
+  EXPECT_TRUE(listing(dir() / "out").empty());
+}
+
+TEST_F(Compile, SigtermStopsTheCompilerAndCleansUp) {
+  fs::path tools = fake_toolchain("echo $$ > \"" + (dir() / "compiler.pid").string() + "\"\nsleep 60\n");
+  std::string script = "KILN_IREE_DIR=" + tools.string() + " " + KILN_BINARY + " compile " + model("mlp.mlir").string() +
+                       " -t cpu -o out & k=$!; while [ ! -s compiler.pid ]; do sleep 0.05; done; kill -TERM $k; "
+                       "wait $k; echo status=$?";
+  Outcome r = run({"/bin/sh", "-c", script});
+  EXPECT_NE(r.out.find("status=130"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+  EXPECT_TRUE(staging_left(dir() / "out").empty());
+  std::string pid = std::string(util::trim(*util::read_file(dir() / "compiler.pid")));
+  EXPECT_FALSE(fs::exists("/proc/" + pid)) << "the compiler process " << pid << " was left running";
+}
+
+TEST_F(Compile, OtherIreeReleaseIsRefused) {
+  fs::path tools = dir() / "old-iree";
+  write("old-iree/iree-compile", "#!/bin/sh\necho 'IREE compiler version 3.1.0rc20250101 @ 0123abcd'\n");
+  ::chmod((tools / "iree-compile").c_str(), 0755);
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu"}, {"KILN_IREE_DIR=" + tools.string()});
+  EXPECT_EQ(r.status, 4) << r.err;
+  EXPECT_NE(r.err.find("release 3.1.0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("3.13.0"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace kiln::testing

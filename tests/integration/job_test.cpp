@@ -1,0 +1,48 @@
+#include "harness.h"
+
+namespace kiln::testing {
+namespace {
+
+class Job : public KilnTest {};
+
+TEST_F(Job, CheckThenCompileAJobFile) {
+  fs::create_directories(dir() / "models");
+  fs::copy_file(model("mlp.mlir"), dir() / "models/mlp.mlir");
+  fs::copy_file(model("conv.vhlo.mlirbc"), dir() / "models/conv.vhlo.mlirbc");
+  write("jobs/job.json", R"({"version": 1,
+    "inputs": ["../models/mlp.mlir", {"path": "../models/conv.vhlo.mlirbc", "name": "convnet"}],
+    "targets": ["cpu", "cuda:a100"], "options": {"opt_level": "O2"}, "output_dir": "../artifacts"})");
+  Outcome check = kiln({"check", "jobs/job.json"});
+  ASSERT_EQ(check.status, 0) << check.err;
+  EXPECT_NE(check.out.find("OK (2 input(s) x 2 target(s)"), std::string::npos) << check.out;
+
+  Outcome r = kiln({"compile", "--job", "jobs/job.json", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.json()["units"].size(), 4u);
+  EXPECT_EQ(listing(dir() / "artifacts"),
+            (std::vector<std::string>{"convnet.cpu-host.json", "convnet.cpu-host.vmfb", "convnet.cuda-sm_80.json",
+                                      "convnet.cuda-sm_80.vmfb", "mlp.cpu-host.json", "mlp.cpu-host.vmfb",
+                                      "mlp.cuda-sm_80.json", "mlp.cuda-sm_80.vmfb"}));
+}
+
+TEST_F(Job, InvalidJobsAreRefusedWithThePath) {
+  write("job.json", R"({"version": 1, "inputs": ["x.mlir"], "targets": [42]})");
+  Outcome r = kiln({"check", "job.json"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("at /targets/0"), std::string::npos) << r.err;
+  Outcome json = kiln({"check", "job.json", "--json"});
+  EXPECT_EQ(json.json()["error"]["code"], "invalid_argument");
+  Outcome c = kiln({"compile", "--job", "job.json"});
+  EXPECT_EQ(c.status, 2);
+}
+
+TEST_F(Job, OneFailingUnitDoesNotStopTheOthers) {
+  write("bad.mlir", "module {\n  func.func @main(%a: tensor<2xf32>) -> tensor<2xi8> {\n    return %a : tensor<2xf32>\n  }\n}\n");
+  write("job.json", R"({"version": 1, "inputs": ["bad.mlir", ")" + model("mlp.mlir").string() + R"("], "targets": ["cpu"]})");
+  Outcome r = kiln({"compile", "--job", "job.json"});
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"mlp.cpu-host.json", "mlp.cpu-host.vmfb"}));
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -1,0 +1,55 @@
+"""Exports the test models to StableHLO in the three forms kiln reads.
+
+usage: export_models.py OUT_DIR [MODEL ...]
+
+For each model writes
+  NAME.mlir        MLIR text with locations (what jax.export's mlir_module() gives)
+  NAME.mlirbc      MLIR bytecode of the same module
+  NAME.vhlo.mlirbc the portable artifact (VHLO bytecode, mlir_module_serialized)
+  NAME.inputs.npz  seeded inputs arg0, arg1, ...
+  NAME.expected.npz JAX's outputs on this machine's CPU: out0, out1, ...
+"""
+import os
+import sys
+
+import jax
+import numpy as np
+from jax import export
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from models import MODELS, example_inputs  # noqa: E402
+
+
+def export_one(name, out_dir):
+    fn, specs = MODELS[name]
+    exported = export.export(jax.jit(fn))(*specs)
+    base = os.path.join(out_dir, name)
+    with open(base + ".mlir", "w") as f:
+        f.write(exported.mlir_module())
+    with open(base + ".vhlo.mlirbc", "wb") as f:
+        f.write(exported.mlir_module_serialized)
+    module = jax.jit(fn).lower(*specs).compiler_ir("stablehlo")
+    with open(base + ".mlirbc", "wb") as f:
+        module.operation.write_bytecode(f)
+    inputs = example_inputs(name)
+    np.savez(base + ".inputs.npz", **{f"arg{i}": a for i, a in enumerate(inputs)})
+    outputs = jax.jit(fn)(*inputs)
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    out_dir = sys.argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    names = sys.argv[2:] or list(MODELS)
+    for name in names:
+        if name not in MODELS:
+            sys.exit(f"unknown model {name!r}; models: {', '.join(MODELS)}")
+        export_one(name, out_dir)
+    print(f"exported {len(names)} model(s) to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Small JAX programs that kiln's tests, examples and GPU checks export to StableHLO.
+
+Each model is a function and the abstract shapes of its arguments; inputs are
+seeded so that every machine generates the same numbers.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def mlp(x, w1, b1, w2):
+    h = jax.nn.gelu(x @ w1 + b1)
+    return h @ w2
+
+
+def gemm_f32(a, b):
+    return a @ b
+
+
+def gemm_bf16(a, b):
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32).astype(jnp.bfloat16)
+
+
+def layernorm_gelu(x, gamma, beta):
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.var(x, axis=-1, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + 1e-5) * gamma + beta
+    return jax.nn.gelu(y)
+
+
+def conv(x, k1, k2):
+    dn = ("NHWC", "HWIO", "NHWC")
+    y = jax.lax.conv_general_dilated(x, k1, (1, 1), "SAME", dimension_numbers=dn)
+    y = jax.nn.relu(y)
+    y = jax.lax.conv_general_dilated(y, k2, (2, 2), "SAME", dimension_numbers=dn)
+    return jnp.mean(jax.nn.relu(y), axis=(1, 2))
+
+
+def attention(x, wq, wk, wv):
+    q, k, v = x @ wq, x @ wk, x @ wv
+    scores = jnp.einsum("bqd,bkd->bqk", q, k) / jnp.sqrt(q.shape[-1]).astype(x.dtype)
+    return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(scores, axis=-1), v)
+
+
+def mixed_types(flags, counts, scale):
+    """Several element types in one signature: i1, ui8, i32, f16."""
+    picked = jnp.where(flags, counts.astype(jnp.int32), 0)
+    return picked.sum(), (scale * 2).astype(jnp.float16)
+
+
+def _s(shape, dtype=jnp.float32):
+    return jax.ShapeDtypeStruct(shape, dtype)
+
+
+MODELS = {
+    "mlp": (mlp, [_s((8, 64)), _s((64, 128)), _s((128,)), _s((128, 16))]),
+    "gemm_f32": (gemm_f32, [_s((512, 512)), _s((512, 512))]),
+    "gemm_bf16": (gemm_bf16, [_s((512, 512), jnp.bfloat16), _s((512, 512), jnp.bfloat16)]),
+    "layernorm_gelu": (layernorm_gelu, [_s((16, 256)), _s((256,)), _s((256,))]),
+    "conv": (conv, [_s((2, 32, 32, 3)), _s((3, 3, 3, 16)), _s((3, 3, 16, 32))]),
+    "attention": (attention, [_s((2, 64, 64)), _s((64, 64)), _s((64, 64)), _s((64, 64))]),
+    "mixed_types": (mixed_types, [_s((16,), jnp.bool_), _s((16,), jnp.uint8), _s((4,), jnp.float16)]),
+}
+
+
+def example_inputs(name, seed=0):
+    """Seeded inputs for a model, as numpy arrays of the declared dtypes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in MODELS[name][1]:
+        dtype = np.dtype(spec.dtype)
+        if dtype == np.bool_:
+            out.append(rng.integers(0, 2, spec.shape).astype(np.bool_))
+        elif np.issubdtype(dtype, np.integer):
+            out.append(rng.integers(0, 100, spec.shape).astype(dtype))
+        else:
+            out.append((rng.standard_normal(spec.shape).astype(np.float32) * 0.5).astype(dtype))
+    return out
+
+
+_BIG = np.random.default_rng(7).standard_normal((1024, 2048)).astype(np.float32)
+
+
+def big_constant(x):
+    """An 8 MB weight baked into the program as a dense constant."""
+    return x @ _BIG
+
+
+MODELS["big_constant"] = (big_constant, [_s((4, 1024))])

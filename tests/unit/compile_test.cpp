@@ -1,0 +1,60 @@
+#include "kiln/compile/compile.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln::compile {
+
+TEST(Compile, DefaultNameStripsStableHloExtensions) {
+  EXPECT_EQ(default_name("dir/model.mlir"), "model");
+  EXPECT_EQ(default_name("model.vhlo.mlirbc"), "model");
+  EXPECT_EQ(default_name("resnet50.stablehlo.bc"), "resnet50");
+  EXPECT_EQ(default_name("v1.2.mlir"), "v1.2");
+}
+
+TEST(Compile, OptionFlags) {
+  Options o;
+  o.opt_level = "O3";
+  o.data_tiling = false;
+  o.extra_flags = {"--iree-opt-const-eval=false"};
+  EXPECT_EQ(option_flags(o), (std::vector<std::string>{"--iree-opt-level=O3", "--iree-opt-data-tiling=false",
+                                                        "--iree-opt-const-eval=false"}));
+  EXPECT_TRUE(option_flags(Options{}).empty());
+}
+
+TEST(Compile, ValidateRejectsBadOptions) {
+  Options level;
+  level.opt_level = "O7";
+  EXPECT_FALSE(validate(level));
+  Options output;
+  output.extra_flags = {"-o"};
+  EXPECT_FALSE(validate(output));
+  Options bare;
+  bare.extra_flags = {"iree-opt-level=O2"};
+  EXPECT_FALSE(validate(bare));
+  Options good;
+  good.opt_level = "O2";
+  good.extra_flags = {"--mlir-timing"};
+  EXPECT_TRUE(validate(good));
+}
+
+TEST(Compile, DiagnosticsKeepErrorsWithPositionsAndDropStackDumps) {
+  std::string err =
+      "model.mlir:12:5: error: 'stablehlo.add' op requires the same type for all operands\n"
+      "    %0 = stablehlo.add %a, %b : tensor<2xf32>\n"
+      "    ^\n"
+      "model.mlir:3:1: note: called from\n"
+      "model.mlir:20:1: warning: unused\n"
+      "Stack dump:\n0. Program arguments: iree-compile\n";
+  std::string s = summarize_diagnostics(err);
+  EXPECT_NE(s.find("model.mlir:12:5: error: 'stablehlo.add'"), std::string::npos);
+  EXPECT_NE(s.find("^"), std::string::npos);
+  EXPECT_NE(s.find("note: called from"), std::string::npos);
+  EXPECT_EQ(s.find("warning"), std::string::npos);
+  EXPECT_EQ(s.find("Program arguments"), std::string::npos);
+}
+
+TEST(Compile, DiagnosticsWithoutPositionsKeepFirstLines) {
+  EXPECT_EQ(summarize_diagnostics("<unknown>:0: something odd\nStack dump:\nx\n"), "<unknown>:0: something odd");
+}
+
+}  // namespace kiln::compile

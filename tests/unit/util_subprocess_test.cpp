@@ -1,0 +1,70 @@
+#include "kiln/util/subprocess.h"
+
+#include <csignal>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "kiln/util/file.h"
+
+namespace kiln::util {
+
+TEST(Subprocess, CapturesOutputAndStatus) {
+  auto r = run_process({.argv = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+  EXPECT_EQ(r->exit_status, 3);
+  EXPECT_FALSE(r->ok());
+  EXPECT_EQ(describe_outcome(*r), "exited with status 3");
+}
+
+TEST(Subprocess, LargeOutputOnBothStreamsDoesNotDeadlock) {
+  auto r = run_process({.argv = {"/bin/sh", "-c", "head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out.size(), 3000000u);
+  EXPECT_EQ(r->err.size(), 3000000u);
+}
+
+TEST(Subprocess, StdinIsDevNull) {
+  auto r = run_process({.argv = {"/bin/cat"}, .timeout = std::chrono::seconds(5)});
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->ok());
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(Subprocess, TimeoutKillsTheWholeProcessGroup) {
+  auto dir = TempDir::create(temp_root(), "kiln-sub-");
+  ASSERT_TRUE(dir);
+  auto marker = dir->path() / "grandchild-survived";
+  // The grandchild would write the marker after 2 s if it were not killed.
+  std::string script = "(sleep 2; touch " + marker.string() + ") & sleep 30";
+  auto r = run_process({.argv = {"/bin/sh", "-c", script}, .timeout = std::chrono::milliseconds(300)});
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_LT(r->wall_seconds, 5.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(Subprocess, ReportsCrashSignal) {
+  auto r = run_process({.argv = {"/bin/sh", "-c", "kill -SEGV $$"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->term_signal, SIGSEGV);
+  EXPECT_NE(describe_outcome(*r).find("signal 11"), std::string::npos);
+}
+
+TEST(Subprocess, MissingProgramIsNotFound) {
+  auto r = run_process({.argv = {"/nonexistent/tool"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kNotFound);
+  EXPECT_NE(r.error().message.find("/nonexistent/tool"), std::string::npos);
+}
+
+TEST(Subprocess, MeasuresPeakMemory) {
+  auto r = run_process({.argv = {"/bin/sh", "-c", "true"}});
+  ASSERT_TRUE(r);
+  EXPECT_GT(r->peak_rss_kib, 0);
+}
+
+}  // namespace kiln::util
