@@ -15,8 +15,10 @@ pyver=${3:-3.12}
 
 mkdir -p "$out/models" "$out/modules"
 "$root/.venv/bin/python" "$root/tests/models/export_models.py" "$out/models" >/dev/null
-rm -f "$out"/models/*.expected.npz "$out"/models/*.mlirbc
+# Only the text forms travel (the carried folder is size-limited).
+rm -f "$out"/models/*.npz "$out"/models/*.mlirbc
 "$root/build/kiln" compile "$out"/models/*.mlir --target "$target" -o "$out/modules"
+rm -f "$out/models/big_constant.mlir"
 cp "$root/build/kiln" "$out/kiln"
 if ! ls "$out"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
   "$root/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \

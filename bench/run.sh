@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs kiln's benchmarks and prints their figures (see docs/benchmarks.md).
+# usage: bench/run.sh   (after scripts/setup.sh)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "== scanner and inspect path, in process (Google Benchmark) =="
+build/bench/kiln_inspect_perftest --benchmark_min_time=1
+echo
+echo "== kiln against the bare IREE tools =="
+.venv/bin/python tests/models/export_models.py "$work" conv >/dev/null
+.venv/bin/python bench/make_big_export.py "$work/big.mlir" 100
+.venv/bin/python bench/compile_overhead.py build/kiln "$work/conv.mlir" "$work/big.mlir" 7
