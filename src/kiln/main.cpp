@@ -13,7 +13,7 @@ namespace {
 void usage(std::ostream& out) {
   out << "kiln " << KILN_VERSION << ": compile StableHLO into IREE modules (IREE " << KILN_IREE_RELEASE << ")\n\n"
       << "usage: kiln <command> [options]   (kiln <command> --help for its options)\n\ncommands:\n";
-  for (const auto& c : kiln::cli::commands()) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const auto& c : kiln::cli::commands()) out << "  " << c.name << std::string(11 - std::strlen(c.name), ' ') << c.summary << "\n";
 }
 
 bool wants_json(const std::vector<std::string>& args) {

@@ -48,6 +48,9 @@ bool socket_answers(const std::string& path) {
   return ok;
 }
 
+void check_compiler(const toolchain::Toolchain& tools, std::vector<Check>& checks);
+void check_runtime(const toolchain::Toolchain& tools, std::vector<Check>& checks);
+
 void check_toolchain(const config::Config& config, std::vector<Check>& checks) {
   auto tools = toolchain::find(config);
   if (!tools) {
@@ -56,6 +59,18 @@ void check_toolchain(const config::Config& config, std::vector<Check>& checks) {
                       "iree-base-compiler==" + std::string(toolchain::pinned_release())});
     return;
   }
+  if (tools->compile.empty()) {
+    checks.push_back({"IREE compiler", "error",
+                      "not installed: " + tools->root.string() + " holds only the runtime (modules can run here)",
+                      "to compile here, install iree-base-compiler==" + std::string(toolchain::pinned_release())});
+  } else {
+    check_compiler(*tools, checks);
+  }
+  check_runtime(*tools, checks);
+}
+
+void check_compiler(const toolchain::Toolchain& t, std::vector<Check>& checks) {
+  const toolchain::Toolchain* tools = &t;
   bool pinned = tools->release == toolchain::pinned_release();
   checks.push_back({"IREE compiler", pinned ? "ok" : "error",
                     fmt::format("release {} (build {}, revision {}) at {}, found by {}", tools->release, tools->build,
@@ -68,12 +83,16 @@ void check_toolchain(const config::Config& config, std::vector<Check>& checks) {
                       run ? util::describe_outcome(*run) + ": " + std::string(util::trim(run->err)) : run.error().message,
                       "reinstall the toolchain: rm -rf .venv && scripts/setup.sh"});
   }
+}
+
+void check_runtime(const toolchain::Toolchain& t, std::vector<Check>& checks) {
+  const toolchain::Toolchain* tools = &t;
   if (tools->run_module.empty()) {
     checks.push_back({"IREE runtime", "warning", "iree-base-runtime is not installed next to the compiler",
                       "pip install iree-base-runtime==" + std::string(toolchain::pinned_release()) +
                           " (needed to run and benchmark modules)"});
   } else {
-    bool same = tools->runtime_release == tools->release;
+    bool same = tools->compile.empty() || tools->runtime_release == tools->release;
     checks.push_back({"IREE runtime", same ? "ok" : "error",
                       fmt::format("release {} at {}", tools->runtime_release, tools->run_module.parent_path().string()),
                       same ? "" : "install the same release of iree-base-runtime as the compiler: modules only load "

@@ -19,7 +19,7 @@ Result<int> run_targets(Context& context) {
   // Ask the installed compiler which backends it was built with, so the list
   // says what this installation can do, not only what the release could.
   std::vector<std::string> backends;
-  if (auto tools = toolchain::find(context.config)) {
+  if (auto tools = toolchain::find(context.config); tools && !tools->compile.empty()) {
     auto run = util::run_process({.argv = {tools->compile.string(), "--iree-hal-list-target-backends"},
                                   .timeout = std::chrono::seconds(60)});
     if (run && run->ok()) {

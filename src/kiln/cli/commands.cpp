@@ -18,6 +18,9 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"inspect", "describe a StableHLO file: module, dialects, function signatures", run_inspect},
       {"compile", "compile StableHLO into IREE modules (.vmfb) for one or more targets", run_compile},
+      {"run", "run a compiled module once on given or seeded inputs; save inputs and outputs as .npy", run_run},
+      {"validate", "check a module's outputs against expected ones or another build (exit 1 on mismatch)", run_validate},
+      {"bench", "measure a module's latency (p50/p90/p99, throughput); compare reports for CI gates", run_bench},
       {"check", "validate a job file against the job schema without compiling", run_check},
       {"schema", "print the JSON Schema of job files", run_schema},
       {"targets", "list the targets the pinned IREE release supports", run_targets},

@@ -33,6 +33,9 @@ Result<int> run_check(Context& context);
 Result<int> run_schema(Context& context);
 Result<int> run_targets(Context& context);
 Result<int> run_doctor(Context& context);
+Result<int> run_run(Context& context);
+Result<int> run_validate(Context& context);
+Result<int> run_bench(Context& context);
 
 
 }  // namespace kiln::cli

@@ -357,7 +357,19 @@ class Scanner {
     if (peek() == '{') {
       size_t attrs_at = pos_;
       KILN_TRY_STATUS(skip_group('{', '}'));
-      value.name = result_info(s_.substr(attrs_at, pos_ - attrs_at));
+      std::string_view attrs = s_.substr(attrs_at, pos_ - attrs_at);
+      value.name = result_info(attrs);
+      // IREE's reflection keeps the source type of a value whose storage
+      // type differs: "tensor<16xi8> {iree.abi.encoding = tensor<16xui8>}".
+      static constexpr std::string_view kEncoding = "iree.abi.encoding = ";
+      if (size_t at = attrs.find(kEncoding); at != std::string_view::npos) {
+        size_t end = attrs.find('>', at);
+        if (end != std::string_view::npos) {
+          if (auto encoded = parse_type(attrs.substr(at + kEncoding.size(), end + 1 - at - kEncoding.size()))) {
+            value.type = std::move(*encoded);
+          }
+        }
+      }
       skip_spaces();
     }
     if (s_.compare(pos_, 4, "loc(") == 0) {

@@ -29,6 +29,8 @@ fs::path self_dir() {
 // <venv>/lib/python3.X/site-packages, or "" when `root` is no Python env.
 fs::path site_packages(const fs::path& root) {
   std::error_code ec;
+  // A folder the wheels were unpacked into (pip install --target DIR).
+  if (fs::is_directory(root / "iree", ec)) return root;
   fs::path lib = root / "lib";
   if (!fs::is_directory(lib, ec)) return {};
   for (const auto& entry : fs::directory_iterator(lib, ec)) {
@@ -70,14 +72,21 @@ std::optional<Toolchain> from_environment(const fs::path& root) {
   fs::path runtime_libs = sp / "iree/_runtime_libs";
   t.compile = compiler_libs / "iree-compile";
   t.opt = compiler_libs / "iree-opt";
-  if (!is_executable(t.compile)) return std::nullopt;
-  if (is_executable(runtime_libs / "iree-run-module")) {
+  bool has_runtime = is_executable(runtime_libs / "iree-run-module");
+  if (!is_executable(t.compile)) {
+    // A runtime-only environment (a deployment host) can still run modules.
+    if (!has_runtime) return std::nullopt;
+    t.compile.clear();
+    t.opt.clear();
+  }
+  if (has_runtime) {
     t.run_module = runtime_libs / "iree-run-module";
     t.benchmark_module = runtime_libs / "iree-benchmark-module";
     t.runtime_release = dist_release(sp, "iree_base_runtime");
   }
   t.release = dist_release(sp, "iree_base_compiler");
-  read_version_py(sp / "iree/compiler/version.py", t.build, t.revision);
+  read_version_py(sp / (t.compile.empty() ? "iree/_runtime_libs/version.py" : "iree/compiler/version.py"), t.build,
+                  t.revision);
   t.root = root;
   return t;
 }
@@ -174,6 +183,10 @@ Result<Toolchain> find(const config::Config& config) {
 }
 
 Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file) {
+  if (tools.opt.empty()) {
+    return fail(Code::kFailedPrecondition, fmt::format("reading MLIR bytecode needs iree-opt from iree-base-compiler=={}, "
+                                                       "which is not installed in {}", pinned_release(), tools.root.string()));
+  }
   auto run = util::run_process({.argv = {tools.opt.string(), "--mlir-print-debuginfo",
                                          "--mlir-elide-elementsattrs-if-larger=16", "--allow-unregistered-dialect",
                                          file.string()},
@@ -189,8 +202,25 @@ Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file) 
   return std::move(run->out);
 }
 
+Result<Toolchain> find_runtime(const config::Config& config) {
+  auto t = KILN_TRY(find(config));
+  if (t.run_module.empty()) {
+    return fail(Code::kFailedPrecondition,
+                fmt::format("the IREE runtime tools are missing from {}; install iree-base-runtime=={} next to the "
+                            "compiler (scripts/setup.sh does)",
+                            t.root.string(), t.release.empty() ? pinned_release() : t.release));
+  }
+  return t;
+}
+
 Result<Toolchain> find_pinned(const config::Config& config) {
   auto t = KILN_TRY(find(config));
+  if (t.compile.empty()) {
+    return fail(Code::kFailedPrecondition,
+                fmt::format("{} holds only the IREE runtime; compiling needs iree-base-compiler=={} (scripts/setup.sh "
+                            "installs it)",
+                            t.root.string(), pinned_release()));
+  }
   if (t.release != pinned_release()) {
     return fail(Code::kFailedPrecondition,
                 fmt::format("the IREE compiler at {} is release {}, but this kiln knows the flags of IREE {}; "

@@ -15,7 +15,7 @@ namespace kiln::toolchain {
 namespace fs = std::filesystem;
 
 struct Toolchain {
-  fs::path compile;           // iree-compile
+  fs::path compile;           // iree-compile; empty in a runtime-only environment
   fs::path opt;               // iree-opt (prints bytecode as text)
   fs::path run_module;        // iree-run-module; empty when the runtime is missing
   fs::path benchmark_module;  // iree-benchmark-module
@@ -37,6 +37,10 @@ Result<Toolchain> find(const config::Config& config);
 // Like find(), and also refuses a compiler of another release than the pinned
 // one, since kiln's flags are those of the pinned release.
 Result<Toolchain> find_pinned(const config::Config& config);
+
+// Like find(), and requires the runtime tools (iree-run-module,
+// iree-benchmark-module); a runtime-only environment is enough.
+Result<Toolchain> find_runtime(const config::Config& config);
 
 // Prints MLIR bytecode (or generic-form text) as pretty MLIR text with
 // iree-opt, large constants elided and locations kept (they name arguments).

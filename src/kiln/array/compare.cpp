@@ -1,0 +1,69 @@
+#include "kiln/array/compare.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace kiln::array {
+
+Tolerance default_tolerance(const std::string& element) {
+  std::string e = element;
+  if (e == "complex<f32>") e = "f32";
+  if (e == "complex<f64>") e = "f64";
+  if (e == "f64") return {1e-9, 1e-7};
+  if (e == "f32") return {1e-5, 1e-4};
+  if (e == "f16") return {1e-3, 1e-2};
+  if (e == "bf16") return {1e-2, 2e-2};
+  if (is_float(e)) return {1e-1, 2.5e-1};  // the f8 types: 2 or 3 mantissa bits
+  return {0, 0};
+}
+
+namespace {
+
+bool element_matches(double g, double w, const Tolerance& t, bool exact, NanPolicy nans) {
+  if (std::isnan(g) || std::isnan(w)) return nans == NanPolicy::kEqual && std::isnan(g) && std::isnan(w);
+  if (std::isinf(g) || std::isinf(w)) return g == w;
+  if (exact) return g == w;
+  return std::fabs(g - w) <= t.atol + t.rtol * std::fabs(w);
+}
+
+}  // namespace
+
+Comparison compare(const Array& got, const Array& want, Tolerance tolerance, NanPolicy nans) {
+  Comparison c;
+  c.tolerance = tolerance;
+  if (got.element != want.element) {
+    c.problem = fmt::format("element type {} where {} was expected", got.element, want.element);
+    return c;
+  }
+  if (got.shape != want.shape) {
+    c.problem = fmt::format("shape ({}) where ({}) was expected", got.shape_text(), want.shape_text());
+    return c;
+  }
+  bool exact = !is_float(got.element) && !is_complex(got.element);
+  if (exact) c.tolerance = {0, 0};
+  c.count = got.count();
+  for (int64_t i = 0; i < c.count; ++i) {
+    double g = element_value(got, i), w = element_value(want, i);
+    double gi = element_imag(got, i), wi = element_imag(want, i);
+    bool ok = element_matches(g, w, c.tolerance, exact, nans) && element_matches(gi, wi, c.tolerance, exact, nans);
+    if (std::isfinite(g) && std::isfinite(w)) {
+      double err = std::hypot(g - w, gi - wi);
+      c.max_abs_error = std::max(c.max_abs_error, err);
+      double mag = std::hypot(w, wi);
+      if (mag > 0) c.max_rel_error = std::max(c.max_rel_error, err / mag);
+    }
+    if (!ok) {
+      if (c.first_mismatch < 0) {
+        c.first_mismatch = i;
+        c.got_at_first = g;
+        c.want_at_first = w;
+      }
+      ++c.mismatches;
+    }
+  }
+  c.passed = c.mismatches == 0;
+  return c;
+}
+
+}  // namespace kiln::array

@@ -1,0 +1,43 @@
+// Comparing an output with its expected value, the way `kiln validate` does:
+// per-element |got - want| <= atol + rtol * |want| for floating point, exact
+// equality for integers and booleans, and explicit rules for NaN and Inf.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kiln/array/array.h"
+
+namespace kiln::array {
+
+struct Tolerance {
+  double atol = 0;
+  double rtol = 0;
+};
+
+// Defaults by element type: loose enough for GPU-vs-CPU reductions of the
+// same program, tight enough to catch a wrong result. Integers: exact.
+Tolerance default_tolerance(const std::string& element);
+
+enum class NanPolicy {
+  kEqual,  // NaN where the reference has NaN passes; NaN elsewhere fails
+  kFail,   // any NaN in the output fails
+};
+
+struct Comparison {
+  bool passed = false;
+  std::string problem;       // set when the arrays cannot be compared (shape, type)
+  int64_t count = 0;
+  int64_t mismatches = 0;
+  double max_abs_error = 0;  // over finite element pairs
+  double max_rel_error = 0;  // |got - want| / |want| over finite pairs with want != 0
+  int64_t first_mismatch = -1;  // flat index
+  double got_at_first = 0;
+  double want_at_first = 0;
+  Tolerance tolerance;
+};
+
+// Compares element by element; `tolerance` is ignored for integer types.
+Comparison compare(const Array& got, const Array& want, Tolerance tolerance, NanPolicy nans);
+
+}  // namespace kiln::array

@@ -1,0 +1,132 @@
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "kiln/array/compare.h"
+#include "kiln/cli/parse.h"
+#include "kiln/cli/run_common.h"
+#include "kiln/runtime/runner.h"
+#include "kiln/toolchain/toolchain.h"
+#include "kiln/util/file.h"
+
+namespace kiln::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json comparison_json(size_t i, const mlir::Value& v, const array::Array& got, const array::Comparison& c) {
+  nlohmann::json j = {{"index", i}, {"name", v.name}, {"element_type", got.element}, {"shape", got.shape},
+                      {"passed", c.passed}, {"count", c.count}, {"mismatches", c.mismatches},
+                      {"max_abs_error", c.max_abs_error}, {"max_rel_error", c.max_rel_error},
+                      {"atol", c.tolerance.atol}, {"rtol", c.tolerance.rtol}};
+  if (!c.problem.empty()) j["problem"] = c.problem;
+  if (c.first_mismatch >= 0) {
+    j["first_mismatch"] = {{"index", array::index_text(got.shape, c.first_mismatch)}, {"got", c.got_at_first},
+                           {"expected", c.want_at_first}};
+  }
+  return j;
+}
+
+}  // namespace
+
+Result<int> run_validate(Context& context) {
+  CLI::App app{"Check a module's outputs against expected outputs (--expected), or against another build of the\n"
+               "same program on the same inputs (--against). Exit 0: all outputs match; 1: a mismatch.",
+               "validate"};
+  std::string module, function, device, against, against_device, expected_npz, nan_rule = "equal", report_file;
+  std::vector<std::string> expected_npy;
+  std::optional<double> atol, rtol;
+  double timeout = 600;
+  bool json = false;
+  InputOptions inputs;
+  app.add_option("module", module, "compiled module (.vmfb)")->required();
+  app.add_option("--function", function, "function (default: the one public function)");
+  app.add_option("--device", device, "device for MODULE (default: its target's)");
+  app.add_option("--expected", expected_npy, "expected outputs: one .npz, or .npy files in output order");
+  app.add_option("--against", against, "another module of the same program: compare the two on the same inputs");
+  app.add_option("--against-device", against_device, "device for --against (default: its target's)");
+  add_input_options(app, inputs);
+  app.add_option("--atol", atol, "absolute tolerance for floating-point outputs (default: by element type)");
+  app.add_option("--rtol", rtol, "relative tolerance for floating-point outputs (default: by element type)");
+  app.add_option("--nan", nan_rule, "equal: NaN must be where the reference has NaN; fail: any NaN fails")
+      ->check(CLI::IsMember({"equal", "fail"}));
+  app.add_option("--report", report_file, "write the JSON report to this file");
+  app.add_option("--timeout", timeout, "time limit per run in seconds (default 600)");
+  app.add_flag("--json", json, "print the JSON report");
+  if (KILN_TRY(parse_args(app, context))) return 0;
+  if (expected_npy.empty() == against.empty()) {
+    return fail(Code::kInvalidArgument, "give either --expected FILE(s) or --against OTHER.vmfb");
+  }
+  if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
+
+  auto tools = KILN_TRY(toolchain::find_runtime(context.config));
+  auto sig = KILN_TRY(runtime::load(module, function, tools));
+  std::optional<runtime::ModuleSignature> other;
+  std::vector<array::Array> expected;
+  if (!against.empty()) {
+    other = KILN_TRY(runtime::load(against, sig.function, tools));
+  } else {
+    bool one_npz = expected_npy.size() == 1 && fs::path(expected_npy[0]).extension() == ".npz";
+    expected = KILN_TRY(read_values(one_npz ? std::vector<std::string>{} : expected_npy,
+                                    one_npz ? expected_npy[0] : "", sig.outputs, "output"));
+    if (inputs.input_files.empty() && inputs.inputs_archive.empty()) {
+      return fail(Code::kInvalidArgument, "--expected outputs belong to particular inputs: give them with --inputs "
+                                          "FILE.npz or --input FILE.npy (kiln run saves the inputs it used)");
+    }
+  }
+  auto values = KILN_TRY(gather_inputs(sig, inputs));
+  auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-validate-"));
+  auto limit = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  fs::create_directories(scratch.path() / "a");
+  fs::create_directories(scratch.path() / "b");
+  runtime::RunSpec spec{sig, choose_device(device, sig), values, scratch.path() / "a", limit};
+  auto got = KILN_TRY(runtime::run(tools, spec));
+  std::string reference = "expected outputs";
+  if (other) {
+    runtime::RunSpec other_spec{*other, choose_device(against_device, *other), values, scratch.path() / "b", limit};
+    expected = KILN_TRY(runtime::run(tools, other_spec));
+    reference = fmt::format("{} on {}", against, other_spec.device);
+  }
+  if (got.size() != expected.size()) {
+    return fail(Code::kInvalidArgument, fmt::format("the module returned {} output(s), the reference has {}", got.size(), expected.size()));
+  }
+
+  auto nans = nan_rule == "fail" ? array::NanPolicy::kFail : array::NanPolicy::kEqual;
+  bool passed = true;
+  nlohmann::json outputs = nlohmann::json::array();
+  std::string summary;
+  for (size_t i = 0; i < got.size(); ++i) {
+    auto tol = array::default_tolerance(got[i].element);
+    if (atol) tol.atol = *atol;
+    if (rtol) tol.rtol = *rtol;
+    auto c = array::compare(got[i], expected[i], tol, nans);
+    passed &= c.passed;
+    outputs.push_back(comparison_json(i, sig.outputs[i], got[i], c));
+    std::string label = sig.outputs[i].name.empty() ? fmt::format("output {}", i) : fmt::format("output {} ({})", i, sig.outputs[i].name);
+    if (!c.problem.empty()) {
+      summary += fmt::format("  FAIL  {}: {}\n", label, c.problem);
+    } else {
+      summary += fmt::format("  {}  {}: {} {}; max abs err {:.3g}, max rel err {:.3g}; {} of {} mismatch{}\n",
+                             c.passed ? "ok  " : "FAIL", label, got[i].element, got[i].shape_text(), c.max_abs_error,
+                             c.max_rel_error, c.mismatches, c.count,
+                             c.first_mismatch >= 0 ? fmt::format(" (first at {}: got {:.6g}, expected {:.6g})",
+                                                                 array::index_text(got[i].shape, c.first_mismatch),
+                                                                 c.got_at_first, c.want_at_first)
+                                                   : "");
+    }
+  }
+  nlohmann::json report = {{"format", "kiln-validation-report"}, {"format_version", 1}, {"passed", passed},
+                           {"module", module}, {"function", sig.function}, {"device", spec.device},
+                           {"reference", reference}, {"nan_rule", nan_rule}, {"outputs", outputs}};
+  if (!report_file.empty()) KILN_TRY_STATUS(util::write_file_atomic(report_file, report.dump(2) + "\n"));
+  if (json) {
+    std::cout << report.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("{}: @{} on {} against {}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function, spec.device,
+                             reference, summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
+  }
+  return passed ? 0 : 1;
+}
+
+}  // namespace kiln::cli

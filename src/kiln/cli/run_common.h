@@ -1,0 +1,44 @@
+// What `kiln run`, `validate` and `bench` share: finding the runtime, reading
+// the module's signature, and gathering inputs (files, or seeded values).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kiln/array/array.h"
+#include "kiln/cli/commands.h"
+#include "kiln/runtime/module.h"
+
+namespace kiln::cli {
+
+struct InputOptions {
+  std::vector<std::string> input_files;  // --input a.npy (in argument order)
+  std::string inputs_archive;            // --inputs in.npz
+  std::vector<std::string> shapes;       // --shape 0=4x8 or --shape x=4x8, for dynamic dimensions
+  uint64_t seed = 0;
+};
+
+// Adds --input, --inputs, --shape and --seed to a command.
+void add_input_options(CLI::App& app, InputOptions& options);
+
+// Inputs from files (checked against the signature, raw bf16/f8 given their
+// types) or, with no files, seeded values of the signature's shapes.
+Result<std::vector<array::Array>> gather_inputs(const runtime::ModuleSignature& sig, const InputOptions& options);
+
+// Arrays from .npz (archive order, or by argument name when every name
+// matches) or a list of .npy files, typed by `values`.
+Result<std::vector<array::Array>> read_values(const std::vector<std::string>& npy_files, const std::string& npz,
+                                              const std::vector<mlir::Value>& values, const char* what);
+
+// --device, else the device kiln's metadata names, else the local CPU.
+std::string choose_device(const std::string& flag, const runtime::ModuleSignature& sig);
+
+// Saves arrays as PREFIX0.npy, PREFIX1.npy, ... in `dir`.
+Status save_arrays(const std::filesystem::path& dir, const std::string& prefix, const std::vector<array::Array>& arrays);
+
+// One line about an array: "f32 [8, 16]  min -1.2  max 3.4  mean 0.01".
+std::string summarize(const array::Array& a);
+
+}  // namespace kiln::cli

@@ -1,0 +1,152 @@
+#include "kiln/runtime/module.h"
+
+#include <regex>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kiln/mlir/scanner.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+#include "kiln/util/subprocess.h"
+
+namespace kiln::runtime {
+namespace {
+
+Result<mlir::ValueType> type_from_json(const nlohmann::json& value) {
+  return mlir::parse_type(value.at("type").get<std::string>());
+}
+
+Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& meta_path, const std::string& function) {
+  auto text = util::read_file(meta_path);
+  if (!text) return tl::unexpected(text.error());
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(*text);
+  } catch (const std::exception& e) {
+    return fail(Code::kInvalidArgument, meta_path.string() + ": not valid JSON: " + e.what());
+  }
+  if (meta.value("format", "") != "kiln-module-metadata") {
+    return fail(Code::kInvalidArgument, meta_path.string() + ": not kiln module metadata");
+  }
+  if (meta.value("format_version", 0) != 1) {
+    return fail(Code::kInvalidArgument, fmt::format("{}: metadata format version {} is not known to this kiln (1 is)",
+                                                    meta_path.string(), meta.value("format_version", 0)));
+  }
+  ModuleSignature sig;
+  sig.path = module;
+  sig.source = "kiln metadata";
+  sig.iree_release = meta["iree"].value("release", "");
+  sig.default_device = meta["target"].value("runtime_device", "");
+  std::vector<std::string> publics;
+  for (const auto& f : meta["functions"]) {
+    if (f.value("visibility", "") != "public") continue;
+    publics.push_back(f["name"]);
+    if (!function.empty() && f["name"] != function) continue;
+    if (function.empty() && publics.size() > 1) continue;
+    sig.function = f["name"];
+    sig.inputs.clear();
+    sig.outputs.clear();
+    for (const auto& a : f["arguments"]) sig.inputs.push_back({a.value("name", ""), KILN_TRY(type_from_json(a))});
+    for (const auto& r : f["results"]) sig.outputs.push_back({r.value("name", ""), KILN_TRY(type_from_json(r))});
+  }
+  if (function.empty() && publics.size() > 1) {
+    return fail(Code::kInvalidArgument, fmt::format("{} has {} public functions ({}); choose one with --function",
+                                                    module.string(), publics.size(), util::join(publics, ", ")));
+  }
+  if (sig.function.empty()) {
+    return fail(Code::kNotFound, fmt::format("{} has no public function{}{}", module.string(),
+                                             function.empty() ? "" : " @" + function,
+                                             publics.empty() ? "" : "; it has: " + util::join(publics, ", ")));
+  }
+  return sig;
+}
+
+// iree-dump-module prints "iree.abi.declaration: sync func @main(%input0: tensor<..>, ...) -> (...)".
+Result<ModuleSignature> from_reflection(const fs::path& module, const std::string& function,
+                                        const toolchain::Toolchain& tools) {
+  fs::path dump = tools.run_module.parent_path() / "iree-dump-module";
+  auto run = util::run_process({.argv = {dump.string(), module.string()}, .timeout = std::chrono::minutes(2)});
+  if (!run) return tl::unexpected(run.error());
+  if (!run->ok()) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{} is not a module that this runtime (IREE {}) can read: {}", module.string(),
+                            tools.runtime_release, util::trim(run->err.substr(0, 1000))));
+  }
+  static const std::regex decl(R"(iree\.abi\.declaration: (?:sync |async )?func (@[^\n]*))");
+  std::string text;
+  for (auto it = std::sregex_iterator(run->out.begin(), run->out.end(), decl); it != std::sregex_iterator(); ++it) {
+    text += "func.func public " + (*it)[1].str() + " {\n}\n";
+  }
+  auto scanned = mlir::scan_text(text);
+  if (text.empty() || !scanned) {
+    return fail(Code::kInvalidArgument, module.string() + " has no function signatures in its reflection "
+                                                            "metadata; give kiln's metadata file next to it");
+  }
+  ModuleSignature sig;
+  sig.path = module;
+  sig.source = "module reflection";
+  std::vector<std::string> names;
+  for (const auto& f : scanned->info.functions) names.push_back(f.name);
+  const mlir::Function* chosen = nullptr;
+  if (!function.empty()) {
+    chosen = scanned->info.find(function);
+  } else if (scanned->info.functions.size() == 1) {
+    chosen = &scanned->info.functions[0];
+  } else {
+    return fail(Code::kInvalidArgument, fmt::format("{} exports {} functions ({}); choose one with --function",
+                                                    module.string(), names.size(), util::join(names, ", ")));
+  }
+  if (!chosen) {
+    return fail(Code::kNotFound, fmt::format("{} has no function @{}; it has: {}", module.string(), function,
+                                             util::join(names, ", ")));
+  }
+  sig.function = chosen->name;
+  sig.inputs = chosen->arguments;
+  sig.outputs = chosen->results;
+  return sig;
+}
+
+}  // namespace
+
+Status check_module_file(const fs::path& path) {
+  auto mapped = util::MappedFile::open(path);
+  if (!mapped) return tl::unexpected(mapped.error());
+  std::string_view b = mapped->bytes();
+  bool zip = b.size() > 64 && b.substr(0, 4) == std::string_view("PK\x03\x04", 4) &&
+             b.substr(0, 256).find("module.fb") != std::string_view::npos;
+  bool flatbuffer = b.size() > 8 && b.substr(4, 4) == "IREE";
+  if (!zip && !flatbuffer) {
+    return fail(Code::kInvalidArgument,
+                path.string() + ": not an IREE module (.vmfb): it has neither the IREE archive layout nor the "
+                                "FlatBuffer identifier; compile StableHLO with 'kiln compile' first");
+  }
+  return {};
+}
+
+Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools) {
+  KILN_TRY_STATUS(check_module_file(path));
+  fs::path meta = path;
+  meta.replace_extension(".json");
+  std::error_code ec;
+  if (fs::exists(meta, ec)) {
+    auto sig = KILN_TRY(from_metadata(path, meta, function));
+    if (!sig.iree_release.empty() && !tools.runtime_release.empty() && sig.iree_release != tools.runtime_release) {
+      return fail(Code::kFailedPrecondition,
+                  fmt::format("{} was built by IREE {} (per {}), but this runtime is IREE {}: a module only loads in "
+                              "the runtime of the release that compiled it. Recompile it with IREE {}, or install "
+                              "iree-base-runtime=={}",
+                              path.string(), sig.iree_release, meta.filename().string(), tools.runtime_release,
+                              tools.runtime_release, sig.iree_release));
+    }
+    return sig;
+  }
+  return from_reflection(path, function, tools);
+}
+
+std::string device_uri(const std::string& device) {
+  if (device == "cpu" || device == "local") return "local-task";
+  return device;
+}
+
+}  // namespace kiln::runtime

@@ -1,0 +1,40 @@
+// What kiln needs to know about a compiled module before running it: which
+// function, its input and output types, which IREE release built it, which
+// device it is for. Read from kiln's metadata next to the module, or from the
+// module's own reflection (iree-dump-module) when there is none.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kiln/mlir/module_info.h"
+#include "kiln/toolchain/toolchain.h"
+
+namespace kiln::runtime {
+
+namespace fs = std::filesystem;
+
+struct ModuleSignature {
+  fs::path path;
+  std::string function;
+  std::vector<mlir::Value> inputs;
+  std::vector<mlir::Value> outputs;
+  std::string iree_release;    // from kiln's metadata; "" when unknown
+  std::string default_device;  // from kiln's metadata ("cuda", "local-task"); "" when unknown
+  std::string source;          // "kiln metadata" or "module reflection"
+};
+
+// Checks that `path` is an IREE module file (a zip with module.fb, or a bare
+// FlatBuffer with the "IREE" identifier) before any runtime tool sees it.
+Status check_module_file(const fs::path& path);
+
+// Reads the signature of `function` ("" = the only public function). Refuses
+// a module that kiln's metadata says was built by another IREE release than
+// the runtime's, naming both.
+Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools);
+
+// "cpu" -> "local-task"; anything else is passed to the runtime as it is.
+std::string device_uri(const std::string& device);
+
+}  // namespace kiln::runtime

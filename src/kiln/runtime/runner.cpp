@@ -1,0 +1,166 @@
+#include "kiln/runtime/runner.h"
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kiln/array/npy.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+#include "kiln/util/subprocess.h"
+
+namespace kiln::runtime {
+namespace {
+
+std::string describe_value(const mlir::Value& v, size_t i) {
+  return v.name.empty() ? fmt::format("input {}", i) : fmt::format("input {} ({})", i, v.name);
+}
+
+// The runtime's error without its stack of "while ..." frames.
+std::string runtime_error(const std::string& err) {
+  std::string first = std::string(util::trim(err));
+  if (first.size() > 1500) first = first.substr(0, 1500) + "...";
+  return first;
+}
+
+}  // namespace
+
+Status check_inputs(const ModuleSignature& sig, const std::vector<array::Array>& inputs) {
+  if (inputs.size() != sig.inputs.size()) {
+    return fail(Code::kInvalidArgument, fmt::format("@{} takes {} input(s), but {} were given", sig.function,
+                                                    sig.inputs.size(), inputs.size()));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& want = sig.inputs[i].type;
+    const auto& got = inputs[i];
+    if (!want.is_tensor) return fail(Code::kInvalidArgument, fmt::format("{} has type {}, which kiln cannot pass", describe_value(sig.inputs[i], i), want.text()));
+    if (got.element != want.element) {
+      return fail(Code::kInvalidArgument, fmt::format("{} must be {}, but the value given is {}",
+                                                      describe_value(sig.inputs[i], i), want.element, got.element));
+    }
+    bool shape_ok = got.shape.size() == want.dims.size();
+    for (size_t d = 0; shape_ok && d < want.dims.size(); ++d) {
+      shape_ok = want.dims[d] == mlir::kDynamic || want.dims[d] == got.shape[d];
+    }
+    if (!shape_ok) {
+      return fail(Code::kInvalidArgument, fmt::format("{} must have shape {}, but the value given has shape ({})",
+                                                      describe_value(sig.inputs[i], i), want.text(), got.shape_text()));
+    }
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& inputs, const fs::path& work_dir) {
+  std::vector<std::string> flags;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    fs::path file = work_dir / fmt::format("input{}.bin", i);
+    const auto& a = inputs[i];
+    KILN_TRY_STATUS(util::write_file_atomic(file, std::string_view(reinterpret_cast<const char*>(a.data.data()), a.data.size())));
+    std::string shape = a.shape_text();
+    flags.push_back(fmt::format("--input={}{}{}=@{}", shape, shape.empty() ? "" : "x", a.element, file.string()));
+  }
+  return flags;
+}
+
+Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const RunSpec& spec) {
+  const auto& sig = spec.signature;
+  KILN_TRY_STATUS(check_inputs(sig, spec.inputs));
+  std::vector<std::string> argv = {tools.run_module.string(), "--module=" + sig.path.string(),
+                                   "--device=" + spec.device, "--function=" + sig.function};
+  auto inputs = KILN_TRY(input_flags(spec.inputs, spec.work_dir));
+  argv.insert(argv.end(), inputs.begin(), inputs.end());
+  // Static outputs come back as raw bytes (any type); dynamic ones as .npy,
+  // whose header carries the shape the run produced.
+  std::vector<fs::path> files;
+  for (size_t i = 0; i < sig.outputs.size(); ++i) {
+    bool dynamic = sig.outputs[i].type.has_dynamic_dims();
+    files.push_back(spec.work_dir / fmt::format("output{}.{}", i, dynamic ? "npy" : "bin"));
+    argv.push_back("--output=@" + files.back().string());
+  }
+  auto result = util::run_process({.argv = argv, .timeout = spec.timeout});
+  if (!result) return tl::unexpected(result.error());
+  if (result->timed_out) {
+    return fail(Code::kDeadlineExceeded, fmt::format("running @{} ran past the time limit and was killed", sig.function));
+  }
+  if (!result->ok()) {
+    return fail(Code::kInvalidArgument, fmt::format("the runtime failed to run @{} of {} on device '{}' ({}): {}",
+                                                    sig.function, sig.path.string(), spec.device,
+                                                    util::describe_outcome(*result), runtime_error(result->err)));
+  }
+  std::vector<array::Array> outputs;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& type = sig.outputs[i].type;
+    if (!type.is_tensor) return fail(Code::kInvalidArgument, "output " + std::to_string(i) + " has type " + type.text() + ", which kiln cannot read");
+    if (files[i].extension() == ".npy") {
+      auto a = KILN_TRY(array::read_npy(files[i]));
+      KILN_TRY_STATUS(array::reinterpret(a, type.element, "output " + std::to_string(i)));
+      outputs.push_back(std::move(a));
+      continue;
+    }
+    auto bytes = KILN_TRY(util::read_file(files[i]));
+    array::Array a{type.element, type.dims, {}};
+    a.data.assign(bytes.begin(), bytes.end());
+    if (a.data.size() != static_cast<size_t>(a.count()) * array::element_size(a.element)) {
+      return fail(Code::kInternal, fmt::format("output {} has {} bytes, expected {} for {}", i, a.data.size(),
+                                               a.count() * array::element_size(a.element), type.text()));
+    }
+    outputs.push_back(std::move(a));
+  }
+  return outputs;
+}
+
+}  // namespace kiln::runtime
+
+namespace kiln::runtime {
+
+Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, const BenchSpec& spec) {
+  const auto& sig = spec.run.signature;
+  KILN_TRY_STATUS(check_inputs(sig, spec.run.inputs));
+  if (tools.benchmark_module.empty()) {
+    return fail(Code::kFailedPrecondition, "iree-benchmark-module is missing; install iree-base-runtime");
+  }
+  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + sig.path.string(),
+                                   "--device=" + spec.run.device, "--function=" + sig.function,
+                                   fmt::format("--benchmark_repetitions={}", spec.warmup + spec.repetitions),
+                                   "--benchmark_min_time=1x", "--benchmark_format=json",
+                                   "--benchmark_enable_random_interleaving=false"};
+  auto inputs = KILN_TRY(input_flags(spec.run.inputs, spec.run.work_dir));
+  argv.insert(argv.end(), inputs.begin(), inputs.end());
+
+  int n = std::max(1, spec.concurrency);
+  std::vector<Result<util::ProcessResult>> results(n, fail(Code::kInternal, "not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] { results[i] = util::run_process({.argv = argv, .timeout = spec.run.timeout}); });
+  }
+  for (auto& t : threads) t.join();
+
+  std::vector<double> samples;
+  for (auto& r : results) {
+    if (!r) return tl::unexpected(r.error());
+    if (r->timed_out) return fail(Code::kDeadlineExceeded, "the benchmark ran past its time limit and was killed");
+    if (!r->ok()) {
+      return fail(Code::kInvalidArgument, fmt::format("iree-benchmark-module failed on device '{}' ({}): {}",
+                                                      spec.run.device, util::describe_outcome(*r), runtime_error(r->err)));
+    }
+    nlohmann::json report;
+    try {
+      report = nlohmann::json::parse(r->out);
+    } catch (const std::exception& e) {
+      return fail(Code::kInternal, std::string("cannot read iree-benchmark-module's JSON: ") + e.what());
+    }
+    int seen = 0;
+    for (const auto& b : report["benchmarks"]) {
+      if (b.value("run_type", "") != "iteration") continue;
+      if (seen++ < spec.warmup) continue;
+      double t = b["real_time"].get<double>();
+      std::string unit = b.value("time_unit", "ns");
+      double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
+      samples.push_back(t * scale);
+    }
+  }
+  return samples;
+}
+
+}  // namespace kiln::runtime

@@ -1,0 +1,47 @@
+// Runs one function of a module through the pinned runtime's tools
+// (iree-run-module, iree-benchmark-module). Values cross as raw bytes with
+// their shape and type on the command line, which works for every element
+// type (the runtime's .npy reader has no bf16 or f8).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kiln/array/array.h"
+#include "kiln/runtime/module.h"
+
+namespace kiln::runtime {
+
+struct RunSpec {
+  ModuleSignature signature;
+  std::string device;  // IREE device URI
+  std::vector<array::Array> inputs;
+  fs::path work_dir;   // scratch for the raw value files
+  std::chrono::milliseconds timeout{0};
+};
+
+// Checks inputs against the signature: count, element type, shape (dynamic
+// dimensions match any size).
+Status check_inputs(const ModuleSignature& signature, const std::vector<array::Array>& inputs);
+
+// The --input= flags for `inputs` (writing their bytes into work_dir).
+Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& inputs, const fs::path& work_dir);
+
+// Runs the function once; returns its outputs.
+Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const RunSpec& spec);
+
+
+struct BenchSpec {
+  RunSpec run;
+  int warmup = 5;        // leading runs discarded
+  int repetitions = 100; // runs measured, one invocation each
+  int concurrency = 1;   // benchmark processes at once
+};
+
+// Per-invocation wall times in milliseconds, from iree-benchmark-module
+// (one iteration per repetition, so every sample is one call).
+Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, const BenchSpec& spec);
+
+}  // namespace kiln::runtime
