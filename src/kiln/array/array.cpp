@@ -87,6 +87,12 @@ uint8_t double_to_f8(const F8& f, double d) {
   // Exhaustive nearest search over the 256 codes: f8 conversion is rare
   // (random inputs), and this is correct for every format by construction.
   if (std::isnan(d)) return f.fnuz ? 0x80 : (f.ieee ? 0x7e : 0x7f);
+  if (std::isinf(d)) {
+    // Only the IEEE-like format has infinities; the others turn them into
+    // NaN, as ml_dtypes does.
+    if (f.ieee) return static_cast<uint8_t>((d < 0 ? 0x80 : 0) | (((1 << f.exp_bits) - 1) << f.mant_bits));
+    return f.fnuz ? 0x80 : 0x7f;
+  }
   uint8_t best = 0;
   double best_err = INFINITY;
   for (int code = 0; code < 256; ++code) {
