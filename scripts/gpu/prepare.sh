@@ -19,6 +19,10 @@ mkdir -p "$out/models" "$out/modules"
 rm -f "$out"/models/*.npz "$out"/models/*.mlirbc
 "$root/build/kiln" compile "$out"/models/*.mlir --target "$target" -o "$out/modules"
 rm -f "$out/models/big_constant.mlir"
+# GPU-sized versions of the models, for the latency comparison with XLA.
+mkdir -p "$out/bench-models" "$out/bench-modules"
+"$root/.venv/bin/python" "$root/tests/models/export_models.py" --bench-sizes "$out/bench-models" >/dev/null
+"$root/build/kiln" compile "$out"/bench-models/*.mlir --target "$target" -o "$out/bench-modules" >/dev/null
 cp "$root/build/kiln" "$out/kiln"
 if ! ls "$out"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
   "$root/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \

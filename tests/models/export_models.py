@@ -1,6 +1,10 @@
 """Exports the test models to StableHLO in the three forms kiln reads.
 
-usage: export_models.py OUT_DIR [MODEL ...]
+usage: export_models.py [--bench-sizes] OUT_DIR [MODEL ...]
+
+--bench-sizes exports BENCH_MODELS (GPU-sized) as text only, with no inputs
+or expected outputs: the GPU scripts generate inputs with kiln and compute
+the reference there.
 
 For each model writes
   NAME.mlir        MLIR text with locations (what jax.export's mlir_module() gives)
@@ -17,7 +21,7 @@ import numpy as np
 from jax import export
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, example_inputs  # noqa: E402
+from models import BENCH_MODELS, MODELS, example_inputs  # noqa: E402
 
 
 def export_one(name, out_dir):
@@ -38,12 +42,26 @@ def export_one(name, out_dir):
     np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
 
 
+def export_bench(name, out_dir):
+    fn, specs = BENCH_MODELS[name]
+    with open(os.path.join(out_dir, name + ".mlir"), "w") as f:
+        f.write(export.export(jax.jit(fn))(*specs).mlir_module())
+
+
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    bench = "--bench-sizes" in args
+    args = [a for a in args if a != "--bench-sizes"]
+    if not args:
         sys.exit(__doc__)
-    out_dir = sys.argv[1]
+    out_dir = args[0]
     os.makedirs(out_dir, exist_ok=True)
-    names = sys.argv[2:] or list(MODELS)
+    if bench:
+        for name in args[1:] or list(BENCH_MODELS):
+            export_bench(name, out_dir)
+        print(f"exported {len(args[1:]) or len(BENCH_MODELS)} bench-size model(s) to {out_dir}")
+        return
+    names = args[1:] or list(MODELS)
     for name in names:
         if name not in MODELS:
             sys.exit(f"unknown model {name!r}; models: {', '.join(MODELS)}")

@@ -87,3 +87,15 @@ def big_constant(x):
 
 
 MODELS["big_constant"] = (big_constant, [_s((4, 1024))])
+
+
+# The same programs at sizes that occupy a data-centre GPU, for latency
+# comparisons with XLA (scripts/gpu/). Not used by the tests.
+BENCH_MODELS = {
+    "mlp": (mlp, [_s((256, 1024)), _s((1024, 4096)), _s((4096,)), _s((4096, 1024))]),
+    "conv": (conv, [_s((32, 64, 64, 3)), _s((3, 3, 3, 64)), _s((3, 3, 64, 128))]),
+    "attention": (attention, [_s((8, 512, 128)), _s((128, 128)), _s((128, 128)), _s((128, 128))]),
+    "layernorm_gelu": (layernorm_gelu, [_s((4096, 1024)), _s((1024,)), _s((1024,))]),
+    "gemm_f32": (gemm_f32, [_s((4096, 4096)), _s((4096, 4096))]),
+    "gemm_bf16": (gemm_bf16, [_s((4096, 4096), jnp.bfloat16), _s((4096, 4096), jnp.bfloat16)]),
+}
