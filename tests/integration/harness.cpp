@@ -41,7 +41,10 @@ Outcome KilnTest::run(const std::vector<std::string>& argv) {
 Outcome KilnTest::kiln(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv = {KILN_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = util::run_process({.argv = argv, .cwd = dir(), .env_overrides = env, .timeout = std::chrono::minutes(4)});
+  // Each test has its own cache, so tests cannot see each other's artifacts.
+  std::vector<std::string> environment = {"KILN_CACHE_DIR=" + (dir() / "cache").string()};
+  environment.insert(environment.end(), env.begin(), env.end());
+  auto r = util::run_process({.argv = argv, .cwd = dir(), .env_overrides = environment, .timeout = std::chrono::minutes(4)});
   if (!r) {
     ADD_FAILURE() << r.error().message;
     return {-1, "", ""};

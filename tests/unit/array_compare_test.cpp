@@ -64,6 +64,18 @@ TEST(Compare, ShapeAndTypeProblemsAreNamed) {
             "element type f16 where f32 was expected");
 }
 
+TEST(Compare, DefaultAtolScalesWithTheOutput) {
+  // An error of 1e-4 in an element of 0.08 is rounding noise in an output
+  // whose values reach 80, and a real error in one whose values stay below 1.
+  auto want = of("f32", {0.08, 80});
+  auto got = of("f32", {0.0801, 80});
+  EXPECT_TRUE(compare(got, want, default_tolerance("f32"), NanPolicy::kEqual).passed);
+  EXPECT_FALSE(compare(of("f32", {0.0801, 0.5}), of("f32", {0.08, 0.5}), default_tolerance("f32"), NanPolicy::kEqual).passed);
+  auto c = compare(got, want, {1e-5, 1e-4, false}, NanPolicy::kEqual);
+  EXPECT_FALSE(c.passed) << "a given --atol is used as it is";
+  EXPECT_DOUBLE_EQ(c.effective_atol, 1e-5);
+}
+
 TEST(Compare, DefaultTolerancesLoosenWithPrecision) {
   EXPECT_LT(default_tolerance("f64").rtol, default_tolerance("f32").rtol);
   EXPECT_LT(default_tolerance("f32").rtol, default_tolerance("f16").rtol);

@@ -13,6 +13,11 @@ namespace kiln::array {
 struct Tolerance {
   double atol = 0;
   double rtol = 0;
+  // When set, atol is multiplied by max(1, largest |reference| value of the
+  // output): the absolute error of a long reduction grows with the size of
+  // its terms, which the output's scale reflects and a near-zero element
+  // (cancellation) does not. The defaults use it; --atol does not.
+  bool atol_scales_with_output = false;
 };
 
 // Defaults by element type: loose enough for GPU-vs-CPU reductions of the
@@ -34,7 +39,8 @@ struct Comparison {
   int64_t first_mismatch = -1;  // flat index
   double got_at_first = 0;
   double want_at_first = 0;
-  Tolerance tolerance;
+  Tolerance tolerance;   // as given
+  double effective_atol = 0;  // after scaling
 };
 
 // Compares element by element; `tolerance` is ignored for integer types.

@@ -2,7 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
+#include "kiln/cache/store.h"
 #include "kiln/cli/output.h"
+#include "kiln/cli/progress.h"
+#include "kiln/compile/pool.h"
+#include "kiln/util/file.h"
+#include "kiln/util/signals.h"
+#include "kiln/version.h"
 #include "kiln/cli/parse.h"
 #include "kiln/compile/compile.h"
 #include "kiln/job/job.h"
@@ -18,9 +26,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::string manifest_time() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm;
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 struct Request {
   job::Job job;
   bool json = false;
+  int jobs = 0;
+  bool no_cache = false;
+  bool explain_cache = false;
 };
 
 // Builds the job from the command line (or loads --job and applies the
@@ -41,6 +61,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   std::string job_file, output_dir, name, opt_level;
   double timeout = 0;
   bool json = false, tiling = false, no_tiling = false;
+  int jobs = 0;
   app.add_option("inputs", inputs, "StableHLO files");
   app.add_option("--job", job_file, "job file (JSON; see 'kiln schema')");
   app.add_option("-t,--target", targets, "target: cuda:<sm_NN|gpu>, cpu[:<arch>[:<cpu>]], vulkan:<t>, metal:macos, rocm:<gfx>");
@@ -52,10 +73,17 @@ Result<std::optional<Request>> parse_request(Context& context) {
   app.add_option("--flag", flags, "extra iree-compile flag, e.g. --flag=--iree-opt-const-eval=false");
   app.add_option("--timeout", timeout, "time limit per compile, seconds");
   app.add_flag("--json", json, "print JSON");
+  app.add_option("-j,--jobs", jobs, "compile units at once (default: one per CPU)")->check(CLI::Range(1, 1024));
+  bool no_cache = false, explain = false;
+  app.add_flag("--no-cache", no_cache, "neither read nor fill the artifact cache");
+  app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
   if (KILN_TRY(parse_args(app, context))) return std::nullopt;
 
   Request request;
   request.json = json;
+  request.jobs = jobs;
+  request.no_cache = no_cache;
+  request.explain_cache = explain;
   job::Job& job = request.job;
   if (!job_file.empty()) {
     if (!inputs.empty()) return fail(Code::kInvalidArgument, "give input files or --job, not both");
@@ -95,13 +123,72 @@ Result<std::optional<Request>> parse_request(Context& context) {
   return std::optional<Request>(std::move(request));
 }
 
-void print_unit(const compile::Outcome& outcome, const std::string& spec) {
-  const auto& m = outcome.metadata;
-  std::cout << fmt::format("{:<12} {}  ({}, {:.2f} s, compiler peak {})\n", spec, outcome.module_path.string(),
-                           util::human_bytes(m["output"]["size_bytes"].get<double>()),
-                           m["compile"]["wall_seconds"].get<double>(),
-                           util::human_bytes(m["compile"]["peak_rss_bytes"].get<double>()));
-  if (m["target"].contains("note")) std::cout << "             note: " << m["target"]["note"].get<std::string>() << "\n";
+struct UnitRun {
+  const job::Input* input;
+  const target::Target* target;
+  std::string label;
+  Result<compile::Outcome> outcome = fail(Code::kInternal, "not run");
+  double seconds = 0;
+};
+
+Result<std::optional<cache::Store>> open_cache(const Request& request, const config::Config& config) {
+  std::string enabled = util::to_lower(config.get("cache"));
+  if (request.no_cache || enabled == "false" || enabled == "0" || enabled == "no") return std::nullopt;
+  fs::path root = config.get("cache_dir").empty() ? cache::default_root() : fs::path(config.get("cache_dir"));
+  uint64_t limit = KILN_TRY(cache::parse_size(config.get("cache_max_size")));
+  return KILN_TRY(cache::Store::open(root, limit));
+}
+
+Result<compile::PoolOptions> pool_options(const Request& request, const config::Config& config) {
+  compile::PoolOptions o;
+  o.jobs = request.jobs;
+  if (o.jobs == 0 && !config.get("jobs").empty()) {
+    try {
+      o.jobs = std::stoi(config.get("jobs"));
+    } catch (const std::exception&) {
+      o.jobs = 0;
+    }
+    if (o.jobs < 1) return fail(Code::kInvalidArgument, "jobs = '" + config.get("jobs") + "' is not a positive number");
+  }
+  if (o.jobs == 0) o.jobs = compile::available_cpus();
+  o.memory_budget = config.get("memory_budget").empty()
+                        ? compile::available_memory() / 10 * 8
+                        : KILN_TRY(cache::parse_size(config.get("memory_budget")));
+  return o;
+}
+
+nlohmann::json manifest_json(const std::vector<UnitRun>& runs) {
+  nlohmann::json artifacts = nlohmann::json::array(), failures = nlohmann::json::array();
+  for (const auto& r : runs) {
+    if (r.outcome) {
+      const auto& m = r.outcome->metadata;
+      artifacts.push_back({{"input", r.input->path.string()}, {"name", r.input->name}, {"target", r.target->spec},
+                           {"module", r.outcome->module_path.filename().string()}, {"sha256", m["output"]["sha256"]},
+                           {"size_bytes", m["output"]["size_bytes"]},
+                           {"metadata", r.outcome->metadata_path.filename().string()},
+                           {"cache_hit", r.outcome->cache_hit}});
+    } else {
+      failures.push_back({{"input", r.input->path.string()}, {"target", r.target->spec},
+                          {"code", code_name(r.outcome.error().code)}, {"message", r.outcome.error().message}});
+    }
+  }
+  return {{"format", "kiln-manifest"}, {"format_version", 1}, {"kiln_version", KILN_VERSION},
+          {"artifacts", artifacts}, {"failures", failures}};
+}
+
+void print_summary(const std::vector<UnitRun>& runs) {
+  std::cout << fmt::format("\n{:<24} {:<22} {:<8} {:>9} {:>10}  {}\n", "input", "target", "result", "time", "size", "module");
+  for (const auto& r : runs) {
+    if (r.outcome) {
+      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec,
+                               r.outcome->cache_hit ? "cached" : "built", r.seconds,
+                               util::human_bytes(r.outcome->metadata["output"]["size_bytes"].get<double>()),
+                               r.outcome->module_path.string());
+    } else {
+      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec, "FAILED",
+                               r.seconds, "-", code_name(r.outcome.error().code));
+    }
+  }
 }
 
 }  // namespace
@@ -113,36 +200,95 @@ Result<int> run_compile(Context& context) {
 
   auto tools = KILN_TRY(toolchain::find_pinned(context.config));
   auto executor = KILN_TRY(compile::make_executor(context.config.get("executor")));
+  auto store = KILN_TRY(open_cache(*request, context.config));
+  auto pool = KILN_TRY(pool_options(*request, context.config));
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);
   if (ec) return fail(Code::kFailedPrecondition, "cannot create output folder " + job.output_dir.string() + ": " + ec.message());
 
-  nlohmann::json units = nlohmann::json::array();
-  std::optional<Error> first_error;
+  // Inputs are read once each, before any compile starts.
   auto printer = lazy_printer(context.config);
-  for (const auto& input : job.inputs) {
-    auto module = mlir::inspect_file(input.path, printer);
+  std::vector<Result<mlir::ModuleInfo>> modules;
+  for (const auto& input : job.inputs) modules.push_back(mlir::inspect_file(input.path, printer));
+
+  std::vector<UnitRun> runs;
+  std::vector<size_t> module_of;
+  for (size_t i = 0; i < job.inputs.size(); ++i) {
     for (const auto& target : job.targets) {
-      Result<compile::Outcome> outcome = module ? compile::run({input.path, input.name, target, job.output_dir},
-                                                              job.options, *module, tools, *executor)
-                                                : Result<compile::Outcome>(tl::unexpected(module.error()));
-      if (outcome) {
-        if (!request->json) print_unit(*outcome, target.spec);
-        units.push_back({{"input", input.path.string()}, {"target", target.spec}, {"ok", true},
-                         {"module", outcome->module_path.string()}, {"metadata", outcome->metadata_path.string()},
-                         {"record", outcome->metadata}});
-      } else {
-        // A cancelled run stops everything; other failures stop only this unit.
-        if (outcome.error().code == Code::kCancelled) return tl::unexpected(outcome.error());
-        if (!request->json) std::cerr << "kiln: error: " << outcome.error().message << "\n";
-        units.push_back({{"input", input.path.string()}, {"target", target.spec}, {"ok", false},
-                         {"error", {{"code", code_name(outcome.error().code)}, {"message", outcome.error().message}}}});
-        if (!first_error) first_error = outcome.error();
-      }
-      if (!module) break;  // an unreadable input fails once, not once per target
+      runs.push_back({&job.inputs[i], &target, job.inputs[i].name + " -> " + target.spec});
+      module_of.push_back(i);
     }
   }
-  if (request->json) std::cout << nlohmann::json{{"ok", !first_error}, {"units", units}}.dump(2) << "\n";
+  std::vector<std::string> labels;
+  for (const auto& r : runs) labels.push_back(r.label);
+  Progress progress(labels, !request->json && stderr_is_terminal());
+  bool quiet = request->json;
+
+  // Memory per unit: the largest compiler peak seen so far, 1 GiB before any.
+  std::atomic<uint64_t> largest_peak{0};
+  auto estimate = [&] { return std::max<uint64_t>(largest_peak.load(), largest_peak.load() ? 0 : 1ull << 30); };
+  compile::CacheUse cache_use{store ? &*store : nullptr, request->explain_cache};
+  auto work = [&](size_t i) {
+    auto started = std::chrono::steady_clock::now();
+    UnitRun& r = runs[i];
+    const auto& module = modules[module_of[i]];
+    r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir}, job.options, *module,
+                                      tools, *executor, cache_use)
+                       : Result<compile::Outcome>(tl::unexpected(module.error()));
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (r.outcome) {
+      uint64_t peak = r.outcome->metadata["compile"]["peak_rss_bytes"].get<uint64_t>();
+      uint64_t seen = largest_peak.load();
+      while (peak > seen && !largest_peak.compare_exchange_weak(seen, peak)) {
+      }
+    }
+  };
+  compile::PoolEvents events;
+  if (!quiet) {
+    events.started = [&](size_t i) { progress.started(i); };
+    events.finished = [&](size_t i) {
+      const auto& o = runs[i].outcome;
+      progress.finished(i, o.has_value(), o ? (o->cache_hit ? "(cache hit)" : "") : code_name(o.error().code));
+    };
+    events.tick = [&] { progress.tick(); };
+  }
+  compile::run_pool(runs.size(), pool, estimate, work, events);
+  if (!quiet) progress.close();
+  if (util::interrupted()) return fail(Code::kCancelled, "interrupted; running compiles were stopped and their files removed");
+
+  // The manifest comes last, when every artifact it lists is in place.
+  nlohmann::json manifest = manifest_json(runs);
+  manifest["created_at"] = manifest_time();
+  KILN_TRY_STATUS(util::write_file_atomic(job.output_dir / "manifest.json", manifest.dump(2) + "\n"));
+
+  std::optional<Error> first_error;
+  nlohmann::json units = nlohmann::json::array();
+  for (const auto& r : runs) {
+    if (r.outcome) {
+      units.push_back({{"input", r.input->path.string()}, {"target", r.target->spec}, {"ok", true},
+                       {"module", r.outcome->module_path.string()}, {"metadata", r.outcome->metadata_path.string()},
+                       {"cache_hit", r.outcome->cache_hit}, {"record", r.outcome->metadata}});
+      if (!quiet) {
+        if (!r.outcome->cache_explanation.empty()) std::cerr << r.label << ": " << r.outcome->cache_explanation << "\n";
+        if (!r.outcome->warning.empty()) std::cerr << "kiln: warning: " << r.label << ": " << r.outcome->warning << "\n";
+        if (r.outcome->metadata["target"].contains("note") && !r.outcome->cache_hit && runs.size() == 1) {
+          std::cerr << "note: " << r.outcome->metadata["target"]["note"].get<std::string>() << "\n";
+        }
+      }
+    } else {
+      if (!first_error) first_error = r.outcome.error();
+      if (!quiet) std::cerr << "kiln: error: " << r.outcome.error().message << "\n";
+      units.push_back({{"input", r.input->path.string()}, {"target", r.target->spec}, {"ok", false},
+                       {"error", {{"code", code_name(r.outcome.error().code)}, {"message", r.outcome.error().message}}}});
+    }
+  }
+  if (request->json) {
+    std::cout << nlohmann::json{{"ok", !first_error}, {"units", units},
+                                {"manifest", (job.output_dir / "manifest.json").string()}}.dump(2) << "\n";
+  } else {
+    print_summary(runs);
+    std::cout << "manifest: " << (job.output_dir / "manifest.json").string() << "\n";
+  }
   return first_error ? exit_code(first_error->code) : 0;
 }
 

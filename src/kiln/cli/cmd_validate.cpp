@@ -19,7 +19,8 @@ nlohmann::json comparison_json(size_t i, const mlir::Value& v, const array::Arra
   nlohmann::json j = {{"index", i}, {"name", v.name}, {"element_type", got.element}, {"shape", got.shape},
                       {"passed", c.passed}, {"count", c.count}, {"mismatches", c.mismatches},
                       {"max_abs_error", c.max_abs_error}, {"max_rel_error", c.max_rel_error},
-                      {"atol", c.tolerance.atol}, {"rtol", c.tolerance.rtol}};
+                      {"atol", c.effective_atol}, {"rtol", c.tolerance.rtol},
+                      {"atol_scaled_by_output", c.tolerance.atol_scales_with_output}};
   if (!c.problem.empty()) j["problem"] = c.problem;
   if (c.first_mismatch >= 0) {
     j["first_mismatch"] = {{"index", array::index_text(got.shape, c.first_mismatch)}, {"got", c.got_at_first},
@@ -98,7 +99,10 @@ Result<int> run_validate(Context& context) {
   std::string summary;
   for (size_t i = 0; i < got.size(); ++i) {
     auto tol = array::default_tolerance(got[i].element);
-    if (atol) tol.atol = *atol;
+    if (atol) {
+      tol.atol = *atol;
+      tol.atol_scales_with_output = false;
+    }
     if (rtol) tol.rtol = *rtol;
     auto c = array::compare(got[i], expected[i], tol, nans);
     passed &= c.passed;

@@ -36,6 +36,7 @@ Result<int> run_doctor(Context& context);
 Result<int> run_run(Context& context);
 Result<int> run_validate(Context& context);
 Result<int> run_bench(Context& context);
+Result<int> run_cache(Context& context);
 
 
 }  // namespace kiln::cli

@@ -56,6 +56,11 @@ Error compile_failure(const util::ProcessResult& result, const Unit& unit, const
                              what, options.timeout.count() / 1000.0)};
   }
   std::string diagnostics = summarize_diagnostics(result.err);
+  if (result.err.find("No space left on device") != std::string::npos) {
+    return Error{Code::kResourceExhausted,
+                 fmt::format("{}: the disk holding {} is full (No space left on device); free space or choose another "
+                             "output folder", what, unit.output_dir.string())};
+  }
   bool crashed = result.term_signal != 0 || result.err.find("Stack dump:") != std::string::npos;
   if (crashed) {
     return Error{Code::kInternal, fmt::format("{}: iree-compile crashed ({}); this is a compiler bug, not an error "
@@ -152,8 +157,58 @@ json functions_json(const mlir::ModuleInfo& module) {
   return out;
 }
 
+namespace {
+
+// Renames the staged module and then its metadata into the output folder.
+Result<Outcome> publish(const fs::path& staged_module, const fs::path& final_module, const fs::path& final_metadata,
+                        nlohmann::json metadata, const std::string& context) {
+  fs::path staged_metadata = staged_module.parent_path() / final_metadata.filename();
+  auto written = util::write_file_atomic(staged_metadata, metadata.dump(2) + "\n");
+  if (!written) return tl::unexpected(written.error().context(context));
+  // The module first, then its record: a metadata file always describes a
+  // module that is already complete.
+  auto published = util::publish_file(staged_module, final_module);
+  if (published) published = util::publish_file(staged_metadata, final_metadata);
+  if (!published) {
+    std::error_code ec;
+    fs::remove(final_module, ec);
+    return tl::unexpected(published.error().context(context));
+  }
+  return Outcome{final_module, final_metadata, std::move(metadata)};
+}
+
+std::string explain_miss(cache::Store& store, const cache::KeyParts& parts) {
+  auto e = store.explain(parts);
+  if (!e.found_nearest) return "cache miss: the cache is empty";
+  if (e.differing.empty()) return "cache miss: an entry with the same key parts was dropped (corrupt or evicted)";
+  std::string out = "cache miss: the nearest entry differs in " + util::join(e.differing, ", ");
+  for (const auto& part : e.differing) {
+    if (part == "flags") {
+      std::vector<std::string> only_here, only_there;
+      for (const auto& f : parts.flags) {
+        if (std::find(e.nearest.flags.begin(), e.nearest.flags.end(), f) == e.nearest.flags.end()) only_here.push_back(f);
+      }
+      for (const auto& f : e.nearest.flags) {
+        if (std::find(parts.flags.begin(), parts.flags.end(), f) == parts.flags.end()) only_there.push_back(f);
+      }
+      out += fmt::format("\n  flags only now: {}\n  flags only in the entry: {}", only_here.empty() ? "-" : util::join(only_here, " "),
+                         only_there.empty() ? "-" : util::join(only_there, " "));
+    } else if (part == "input") {
+      out += fmt::format("\n  input sha256 now {}, entry {}", parts.input_sha256.substr(0, 16), e.nearest.input_sha256.substr(0, 16));
+    } else if (part == "target") {
+      out += fmt::format("\n  target now {}, entry {}", parts.target, e.nearest.target);
+    } else if (part == "iree") {
+      out += fmt::format("\n  IREE now {} ({}), entry {} ({})", parts.iree_build, parts.iree_revision.substr(0, 12),
+                         e.nearest.iree_build, e.nearest.iree_revision.substr(0, 12));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
-                    const toolchain::Toolchain& tools, Executor& executor) {
+                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache) {
   std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
   std::string base = unit.name + "." + unit.target.slug;
   fs::path output_dir = fs::absolute(unit.output_dir);
@@ -168,22 +223,45 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   std::vector<std::string> flags = unit.target.flags;
   auto extra = option_flags(options);
   flags.insert(flags.end(), extra.begin(), extra.end());
-
   std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
   argv.insert(argv.end(), flags.begin(), flags.end());
   std::vector<std::string> recorded = argv;
   argv.insert(argv.end(), {"-o", staged_module.string()});
   recorded.insert(recorded.end(), {"-o", final_module.string()});
 
+  auto input_hash = util::sha256_file(unit.input);
+  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
+  cache::KeyParts parts{*input_hash, cache::normalize_flags(flags), unit.target.slug, tools.release, tools.build,
+                        tools.revision};
+  std::string key = cache::key_of(parts);
+  std::error_code ec;
+
+  std::string explanation;
+  if (cache.store) {
+    auto hit = cache.store->lookup(key);
+    if (!hit) return tl::unexpected(hit.error().context(context + ": reading the cache"));
+    if (*hit) {
+      fs::copy_file((*hit)->module, staged_module, ec);
+      if (ec) return fail(Code::kResourceExhausted, context + ": copying from the cache: " + ec.message());
+      nlohmann::json metadata = (*hit)->metadata;
+      metadata["input"]["path"] = unit.input.string();
+      metadata["output"]["path"] = final_module.filename().string();
+      metadata["compiler_command"] = recorded;
+      metadata["cache"] = {{"hit", true}, {"key", key}, {"compiled_at", metadata.value("created_at", "")}};
+      metadata["created_at"] = utc_now();
+      auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
+      outcome.cache_hit = true;
+      return outcome;
+    }
+    if (cache.explain) explanation = explain_miss(*cache.store, parts);
+  }
+
   auto result = executor.run({argv, unit.input, staging->path(), options.timeout});
   if (!result) return tl::unexpected(result.error().context(context));
   if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options));
 
-  auto input_hash = util::sha256_file(unit.input);
   auto output_hash = util::sha256_file(staged_module);
-  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
   if (!output_hash) return tl::unexpected(output_hash.error().context(context + ": the compiler wrote no module"));
-  std::error_code ec;
   std::vector<std::string> quoted;
   for (const auto& a : recorded) quoted.push_back(shell_quote(a));
 
@@ -215,20 +293,20 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
         {"size_bytes", fs::file_size(staged_module, ec)}}},
       {"functions", functions_json(module)},
       {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
+      {"cache", {{"hit", false}, {"key", key}}},
   };
-
-  fs::path staged_metadata = staging->path() / (base + ".json");
-  auto written = util::write_file_atomic(staged_metadata, metadata.dump(2) + "\n");
-  if (!written) return tl::unexpected(written.error().context(context));
-  // The module first, then its record: a metadata file always describes a
-  // module that is already complete.
-  auto published = util::publish_file(staged_module, final_module);
-  if (published) published = util::publish_file(staged_metadata, final_metadata);
-  if (!published) {
-    fs::remove(final_module, ec);
-    return tl::unexpected(published.error().context(context));
+  std::string warning;
+  if (cache.store) {
+    // A cache that cannot take the entry (full disk, permissions) costs the
+    // next run a compile, not this one its result.
+    if (auto st = cache.store->insert(key, parts, staged_module, metadata); !st) {
+      warning = "the module was not cached: " + st.error().message;
+    }
   }
-  return Outcome{final_module, final_metadata, std::move(metadata)};
+  auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
+  outcome.cache_explanation = std::move(explanation);
+  outcome.warning = std::move(warning);
+  return outcome;
 }
 
 }  // namespace kiln::compile

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/cache/store.h"
 #include "kiln/compile/executor.h"
 #include "kiln/mlir/module_info.h"
 #include "kiln/target/target.h"
@@ -38,6 +39,14 @@ struct Outcome {
   fs::path module_path;
   fs::path metadata_path;
   nlohmann::json metadata;
+  bool cache_hit = false;
+  std::string cache_explanation;  // with CacheUse::explain, why a lookup missed
+  std::string warning;            // a problem that did not fail the unit (the cache was full, ...)
+};
+
+struct CacheUse {
+  cache::Store* store = nullptr;  // null: no cache (--no-cache)
+  bool explain = false;
 };
 
 // Checks option values; the error names the option.
@@ -52,7 +61,7 @@ std::string default_name(const fs::path& input);
 // Compiles one unit. `module` is the inspected input (for the signatures
 // recorded in the metadata).
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
-                    const toolchain::Toolchain& tools, Executor& executor);
+                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache = {});
 
 // Turns compiler stderr into a short message: the error diagnostics with
 // file:line:column, or the crash reason.

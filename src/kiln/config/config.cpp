@@ -18,6 +18,12 @@ const std::vector<Key>& keys() {
        "time limit for one iree-compile run, in seconds (or with s, m, h)"},
       {"executor", "KILN_EXECUTOR", "local", "where compiles run: local"},
       {"opt_level", "KILN_OPT_LEVEL", "", "default optimization level (O0 to O3); empty uses the compiler's default"},
+      {"jobs", "KILN_JOBS", "", "compile units run at once; empty: one per CPU"},
+      {"memory_budget", "KILN_MEMORY_BUDGET", "", "memory the running compiles may use together (500M, 8G); empty: "
+                                                  "80% of the memory available when kiln starts"},
+      {"cache", "KILN_CACHE", "true", "use the artifact cache: true or false"},
+      {"cache_dir", "KILN_CACHE_DIR", "", "the artifact cache; empty: $XDG_CACHE_HOME/kiln or ~/.cache/kiln"},
+      {"cache_max_size", "KILN_CACHE_MAX_SIZE", "5G", "size limit of the cache; least recently used entries go first"},
   };
   return table;
 }

@@ -40,7 +40,13 @@ std::vector<std::string> merged_environment(const std::vector<std::string>& over
     for (const auto& o : overrides) overridden |= o.compare(0, name.size() + 1, name + "=") == 0;
     if (!overridden) env.push_back(std::move(entry));
   }
-  env.insert(env.end(), overrides.begin(), overrides.end());
+  // Later overrides of the same name win.
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    std::string name = overrides[i].substr(0, overrides[i].find('='));
+    bool later = false;
+    for (size_t j = i + 1; j < overrides.size(); ++j) later |= overrides[j].compare(0, name.size() + 1, name + "=") == 0;
+    if (!later) env.push_back(overrides[i]);
+  }
   return env;
 }
 
