@@ -8,7 +8,8 @@
 # usage: scripts/gpu/bench_vs_jax.sh [CARRY_DIR] [RESULTS_DIR]
 # environment: KILN_BENCH_DEVICE (cuda), KILN_BENCH_REPETITIONS (200),
 #   KILN_IREE_DIR (default: the carried runtime wheel, installed to a scratch
-#   folder), PYTHON (python3)
+#   folder), PYTHON (python3), KILN_BENCH_MODULES (bench-modules: the folder
+#   of CARRY_DIR holding the modules)
 set -euo pipefail
 carry=${1:-.carry}
 results=${2:-$(mktemp -d)}
@@ -22,7 +23,7 @@ fi
 kiln="$carry/kiln"
 device=${KILN_BENCH_DEVICE:-cuda}
 reps=${KILN_BENCH_REPETITIONS:-200}
-for module in "$carry"/bench-modules/*.vmfb; do
+for module in "$carry"/"${KILN_BENCH_MODULES:-bench-modules}"/*.vmfb; do
   name=$(basename "$module" | cut -d. -f1)
   dir="$results/$name"
   mkdir -p "$dir"
