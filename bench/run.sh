@@ -13,3 +13,7 @@ echo "== kiln against the bare IREE tools =="
 .venv/bin/python tests/models/export_models.py "$work" conv >/dev/null
 .venv/bin/python bench/make_big_export.py "$work/big.mlir" 100
 .venv/bin/python bench/compile_overhead.py build/kiln "$work/conv.mlir" "$work/big.mlir" 7
+echo
+echo "== cache hits and the worker pool =="
+.venv/bin/python tests/models/export_models.py "$work/models" mlp conv attention gemm_f32 >/dev/null
+.venv/bin/python bench/cache_and_matrix.py build/kiln "$work/models" 5
