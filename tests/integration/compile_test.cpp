@@ -32,7 +32,7 @@ class Compile : public KilnTest {
 TEST_F(Compile, CpuAndCudaModulesWithCompleteMetadata) {
   Outcome r = kiln({"compile", model("mlp.mlir").string(), "--target", "cpu", "--target", "cuda:h100", "-o", "out"});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"mlp.cpu-host.json", "mlp.cpu-host.vmfb",
+  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"manifest.json", "mlp.cpu-host.json", "mlp.cpu-host.vmfb",
                                                               "mlp.cuda-sm_90.json", "mlp.cuda-sm_90.vmfb"}));
   auto meta = nlohmann::json::parse(*util::read_file(dir() / "out/mlp.cuda-sm_90.json"));
   EXPECT_EQ(meta["format"], "kiln-module-metadata");

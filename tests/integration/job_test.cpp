@@ -21,8 +21,9 @@ TEST_F(Job, CheckThenCompileAJobFile) {
   EXPECT_EQ(r.json()["units"].size(), 4u);
   EXPECT_EQ(listing(dir() / "artifacts"),
             (std::vector<std::string>{"convnet.cpu-host.json", "convnet.cpu-host.vmfb", "convnet.cuda-sm_80.json",
-                                      "convnet.cuda-sm_80.vmfb", "mlp.cpu-host.json", "mlp.cpu-host.vmfb",
-                                      "mlp.cuda-sm_80.json", "mlp.cuda-sm_80.vmfb"}));
+                                      "convnet.cuda-sm_80.vmfb",
+                                      "manifest.json", "mlp.cpu-host.json", "mlp.cpu-host.vmfb", "mlp.cuda-sm_80.json",
+                                      "mlp.cuda-sm_80.vmfb"}));
 }
 
 TEST_F(Job, InvalidJobsAreRefusedWithThePath) {
@@ -41,7 +42,7 @@ TEST_F(Job, OneFailingUnitDoesNotStopTheOthers) {
   write("job.json", R"({"version": 1, "inputs": ["bad.mlir", ")" + model("mlp.mlir").string() + R"("], "targets": ["cpu"]})");
   Outcome r = kiln({"compile", "--job", "job.json"});
   EXPECT_EQ(r.status, 5) << r.err;
-  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"mlp.cpu-host.json", "mlp.cpu-host.vmfb"}));
+  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"manifest.json", "mlp.cpu-host.json", "mlp.cpu-host.vmfb"}));
 }
 
 }  // namespace

@@ -256,10 +256,12 @@ Result<int> run_compile(Context& context) {
   if (!quiet) progress.close();
   if (util::interrupted()) return fail(Code::kCancelled, "interrupted; running compiles were stopped and their files removed");
 
-  // The manifest comes last, when every artifact it lists is in place.
+  // The manifest comes last, when every artifact it lists is in place. A run
+  // that produced nothing writes nothing, not even a manifest.
   nlohmann::json manifest = manifest_json(runs);
   manifest["created_at"] = manifest_time();
-  KILN_TRY_STATUS(util::write_file_atomic(job.output_dir / "manifest.json", manifest.dump(2) + "\n"));
+  bool produced = !manifest["artifacts"].empty();
+  if (produced) KILN_TRY_STATUS(util::write_file_atomic(job.output_dir / "manifest.json", manifest.dump(2) + "\n"));
 
   std::optional<Error> first_error;
   nlohmann::json units = nlohmann::json::array();
@@ -284,10 +286,11 @@ Result<int> run_compile(Context& context) {
   }
   if (request->json) {
     std::cout << nlohmann::json{{"ok", !first_error}, {"units", units},
-                                {"manifest", (job.output_dir / "manifest.json").string()}}.dump(2) << "\n";
+                                {"manifest", produced ? nlohmann::json((job.output_dir / "manifest.json").string())
+                                                      : nlohmann::json(nullptr)}}.dump(2) << "\n";
   } else {
     print_summary(runs);
-    std::cout << "manifest: " << (job.output_dir / "manifest.json").string() << "\n";
+    if (produced) std::cout << "manifest: " << (job.output_dir / "manifest.json").string() << "\n";
   }
   return first_error ? exit_code(first_error->code) : 0;
 }
