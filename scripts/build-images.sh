@@ -36,10 +36,19 @@ py=.venv/bin/python
 [ -x "$py" ] || py=python3
 build=$("$py" -c 'import iree.compiler.version as v; print(v.VERSION)' 2>/dev/null || echo unknown)
 revision=$("$py" -c 'import iree.compiler.version as v; print(v.REVISIONS["IREE"])' 2>/dev/null || echo unknown)
+# The builder stage is Debian 12 (Python 3.11); its pip installs these with
+# --no-index. Only the wheels' native tools are kept, so the Python version
+# only has to match the builder's.
 rm -f docker/wheels/*.whl
-"$py" -m pip download -q --no-deps --only-binary=:all: -d docker/wheels \
-  "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" 2>/dev/null \
-  || log "could not fetch the IREE wheels here; the image build will fetch them"
+case "$(uname -m)" in
+  x86_64) plat=x86_64 ;;
+  aarch64|arm64) plat=aarch64 ;;
+  *) plat=$(uname -m) ;;
+esac
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+  --platform "manylinux_2_28_$plat" --platform "manylinux_2_27_$plat" -d docker/wheels \
+  "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
+  || log "could not fetch the IREE wheels here; the image build will try PyPI itself"
 
 build_one() {
   local flavor=$1 base=$2

@@ -13,7 +13,9 @@ namespace {
 void usage(std::ostream& out) {
   out << "kiln " << KILN_VERSION << ": compile StableHLO into IREE modules (IREE " << KILN_IREE_RELEASE << ")\n\n"
       << "usage: kiln <command> [options]   (kiln <command> --help for its options)\n\ncommands:\n";
-  for (const auto& c : kiln::cli::commands()) out << "  " << c.name << std::string(11 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const auto& c : kiln::cli::commands()) {
+    if (c.summary) out << "  " << c.name << std::string(11 - std::strlen(c.name), ' ') << c.summary << "\n";
+  }
 }
 
 bool wants_json(const std::vector<std::string>& args) {
@@ -41,7 +43,9 @@ int main(int argc, char** argv) {
   auto it = std::find_if(table.begin(), table.end(), [&](const auto& c) { return name == c.name; });
   if (it == table.end()) {
     std::vector<std::string> names;
-    for (const auto& c : table) names.push_back(c.name);
+    for (const auto& c : table) {
+      if (c.summary) names.push_back(c.name);
+    }
     std::string near = kiln::util::nearest(name, names);
     std::cerr << "kiln: error: unknown command '" << name << "'"
               << (near.empty() ? "" : "; did you mean '" + near + "'?") << " (kiln --help lists the commands)\n";

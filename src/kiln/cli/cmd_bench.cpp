@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/bench/report.h"
+#include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
 #include "kiln/runtime/runner.h"
@@ -40,6 +41,9 @@ Result<int> run_bench(Context& context) {
   app.add_option("--function", function, "function (default: the one public function)");
   app.add_option("--device", device, "device (default: the module's target's)");
   add_input_options(app, inputs);
+  std::string executor_name;
+  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
+      ->check(CLI::IsMember({"local", "docker"}));
   app.add_option("--warmup", warmup, "runs discarded before measuring (default 5)")->check(CLI::Range(0, 100000));
   app.add_option("--repetitions", repetitions, "runs measured (default 100)")->check(CLI::Range(1, 1000000));
   app.add_option("--batch", batch, "items per run, for items/s (default 1)")->check(CLI::Range(1, 1 << 30));
@@ -62,8 +66,10 @@ Result<int> run_bench(Context& context) {
   }
   if (module.empty()) return fail(Code::kInvalidArgument, "give a module to benchmark, or --compare BASE.json NEW.json");
 
-  auto tools = KILN_TRY(toolchain::find_runtime(context.config));
-  auto sig = KILN_TRY(runtime::load(module, function, tools));
+  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
+  const auto& tools = selected.tools;
+  auto& executor = *selected.executor;
+  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
   auto values = KILN_TRY(gather_inputs(sig, inputs));
   fs::path dir = out_dir.empty() ? fs::path(module).replace_extension(".bench") : fs::path(out_dir);
   std::error_code ec;
@@ -73,7 +79,7 @@ Result<int> run_bench(Context& context) {
   runtime::BenchSpec spec{{sig, choose_device(device, sig), values, scratch.path(),
                            std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))},
                           warmup, repetitions, concurrency};
-  auto samples = KILN_TRY(runtime::benchmark(tools, spec));
+  auto samples = KILN_TRY(runtime::benchmark(tools, executor, spec));
 
   bench::Report report{fs::path(module).filename().string(), sig.function, spec.run.device, warmup, batch, concurrency,
                        samples, bench::compute(samples, batch, concurrency)};

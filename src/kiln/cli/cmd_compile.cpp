@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "kiln/cache/store.h"
+#include "kiln/cli/executors.h"
 #include "kiln/cli/output.h"
 #include "kiln/cli/progress.h"
 #include "kiln/compile/pool.h"
@@ -41,6 +42,7 @@ struct Request {
   int jobs = 0;
   bool no_cache = false;
   bool explain_cache = false;
+  std::string executor;
 };
 
 // Builds the job from the command line (or loads --job and applies the
@@ -62,6 +64,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   double timeout = 0;
   bool json = false, tiling = false, no_tiling = false;
   int jobs = 0;
+  std::string executor;
   app.add_option("inputs", inputs, "StableHLO files");
   app.add_option("--job", job_file, "job file (JSON; see 'kiln schema')");
   app.add_option("-t,--target", targets, "target: cuda:<sm_NN|gpu>, cpu[:<arch>[:<cpu>]], vulkan:<t>, metal:macos, rocm:<gfx>");
@@ -75,6 +78,8 @@ Result<std::optional<Request>> parse_request(Context& context) {
   app.add_flag("--json", json, "print JSON");
   app.add_option("-j,--jobs", jobs, "compile units at once (default: one per CPU)")->check(CLI::Range(1, 1024));
   bool no_cache = false, explain = false;
+  app.add_option("--executor", executor, "where iree-compile runs: local, or docker (a hardened container)")
+      ->check(CLI::IsMember({"local", "docker"}));
   app.add_flag("--no-cache", no_cache, "neither read nor fill the artifact cache");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
   if (KILN_TRY(parse_args(app, context))) return std::nullopt;
@@ -84,6 +89,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   request.jobs = jobs;
   request.no_cache = no_cache;
   request.explain_cache = explain;
+  request.executor = executor;
   job::Job& job = request.job;
   if (!job_file.empty()) {
     if (!inputs.empty()) return fail(Code::kInvalidArgument, "give input files or --job, not both");
@@ -198,8 +204,9 @@ Result<int> run_compile(Context& context) {
   if (!request) return 0;
   job::Job& job = request->job;
 
-  auto tools = KILN_TRY(toolchain::find_pinned(context.config));
-  auto executor = KILN_TRY(compile::make_executor(context.config.get("executor")));
+  auto selected = KILN_TRY(select_executor(context.config, request->executor, Need::kCompiler));
+  const toolchain::Toolchain& tools = selected.tools;
+  compile::Executor* executor = selected.executor.get();
   auto store = KILN_TRY(open_cache(*request, context.config));
   auto pool = KILN_TRY(pool_options(*request, context.config));
   std::error_code ec;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/array/npy.h"
+#include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
 #include "kiln/runtime/runner.h"
@@ -25,13 +26,18 @@ Result<int> run_run(Context& context) {
   app.add_option("--function", function, "function to run (default: the module's one public function)");
   app.add_option("--device", device, "cpu, cuda, vulkan, hip, or an IREE device URI (default: the module's target)");
   add_input_options(app, inputs);
+  std::string executor_name;
+  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
+      ->check(CLI::IsMember({"local", "docker"}));
   app.add_option("-o,--output-dir", out_dir, "where inputs and outputs are saved (default: MODULE.run/)");
   app.add_option("--timeout", timeout, "time limit in seconds (default 600)");
   app.add_flag("--json", json, "print JSON");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  auto tools = KILN_TRY(toolchain::find_runtime(context.config));
-  auto sig = KILN_TRY(runtime::load(module, function, tools));
+  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
+  const auto& tools = selected.tools;
+  auto& executor = *selected.executor;
+  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
   auto values = KILN_TRY(gather_inputs(sig, inputs));
   fs::path dir = out_dir.empty() ? fs::path(module).replace_extension(".run") : fs::path(out_dir);
   std::error_code ec;
@@ -40,7 +46,7 @@ Result<int> run_run(Context& context) {
   auto scratch = KILN_TRY(util::TempDir::create(dir, ".kiln-run-"));
   runtime::RunSpec spec{sig, choose_device(device, sig), values, scratch.path(),
                         std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))};
-  auto outputs = KILN_TRY(runtime::run(tools, spec));
+  auto outputs = KILN_TRY(runtime::run(tools, executor, spec));
   KILN_TRY_STATUS(save_arrays(dir, "input", values));
   KILN_TRY_STATUS(save_arrays(dir, "output", outputs));
   // The same arrays as one archive each, named like the arguments, for --inputs.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/array/compare.h"
+#include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
 #include "kiln/runtime/runner.h"
@@ -48,6 +49,9 @@ Result<int> run_validate(Context& context) {
   app.add_option("--against", against, "another module of the same program: compare the two on the same inputs");
   app.add_option("--against-device", against_device, "device for --against (default: its target's)");
   add_input_options(app, inputs);
+  std::string executor_name;
+  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
+      ->check(CLI::IsMember({"local", "docker"}));
   app.add_option("--atol", atol, "absolute tolerance for floating-point outputs (default: by element type)");
   app.add_option("--rtol", rtol, "relative tolerance for floating-point outputs (default: by element type)");
   app.add_option("--nan", nan_rule, "equal: NaN must be where the reference has NaN; fail: any NaN fails")
@@ -61,12 +65,14 @@ Result<int> run_validate(Context& context) {
   }
   if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
 
-  auto tools = KILN_TRY(toolchain::find_runtime(context.config));
-  auto sig = KILN_TRY(runtime::load(module, function, tools));
+  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
+  const auto& tools = selected.tools;
+  auto& executor = *selected.executor;
+  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
   std::optional<runtime::ModuleSignature> other;
   std::vector<array::Array> expected;
   if (!against.empty()) {
-    other = KILN_TRY(runtime::load(against, sig.function, tools));
+    other = KILN_TRY(runtime::load(against, sig.function, tools, executor));
   } else {
     bool one_npz = expected_npy.size() == 1 && fs::path(expected_npy[0]).extension() == ".npz";
     expected = KILN_TRY(read_values(one_npz ? std::vector<std::string>{} : expected_npy,
@@ -82,11 +88,11 @@ Result<int> run_validate(Context& context) {
   fs::create_directories(scratch.path() / "a");
   fs::create_directories(scratch.path() / "b");
   runtime::RunSpec spec{sig, choose_device(device, sig), values, scratch.path() / "a", limit};
-  auto got = KILN_TRY(runtime::run(tools, spec));
+  auto got = KILN_TRY(runtime::run(tools, executor, spec));
   std::string reference = "expected outputs";
   if (other) {
     runtime::RunSpec other_spec{*other, choose_device(against_device, *other), values, scratch.path() / "b", limit};
-    expected = KILN_TRY(runtime::run(tools, other_spec));
+    expected = KILN_TRY(runtime::run(tools, executor, other_spec));
     reference = fmt::format("{} on {}", against, other_spec.device);
   }
   if (got.size() != expected.size()) {

@@ -27,6 +27,7 @@ const std::vector<Command>& commands() {
       {"targets", "list the targets the pinned IREE release supports", run_targets},
       {"doctor", "check the toolchain, Docker and the NVIDIA driver, and say how to fix problems", run_doctor},
       {"version", "print kiln's version and the pinned IREE release", run_version},
+      {"__exec", nullptr, run_exec},
   };
   return table;
 }

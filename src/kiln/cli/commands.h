@@ -21,7 +21,7 @@ using Handler = Result<int> (*)(Context& context);
 
 struct Command {
   const char* name;
-  const char* summary;
+  const char* summary;  // nullptr: internal, not listed
   Handler handler;
 };
 
@@ -37,6 +37,7 @@ Result<int> run_run(Context& context);
 Result<int> run_validate(Context& context);
 Result<int> run_bench(Context& context);
 Result<int> run_cache(Context& context);
+Result<int> run_exec(Context& context);
 
 
 }  // namespace kiln::cli

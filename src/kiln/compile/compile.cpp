@@ -56,6 +56,11 @@ Error compile_failure(const util::ProcessResult& result, const Unit& unit, const
                              what, options.timeout.count() / 1000.0)};
   }
   std::string diagnostics = summarize_diagnostics(result.err);
+  if (result.out_of_memory) {
+    return Error{Code::kResourceExhausted, fmt::format("{}: iree-compile ran out of memory and was killed ({}); raise "
+                                                       "the limit (setting docker_memory) or compile a smaller program",
+                                                       what, result.limit_note)};
+  }
   if (result.err.find("No space left on device") != std::string::npos) {
     return Error{Code::kResourceExhausted,
                  fmt::format("{}: the disk holding {} is full (No space left on device); free space or choose another "

@@ -16,10 +16,12 @@
 namespace kiln::compile {
 
 struct ExecRequest {
-  std::vector<std::string> argv;
+  std::vector<std::string> argv;     // argv[0] as the executor's toolchain names it
   std::filesystem::path input;       // read by the tool
   std::filesystem::path output_dir;  // the only folder the tool writes
   std::chrono::milliseconds timeout{0};
+  std::vector<std::filesystem::path> also_read;  // further files the tool reads
+  bool gpu = false;                  // the tool needs the host's GPUs
 };
 
 class Executor {
@@ -35,7 +37,8 @@ class LocalExecutor final : public Executor {
   Result<util::ProcessResult> run(const ExecRequest& request) override;
 };
 
-// The executor a setting names ("local").
-Result<std::unique_ptr<Executor>> make_executor(const std::string& name);
+// The executor a setting names ("local" here; the container executor lives
+// in kiln::docker, which builds on this interface).
+Result<std::unique_ptr<Executor>> make_local_executor(const std::string& name);
 
 }  // namespace kiln::compile

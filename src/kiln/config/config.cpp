@@ -16,7 +16,12 @@ const std::vector<Key>& keys() {
        "empty finds the project's .venv, then PATH"},
       {"compile_timeout", "KILN_COMPILE_TIMEOUT", "1800",
        "time limit for one iree-compile run, in seconds (or with s, m, h)"},
-      {"executor", "KILN_EXECUTOR", "local", "where compiles run: local"},
+      {"executor", "KILN_EXECUTOR", "local", "where the IREE tools run: local, or docker (a hardened container)"},
+      {"docker_image", "KILN_DOCKER_IMAGE", "", "kiln image for the docker executor; empty: kiln-cpu:<kiln version>"},
+      {"docker_memory", "KILN_DOCKER_MEMORY", "4G", "memory limit of each container"},
+      {"docker_cpus", "KILN_DOCKER_CPUS", "", "CPU limit of each container (e.g. 2); empty: no limit"},
+      {"docker_pids", "KILN_DOCKER_PIDS", "256", "process limit of each container"},
+      {"docker_tmpfs", "KILN_DOCKER_TMPFS", "1g", "size of each container's /tmp (tmpfs)"},
       {"opt_level", "KILN_OPT_LEVEL", "", "default optimization level (O0 to O3); empty uses the compiler's default"},
       {"jobs", "KILN_JOBS", "", "compile units run at once; empty: one per CPU"},
       {"memory_budget", "KILN_MEMORY_BUDGET", "", "memory the running compiles may use together (500M, 8G); empty: "

@@ -64,9 +64,10 @@ Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& me
 
 // iree-dump-module prints "iree.abi.declaration: sync func @main(%input0: tensor<..>, ...) -> (...)".
 Result<ModuleSignature> from_reflection(const fs::path& module, const std::string& function,
-                                        const toolchain::Toolchain& tools) {
+                                        const toolchain::Toolchain& tools, compile::Executor& executor) {
   fs::path dump = tools.run_module.parent_path() / "iree-dump-module";
-  auto run = util::run_process({.argv = {dump.string(), module.string()}, .timeout = std::chrono::minutes(2)});
+  auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-dump-"));
+  auto run = executor.run({{dump.string(), fs::absolute(module).string()}, module, scratch.path(), std::chrono::minutes(2)});
   if (!run) return tl::unexpected(run.error());
   if (!run->ok()) {
     return fail(Code::kInvalidArgument,
@@ -124,7 +125,8 @@ Status check_module_file(const fs::path& path) {
   return {};
 }
 
-Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools) {
+Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools,
+                             compile::Executor& executor) {
   KILN_TRY_STATUS(check_module_file(path));
   fs::path meta = path;
   meta.replace_extension(".json");
@@ -141,7 +143,7 @@ Result<ModuleSignature> load(const fs::path& path, const std::string& function, 
     }
     return sig;
   }
-  return from_reflection(path, function, tools);
+  return from_reflection(path, function, tools, executor);
 }
 
 std::string device_uri(const std::string& device) {

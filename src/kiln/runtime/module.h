@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/compile/executor.h"
 #include "kiln/mlir/module_info.h"
 #include "kiln/toolchain/toolchain.h"
 
@@ -32,7 +33,8 @@ Status check_module_file(const fs::path& path);
 // Reads the signature of `function` ("" = the only public function). Refuses
 // a module that kiln's metadata says was built by another IREE release than
 // the runtime's, naming both.
-Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools);
+Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools,
+                             compile::Executor& executor);
 
 // "cpu" -> "local-task"; anything else is passed to the runtime as it is.
 std::string device_uri(const std::string& device);

@@ -51,7 +51,9 @@ Status check_inputs(const ModuleSignature& sig, const std::vector<array::Array>&
   return {};
 }
 
-Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& inputs, const fs::path& work_dir) {
+Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& inputs, const fs::path& relative_dir) {
+  // Absolute: the tool runs with the work folder as its working directory.
+  fs::path work_dir = fs::absolute(relative_dir);
   std::vector<std::string> flags;
   for (size_t i = 0; i < inputs.size(); ++i) {
     fs::path file = work_dir / fmt::format("input{}.bin", i);
@@ -63,10 +65,12 @@ Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& in
   return flags;
 }
 
-Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const RunSpec& spec) {
+bool wants_gpu(const std::string& device) { return util::starts_with(device, "cuda") || util::starts_with(device, "hip"); }
+
+Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec) {
   const auto& sig = spec.signature;
   KILN_TRY_STATUS(check_inputs(sig, spec.inputs));
-  std::vector<std::string> argv = {tools.run_module.string(), "--module=" + sig.path.string(),
+  std::vector<std::string> argv = {tools.run_module.string(), "--module=" + fs::absolute(sig.path).string(),
                                    "--device=" + spec.device, "--function=" + sig.function};
   auto inputs = KILN_TRY(input_flags(spec.inputs, spec.work_dir));
   argv.insert(argv.end(), inputs.begin(), inputs.end());
@@ -75,10 +79,10 @@ Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const R
   std::vector<fs::path> files;
   for (size_t i = 0; i < sig.outputs.size(); ++i) {
     bool dynamic = sig.outputs[i].type.has_dynamic_dims();
-    files.push_back(spec.work_dir / fmt::format("output{}.{}", i, dynamic ? "npy" : "bin"));
+    files.push_back(fs::absolute(spec.work_dir) / fmt::format("output{}.{}", i, dynamic ? "npy" : "bin"));
     argv.push_back("--output=@" + files.back().string());
   }
-  auto result = util::run_process({.argv = argv, .timeout = spec.timeout});
+  auto result = executor.run({argv, sig.path, spec.work_dir, spec.timeout, {}, wants_gpu(spec.device)});
   if (!result) return tl::unexpected(result.error());
   if (result->timed_out) {
     return fail(Code::kDeadlineExceeded, fmt::format("running @{} ran past the time limit and was killed", sig.function));
@@ -114,13 +118,14 @@ Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const R
 
 namespace kiln::runtime {
 
-Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, const BenchSpec& spec) {
+Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                      const BenchSpec& spec) {
   const auto& sig = spec.run.signature;
   KILN_TRY_STATUS(check_inputs(sig, spec.run.inputs));
   if (tools.benchmark_module.empty()) {
     return fail(Code::kFailedPrecondition, "iree-benchmark-module is missing; install iree-base-runtime");
   }
-  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + sig.path.string(),
+  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(sig.path).string(),
                                    "--device=" + spec.run.device, "--function=" + sig.function,
                                    fmt::format("--benchmark_repetitions={}", spec.warmup + spec.repetitions),
                                    "--benchmark_min_time=1x", "--benchmark_format=json",
@@ -132,7 +137,9 @@ Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, const B
   std::vector<Result<util::ProcessResult>> results(n, fail(Code::kInternal, "not run"));
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) {
-    threads.emplace_back([&, i] { results[i] = util::run_process({.argv = argv, .timeout = spec.run.timeout}); });
+    threads.emplace_back([&, i] {
+      results[i] = executor.run({argv, sig.path, spec.run.work_dir, spec.run.timeout, {}, wants_gpu(spec.run.device)});
+    });
   }
   for (auto& t : threads) t.join();
 

@@ -30,7 +30,7 @@ Status check_inputs(const ModuleSignature& signature, const std::vector<array::A
 Result<std::vector<std::string>> input_flags(const std::vector<array::Array>& inputs, const fs::path& work_dir);
 
 // Runs the function once; returns its outputs.
-Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, const RunSpec& spec);
+Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec);
 
 
 struct BenchSpec {
@@ -42,6 +42,7 @@ struct BenchSpec {
 
 // Per-invocation wall times in milliseconds, from iree-benchmark-module
 // (one iteration per repetition, so every sample is one call).
-Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, const BenchSpec& spec);
+Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                      const BenchSpec& spec);
 
 }  // namespace kiln::runtime

@@ -29,6 +29,8 @@ struct ProcessResult {
   std::string err;
   double wall_seconds = 0;
   long peak_rss_kib = 0;    // largest resident set of the child or its children
+  bool out_of_memory = false;  // killed by a memory limit (a container's)
+  std::string limit_note;      // which limit, for the message
 
   bool ok() const { return !timed_out && term_signal == 0 && exit_status == 0; }
 };

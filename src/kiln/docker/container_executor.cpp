@@ -1,0 +1,195 @@
+#include "kiln/docker/container_executor.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "kiln/cache/store.h"
+#include "kiln/util/file.h"
+#include "kiln/util/signals.h"
+#include "kiln/util/strings.h"
+#include "kiln/version.h"
+
+namespace kiln::docker {
+
+std::atomic<int> ContainerExecutor::counter_{0};
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uid_t kImageUser = 10001;  // the image's "kiln" user
+
+// Removes the container when it goes out of scope, whatever happened.
+struct Removal {
+  const Engine* engine;
+  std::string id;
+  ~Removal() {
+    if (!id.empty()) (void)engine->request("DELETE", "/containers/" + id + "?force=true&v=true", "", 30000);
+  }
+};
+
+// As root, the image's user must own the writable folder; afterwards its
+// files go back to root. Without root, the container runs as the caller.
+void give_folder(const fs::path& dir, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  ::chown(dir.c_str(), uid, gid);
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) ::lchown(e.path().c_str(), uid, gid);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::create(const std::string& image, const Limits& limits) {
+  auto engine = KILN_TRY(Engine::connect());
+  auto inspected = engine.call("GET", "/images/" + image + "/json");
+  if (!inspected) {
+    if (inspected.error().code == Code::kNotFound) {
+      return fail(Code::kFailedPrecondition,
+                  fmt::format("the Docker image {} is not on this engine; build it with scripts/build-images.sh "
+                              "(KILN_LOCAL_BASE=1 where no registry is reachable), or set docker_image",
+                              image));
+    }
+    return tl::unexpected(inspected.error());
+  }
+  const auto& labels = (*inspected)["Config"]["Labels"];
+  toolchain::Toolchain t;
+  if (labels.is_object()) {
+    t.release = labels.value("dev.kiln.iree.release", "");
+    t.build = labels.value("dev.kiln.iree.build", "");
+    t.revision = labels.value("dev.kiln.iree.revision", "");
+  }
+  if (t.release.empty()) {
+    return fail(Code::kFailedPrecondition, fmt::format("the Docker image {} has no dev.kiln.iree.release label: it is "
+                                                       "not a kiln image (scripts/build-images.sh builds one)", image));
+  }
+  t.compile = "/opt/kiln/bin/iree-compile";
+  t.opt = "/opt/kiln/bin/iree-opt";
+  t.run_module = "/opt/kiln/bin/iree-run-module";
+  t.benchmark_module = "/opt/kiln/bin/iree-benchmark-module";
+  t.runtime_release = t.release;
+  t.found_by = "Docker image " + image;
+  t.root = "/opt/kiln/iree";
+  return std::unique_ptr<ContainerExecutor>(new ContainerExecutor(std::move(engine), image, limits, std::move(t)));
+}
+
+Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::from_config(const config::Config& config) {
+  Limits limits;
+  limits.memory_bytes = KILN_TRY(cache::parse_size(config.get("docker_memory")));
+  if (!config.get("docker_cpus").empty()) limits.cpus = std::stod(config.get("docker_cpus"));
+  limits.pids = std::stoll(config.get("docker_pids"));
+  limits.tmpfs_size = config.get("docker_tmpfs");
+  std::string image = config.get("docker_image");
+  if (image.empty()) image = std::string("kiln-cpu:") + KILN_VERSION;
+  return create(image, limits);
+}
+
+nlohmann::json ContainerExecutor::container_config(const compile::ExecRequest& request, const std::string& report) const {
+  std::vector<std::string> cmd = {"/opt/kiln/bin/kiln", "__exec", "--report", report, "--"};
+  cmd.insert(cmd.end(), request.argv.begin(), request.argv.end());
+  nlohmann::json binds = nlohmann::json::array();
+  auto read_only = [&](const fs::path& p) {
+    fs::path abs = fs::absolute(p);
+    binds.push_back(abs.string() + ":" + abs.string() + ":ro");
+  };
+  if (!request.input.empty()) read_only(request.input);
+  for (const auto& p : request.also_read) read_only(p);
+  fs::path out = fs::absolute(request.output_dir);
+  binds.push_back(out.string() + ":" + out.string() + ":rw");
+  uid_t uid = ::geteuid() == 0 ? kImageUser : ::geteuid();
+  gid_t gid = ::geteuid() == 0 ? kImageUser : ::getegid();
+  nlohmann::json host = {
+      {"NetworkMode", "none"},
+      {"ReadonlyRootfs", true},
+      {"CapDrop", {"ALL"}},
+      {"SecurityOpt", {"no-new-privileges"}},
+      {"Tmpfs", {{"/tmp", "rw,noexec,nosuid,nodev,size=" + limits_.tmpfs_size}}},
+      {"PidsLimit", limits_.pids},
+      {"Memory", limits_.memory_bytes},
+      {"MemorySwap", limits_.memory_bytes},
+      {"Binds", binds},
+  };
+  if (limits_.cpus > 0) host["NanoCpus"] = static_cast<int64_t>(limits_.cpus * 1e9);
+  if (request.gpu) {
+    host["DeviceRequests"] = {{{"Driver", "nvidia"}, {"Count", -1}, {"Capabilities", {{"gpu"}}}}};
+  }
+  return {{"Image", image_},
+          {"Cmd", cmd},
+          {"Entrypoint", nlohmann::json::array()},
+          {"User", fmt::format("{}:{}", uid, gid)},
+          {"WorkingDir", out.string()},
+          {"Env", {"TMPDIR=/tmp", "HOME=/tmp", "KILN_CACHE=false"}},
+          {"NetworkDisabled", true},
+          {"Labels", {{"dev.kiln.executor", "1"}, {"dev.kiln.parent-pid", std::to_string(::getpid())}}},
+          {"HostConfig", host}};
+}
+
+Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& request) {
+  using Clock = std::chrono::steady_clock;
+  fs::path out = fs::absolute(request.output_dir);
+  std::string report = (out / ".kiln-exec.json").string();
+  bool root = ::geteuid() == 0;
+  if (root) give_folder(out, kImageUser, kImageUser);
+
+  std::string name = fmt::format("kiln-{}-{}", ::getpid(), counter_++);
+  auto created = engine_.call("POST", "/containers/create?name=" + name, container_config(request, report));
+  if (!created) {
+    std::string m = created.error().message;
+    if (m.find("nvidia") != std::string::npos) {
+      return fail(Code::kFailedPrecondition, m + "; give Docker the GPU with the NVIDIA container toolkit "
+                                                 "(kiln doctor says what is missing)");
+    }
+    return tl::unexpected(created.error());
+  }
+  Removal removal{&engine_, (*created)["Id"].get<std::string>()};
+  const std::string& id = removal.id;
+
+  auto started = Clock::now();
+  KILN_TRY(engine_.call("POST", "/containers/" + id + "/start"));
+  auto deadline = request.timeout.count() > 0 ? started + request.timeout : Clock::time_point::max();
+  util::ProcessResult result;
+  nlohmann::json state;
+  int cancelled_by = 0;
+  while (true) {
+    auto inspected = KILN_TRY(engine_.call("GET", "/containers/" + id + "/json"));
+    state = inspected["State"];
+    if (!state.value("Running", false)) break;
+    if ((cancelled_by = util::interrupted()) != 0 || Clock::now() >= deadline) {
+      result.timed_out = cancelled_by == 0;
+      (void)engine_.request("POST", "/containers/" + id + "/kill", "", 30000);
+      (void)engine_.request("POST", "/containers/" + id + "/wait", "", 30000);
+      state = KILN_TRY(engine_.call("GET", "/containers/" + id + "/json"))["State"];
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  result.wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  if (auto logs = engine_.request("GET", "/containers/" + id + "/logs?stdout=true&stderr=true")) {
+    demultiplex(logs->body, result.out, result.err);
+  }
+  result.exit_status = state.value("ExitCode", -1);
+  result.out_of_memory = state.value("OOMKilled", false);
+  if (result.out_of_memory) {
+    result.term_signal = 9;
+    result.limit_note = "the container's memory limit is " + util::human_bytes(static_cast<double>(limits_.memory_bytes));
+  } else if (result.exit_status > 128 && !result.timed_out) {
+    result.term_signal = result.exit_status - 128;  // how __exec reports a crash
+  }
+  // The tool's own figures, measured inside by `kiln __exec`.
+  if (auto text = util::read_file(report)) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_discarded()) result.peak_rss_kib = j.value("peak_rss_kib", 0L);
+    fs::remove(report);
+  }
+  if (root) give_folder(out, 0, 0);
+  if (cancelled_by) {
+    return fail(Code::kCancelled, std::string("interrupted by ") + ::strsignal(cancelled_by) +
+                                      "; stopped and removed container " + name);
+  }
+  return result;
+}
+
+}  // namespace kiln::docker

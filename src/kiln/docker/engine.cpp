@@ -1,0 +1,151 @@
+#include "kiln/docker/engine.h"
+
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "kiln/util/strings.h"
+
+namespace kiln::docker {
+namespace {
+
+// The libcurl functions kiln uses, resolved once.
+struct Curl {
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_perform) easy_perform;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+};
+
+Result<const Curl*> curl() {
+  static Curl api;
+  static std::string error;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      error = ::dlerror();
+      return;
+    }
+    auto get = [&](const char* name) { return ::dlsym(lib, name); };
+    api.easy_init = reinterpret_cast<decltype(api.easy_init)>(get("curl_easy_init"));
+    api.easy_setopt = reinterpret_cast<decltype(api.easy_setopt)>(get("curl_easy_setopt"));
+    api.easy_perform = reinterpret_cast<decltype(api.easy_perform)>(get("curl_easy_perform"));
+    api.easy_getinfo = reinterpret_cast<decltype(api.easy_getinfo)>(get("curl_easy_getinfo"));
+    api.easy_cleanup = reinterpret_cast<decltype(api.easy_cleanup)>(get("curl_easy_cleanup"));
+    api.easy_strerror = reinterpret_cast<decltype(api.easy_strerror)>(get("curl_easy_strerror"));
+    api.slist_append = reinterpret_cast<decltype(api.slist_append)>(get("curl_slist_append"));
+    api.slist_free_all = reinterpret_cast<decltype(api.slist_free_all)>(get("curl_slist_free_all"));
+    if (!api.easy_init || !api.easy_setopt || !api.easy_perform || !api.slist_free_all) error = "libcurl.so.4 lacks curl_easy_*";
+  });
+  if (!error.empty()) {
+    return fail(Code::kFailedPrecondition,
+                "the Docker executor needs libcurl (" + error + "); install libcurl4 (apt-get install libcurl4)");
+  }
+  return &api;
+}
+
+size_t append(char* data, size_t size, size_t count, void* sink) {
+  static_cast<std::string*>(sink)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+Result<Engine> Engine::connect() {
+  std::string socket = "/var/run/docker.sock";
+  if (const char* host = std::getenv("DOCKER_HOST"); host && *host) {
+    if (!util::starts_with(host, "unix://")) {
+      return fail(Code::kFailedPrecondition, fmt::format("DOCKER_HOST={} is not a unix socket; kiln talks to local "
+                                                         "engines only (unix:///var/run/docker.sock)", host));
+    }
+    socket = host + 7;
+  }
+  // A plain connect() first: it tells "no engine" apart from HTTP problems.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
+  bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) {
+    return fail(Code::kUnavailable,
+                fmt::format("no Docker engine answers on {} ({}); start dockerd (scripts/docker-env.sh does), or "
+                            "compile with --executor local",
+                            socket, std::strerror(err)));
+  }
+  return Engine(socket);
+}
+
+Result<Response> Engine::request(const std::string& method, const std::string& path, const std::string& body,
+                                 long timeout_ms) const {
+  auto api = KILN_TRY(curl());
+  CURL* h = api->easy_init();
+  if (!h) return fail(Code::kInternal, "curl_easy_init failed");
+  Response response;
+  curl_slist* headers = api->slist_append(nullptr, "Content-Type: application/json");
+  // API 1.41 is Docker 20.10's; newer engines accept it too.
+  std::string url = "http://localhost/v1.41" + path;
+  api->easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
+  api->easy_setopt(h, CURLOPT_URL, url.c_str());
+  api->easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  api->easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  api->easy_setopt(h, CURLOPT_WRITEFUNCTION, &append);
+  api->easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  api->easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+  api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  if (method == "POST" || method == "PUT") {
+    api->easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+    api->easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  CURLcode rc = api->easy_perform(h);
+  api->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  api->slist_free_all(headers);
+  api->easy_cleanup(h);
+  if (rc != CURLE_OK) {
+    return fail(rc == CURLE_OPERATION_TIMEDOUT ? Code::kDeadlineExceeded : Code::kUnavailable,
+                fmt::format("Docker engine at {}: {} {}: {}", socket_, method, path, api->easy_strerror(rc)));
+  }
+  return response;
+}
+
+Result<nlohmann::json> Engine::call(const std::string& method, const std::string& path, const nlohmann::json& body,
+                                    long timeout_ms) const {
+  auto r = KILN_TRY(request(method, path, body.is_null() ? "" : body.dump(), timeout_ms));
+  nlohmann::json parsed = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status < 200 || r.status >= 300) {
+    std::string message = !parsed.is_discarded() && parsed.contains("message") ? parsed["message"].get<std::string>()
+                                                                               : std::string(util::trim(r.body));
+    Code code = r.status == 404 ? Code::kNotFound
+                : r.status == 409 ? Code::kFailedPrecondition
+                : r.status >= 500 ? Code::kUnavailable
+                                  : Code::kInvalidArgument;
+    return fail(code, fmt::format("the Docker engine refused {} {} ({}): {}", method, path, r.status, message));
+  }
+  return parsed.is_discarded() ? nlohmann::json(nullptr) : parsed;
+}
+
+void demultiplex(const std::string& raw, std::string& out, std::string& err) {
+  size_t at = 0;
+  while (at + 8 <= raw.size()) {
+    auto* h = reinterpret_cast<const unsigned char*>(raw.data() + at);
+    size_t size = (size_t{h[4]} << 24) | (size_t{h[5]} << 16) | (size_t{h[6]} << 8) | h[7];
+    std::string& sink = h[0] == 2 ? err : out;
+    sink.append(raw, at + 8, std::min(size, raw.size() - at - 8));
+    at += 8 + size;
+  }
+}
+
+}  // namespace kiln::docker
