@@ -17,3 +17,10 @@ echo
 echo "== cache hits and the worker pool =="
 .venv/bin/python tests/models/export_models.py "$work/models" mlp conv attention gemm_f32 >/dev/null
 .venv/bin/python bench/cache_and_matrix.py build/kiln "$work/models" 5
+echo
+echo "== the cost of a container per job =="
+if docker image inspect "kiln-cpu:$(build/kiln version | awk '{print $2}')" >/dev/null 2>&1; then
+  .venv/bin/python bench/container_cost.py build/kiln "$work/models/attention.mlir" 5
+else
+  echo "skipped: kiln's CPU image is not built (KILN_LOCAL_BASE=1 scripts/build-images.sh cpu)"
+fi

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include "kiln/cli/parse.h"
+#include "kiln/docker/container_executor.h"
+#include "kiln/version.h"
 #include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
 #include "kiln/util/file.h"
@@ -100,6 +102,20 @@ void check_runtime(const toolchain::Toolchain& t, std::vector<Check>& checks) {
   }
 }
 
+void check_image(const config::Config& config, std::vector<Check>& checks) {
+  std::string image = config.get("docker_image").empty() ? std::string("kiln-cpu:") + KILN_VERSION : config.get("docker_image");
+  auto executor = docker::ContainerExecutor::from_config(config);
+  if (executor) {
+    checks.push_back({"kiln image", "ok",
+                      fmt::format("{} holds IREE {} ({})", image, (*executor)->toolchain().release,
+                                  (*executor)->toolchain().build),
+                      ""});
+  } else {
+    checks.push_back({"kiln image", "warning", executor.error().message,
+                      "only needed for --executor docker: KILN_LOCAL_BASE=1 scripts/build-images.sh cpu"});
+  }
+}
+
 void check_docker(std::vector<Check>& checks) {
   std::string cli = on_path("docker");
   std::string socket = "/var/run/docker.sock";
@@ -170,6 +186,7 @@ Result<int> run_doctor(Context& context) {
   std::vector<Check> checks;
   check_toolchain(context.config, checks);
   check_docker(checks);
+  if (checks.back().status == "ok") check_image(context.config, checks);
   check_nvidia(checks);
 
   bool errors = std::any_of(checks.begin(), checks.end(), [](const Check& c) { return c.status == "error"; });

@@ -1,0 +1,202 @@
+// The container executor against a real dockerd and kiln's real CPU image
+// (built by the docker_image fixture). Skipped, with the reason, only where
+// no Docker engine can be had at all.
+#include <csignal>
+#include <future>
+#include <thread>
+
+#include "harness.h"
+#include "kiln/docker/container_executor.h"
+#include "kiln/util/hash.h"
+#include "kiln/util/strings.h"
+#include "kiln/version.h"
+
+namespace kiln::testing {
+namespace {
+
+const std::string kImage = std::string("kiln-cpu:") + KILN_VERSION;
+
+class Docker : public KilnTest {
+ protected:
+  void SetUp() override {
+    KilnTest::SetUp();
+    auto engine = docker::Engine::connect();
+    if (!engine) GTEST_SKIP() << "no Docker engine: " << engine.error().message;
+  }
+  // Containers kiln made that still exist: none may be left after any test.
+  std::vector<std::string> leftover_containers() {
+    auto engine = docker::Engine::connect();
+    auto list = engine->call("GET", "/containers/json?all=true&filters=" +
+                                        std::string("%7B%22label%22%3A%5B%22dev.kiln.executor%22%5D%7D"));
+    std::vector<std::string> ids;
+    if (list) {
+      for (const auto& c : *list) ids.push_back(c["Id"].get<std::string>().substr(0, 12));
+    }
+    return ids;
+  }
+  std::unique_ptr<docker::ContainerExecutor> executor(docker::Limits limits = {}) {
+    auto e = docker::ContainerExecutor::create(kImage, limits);
+    EXPECT_TRUE(e) << e.error().message;
+    return e ? std::move(*e) : nullptr;
+  }
+  // Runs a shell script inside a kiln container with an output folder "out".
+  util::ProcessResult sh(docker::ContainerExecutor& e, const std::string& script, int timeout_ms = 60000) {
+    fs::create_directories(dir() / "out");
+    write("input.txt", "read me");
+    auto r = e.run({{"/bin/sh", "-c", script}, dir() / "input.txt", dir() / "out", std::chrono::milliseconds(timeout_ms)});
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : util::ProcessResult{};
+  }
+};
+
+TEST_F(Docker, CompilesInAContainerLikeLocally) {
+  std::string mlp = model("mlp.mlir").string();
+  Outcome in_container = kiln({"compile", mlp, "-t", "cpu:x86_64:znver3", "-o", "docker", "--executor", "docker", "--no-cache"});
+  ASSERT_EQ(in_container.status, 0) << in_container.err;
+  Outcome local = kiln({"compile", mlp, "-t", "cpu:x86_64:znver3", "-o", "local", "--no-cache"});
+  ASSERT_EQ(local.status, 0) << local.err;
+  auto meta = nlohmann::json::parse(*util::read_file(dir() / "docker/mlp.cpu-x86_64-znver3.json"));
+  EXPECT_EQ(meta["executor"], "docker");
+  EXPECT_EQ(meta["compiler_command"][0], "/opt/kiln/bin/iree-compile");
+  EXPECT_EQ(meta["iree"]["release"], "3.13.0");
+  EXPECT_GT(meta["compile"]["peak_rss_bytes"].get<double>(), 10e6) << "measured inside the container";
+  EXPECT_EQ(*util::sha256_file(dir() / "docker/mlp.cpu-x86_64-znver3.vmfb"),
+            *util::sha256_file(dir() / "local/mlp.cpu-x86_64-znver3.vmfb"))
+      << "the image holds the same pinned compiler";
+  EXPECT_TRUE(leftover_containers().empty());
+  // The module built in the container runs, in a container too.
+  Outcome run = kiln({"run", (dir() / "docker/mlp.cpu-x86_64-znver3.vmfb").string(), "--executor", "docker", "-o", "r"});
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(fs::exists(dir() / "r/output0.npy"));
+}
+
+TEST_F(Docker, CompilerErrorsComeBackWithPositions) {
+  write("bad.mlir",
+        "module @bad {\n  func.func public @main(%a: tensor<4xf32>, %b: tensor<4xi32>) -> tensor<4xf32> {\n"
+        "    %0 = stablehlo.add %a, %b : (tensor<4xf32>, tensor<4xi32>) -> tensor<4xf32>\n"
+        "    return %0 : tensor<4xf32>\n  }\n}\n");
+  Outcome r = kiln({"compile", "bad.mlir", "-t", "cpu", "-o", "out", "--executor", "docker"});
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_NE(r.err.find("bad.mlir:3:"), std::string::npos) << r.err;
+  EXPECT_TRUE(listing(dir() / "out").empty());
+  EXPECT_TRUE(leftover_containers().empty());
+}
+
+TEST_F(Docker, HardeningSeenFromInside) {
+  auto e = executor({.memory_bytes = 256ull << 20, .cpus = 1, .pids = 64, .tmpfs_size = "8m"});
+  ASSERT_TRUE(e);
+  auto r = sh(*e,
+              "echo uid=$(id -u);"
+              "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status;"
+              "echo net=$(ls /sys/class/net | tr '\\n' ' ')end;"
+              "touch /etc/kiln-test 2>/dev/null && echo root-writable || echo root-readonly;"
+              "touch " + (dir() / "input-side").string() + " 2>/dev/null && echo outside-writable || echo outside-blocked;"
+              "echo x >> " + (dir() / "input.txt").string() + " 2>/dev/null && echo input-writable || echo input-readonly;"
+              "touch " + (dir() / "out/ok").string() + " && echo out-writable;"
+              "dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>/dev/null && echo tmp-unbounded || echo tmp-limited;");
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("uid=10001"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t0000000000000000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NoNewPrivs:\t1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("net=lo end"), std::string::npos) << "only loopback: " << r.out;
+  EXPECT_NE(r.out.find("root-readonly"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("outside-blocked"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("input-readonly"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("out-writable"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tmp-limited"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir() / "input-side"));
+  EXPECT_EQ(*util::read_file(dir() / "input.txt"), "read me");
+  EXPECT_TRUE(leftover_containers().empty());
+}
+
+TEST_F(Docker, HardeningSeenFromOutside) {
+  auto e = executor({.memory_bytes = 300ull << 20, .cpus = 1.5, .pids = 99, .tmpfs_size = "16m"});
+  ASSERT_TRUE(e);
+  auto running = std::async(std::launch::async, [&] { return sh(*e, "sleep 3"); });
+  nlohmann::json host;
+  auto engine = docker::Engine::connect();
+  for (int i = 0; i < 100 && host.is_null(); ++i) {
+    for (const auto& id : leftover_containers()) {
+      auto c = engine->call("GET", "/containers/" + id + "/json");
+      if (c) host = (*c)["HostConfig"], host["User"] = (*c)["Config"]["User"];
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  running.get();
+  ASSERT_FALSE(host.is_null()) << "never saw the container running";
+  EXPECT_EQ(host["NetworkMode"], "none");
+  EXPECT_EQ(host["ReadonlyRootfs"], true);
+  EXPECT_EQ(host["CapDrop"], (nlohmann::json{"ALL"}));
+  EXPECT_EQ(host["SecurityOpt"], (nlohmann::json{"no-new-privileges"}));
+  EXPECT_EQ(host["Memory"], 300ll << 20);
+  EXPECT_EQ(host["PidsLimit"], 99);
+  EXPECT_EQ(host["NanoCpus"], 1500000000ll);
+  EXPECT_EQ(host["Tmpfs"]["/tmp"], "rw,noexec,nosuid,nodev,size=16m");
+  EXPECT_EQ(host["User"], "10001:10001");
+  EXPECT_TRUE(leftover_containers().empty()) << "removed after it ended";
+}
+
+TEST_F(Docker, MemoryLimitKillsAndSaysSo) {
+  auto e = executor({.memory_bytes = 64ull << 20, .cpus = 0, .pids = 64, .tmpfs_size = "512m"});
+  ASSERT_TRUE(e);
+  // The shell holds 200 MB in a variable: more than the container may have.
+  auto r = sh(*e, "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}");
+  EXPECT_TRUE(r.out_of_memory) << "exit " << r.exit_status << " " << r.err;
+  EXPECT_NE(r.limit_note.find("64.0 MiB"), std::string::npos) << r.limit_note;
+  EXPECT_TRUE(leftover_containers().empty());
+}
+
+TEST_F(Docker, TimeLimitKillsAndRemoves) {
+  auto e = executor();
+  ASSERT_TRUE(e);
+  auto started = std::chrono::steady_clock::now();
+  auto r = sh(*e, "sleep 60", 1500);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 30);
+  EXPECT_TRUE(leftover_containers().empty());
+  // Through the CLI: the compile's time limit, nothing left behind.
+  Outcome cli = kiln({"compile", model("big_constant.mlir").string(), "-t", "cpu", "-o", "out2", "--executor", "docker",
+                      "--timeout", "0.5", "--no-cache"});
+  EXPECT_EQ(cli.status, 6) << cli.err;
+  EXPECT_TRUE(listing(dir() / "out2").empty());
+  EXPECT_TRUE(leftover_containers().empty());
+}
+
+TEST_F(Docker, SigtermRemovesTheContainer) {
+  // Several units one after another; TERM as soon as the first container exists.
+  std::string script = "KILN_CACHE_DIR=cache " + std::string(KILN_BINARY) + " compile " +
+                       model("big_constant.mlir").string() +
+                       " -t cpu -t cuda:a100 -t vulkan:rdna3 -t rocm:gfx942 -j 1 -o out --executor docker & k=$!; "
+                       "until [ -n \"$(docker ps -q --filter label=dev.kiln.executor)\" ]; do sleep 0.05; done; "
+                       "kill -TERM $k; wait $k; echo status=$?";
+  Outcome r = run({"/bin/sh", "-c", script});
+  EXPECT_NE(r.out.find("status=130"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftover_containers().empty());
+  for (const auto& f : listing(dir() / "out")) ADD_FAILURE() << "left behind: " << f;
+}
+
+TEST_F(Docker, EngineProblemsAreClear) {
+  Outcome no_engine = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "--executor", "docker"},
+                           {"DOCKER_HOST=unix://" + (dir() / "nothing.sock").string()});
+  EXPECT_EQ(no_engine.status, 8) << no_engine.err;
+  EXPECT_NE(no_engine.err.find("no Docker engine answers"), std::string::npos) << no_engine.err;
+  Outcome no_image = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "--executor", "docker"},
+                          {"KILN_DOCKER_IMAGE=kiln-cpu:does-not-exist"});
+  EXPECT_EQ(no_image.status, 4) << no_image.err;
+  EXPECT_NE(no_image.err.find("scripts/build-images.sh"), std::string::npos) << no_image.err;
+}
+
+TEST_F(Docker, ImageCarriesVersionsAndANonRootUser) {
+  auto engine = docker::Engine::connect();
+  auto image = engine->call("GET", "/images/" + kImage + "/json");
+  ASSERT_TRUE(image) << image.error().message;
+  const auto& config = (*image)["Config"];
+  EXPECT_EQ(config["User"], "10001:10001");
+  EXPECT_EQ(config["Labels"]["org.opencontainers.image.version"], KILN_VERSION);
+  EXPECT_EQ(config["Labels"]["dev.kiln.iree.release"], "3.13.0");
+  EXPECT_FALSE(config["Labels"]["dev.kiln.iree.revision"].get<std::string>().empty());
+}
+
+}  // namespace
+}  // namespace kiln::testing
