@@ -17,7 +17,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 apt_packages=(
   build-essential cmake ninja-build pkg-config git python3-venv
   nlohmann-json3-dev libvalijson-dev libcli11-dev libfmt-dev libexpected-dev
-  libssl-dev zlib1g-dev libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
+  libssl-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
 )
 
 install_system_packages() {

@@ -38,6 +38,7 @@ Result<int> run_validate(Context& context);
 Result<int> run_bench(Context& context);
 Result<int> run_cache(Context& context);
 Result<int> run_exec(Context& context);
+Result<int> run_serve(Context& context);
 
 
 }  // namespace kiln::cli

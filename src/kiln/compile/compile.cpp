@@ -261,7 +261,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     if (cache.explain) explanation = explain_miss(*cache.store, parts);
   }
 
-  auto result = executor.run({argv, unit.input, staging->path(), options.timeout});
+  auto result = executor.run({argv, unit.input, staging->path(), options.timeout, {}, false, unit.cancel});
   if (!result) return tl::unexpected(result.error().context(context));
   if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options));
 

@@ -33,6 +33,7 @@ struct Unit {
   std::string name;  // output base name
   target::Target target;
   fs::path output_dir;
+  const std::atomic<bool>* cancel = nullptr;  // set from another thread: stop this unit
 };
 
 struct Outcome {

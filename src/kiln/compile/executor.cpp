@@ -3,7 +3,8 @@
 namespace kiln::compile {
 
 Result<util::ProcessResult> LocalExecutor::run(const ExecRequest& request) {
-  return util::run_process({.argv = request.argv, .cwd = request.output_dir, .timeout = request.timeout});
+  return util::run_process(
+      {.argv = request.argv, .cwd = request.output_dir, .timeout = request.timeout, .cancel = request.cancel});
 }
 
 Result<std::unique_ptr<Executor>> make_local_executor(const std::string& name) {

@@ -4,6 +4,7 @@
 // folder visible.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -22,6 +23,7 @@ struct ExecRequest {
   std::chrono::milliseconds timeout{0};
   std::vector<std::filesystem::path> also_read;  // further files the tool reads
   bool gpu = false;                  // the tool needs the host's GPUs
+  const std::atomic<bool>* cancel = nullptr;  // set from another thread: stop the tool
 };
 
 class Executor {

@@ -157,7 +157,9 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
     auto inspected = KILN_TRY(engine_.call("GET", "/containers/" + id + "/json"));
     state = inspected["State"];
     if (!state.value("Running", false)) break;
-    if ((cancelled_by = util::interrupted()) != 0 || Clock::now() >= deadline) {
+    bool cancelled = request.cancel && request.cancel->load();
+    if (cancelled) cancelled_by = -1;
+    if (cancelled || (cancelled_by = util::interrupted()) != 0 || Clock::now() >= deadline) {
       result.timed_out = cancelled_by == 0;
       (void)engine_.request("POST", "/containers/" + id + "/kill", "", 30000);
       (void)engine_.request("POST", "/containers/" + id + "/wait", "", 30000);
@@ -185,6 +187,7 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
     fs::remove(report);
   }
   if (root) give_folder(out, 0, 0);
+  if (cancelled_by == -1) return fail(Code::kCancelled, "cancelled; stopped and removed container " + name);
   if (cancelled_by) {
     return fail(Code::kCancelled, std::string("interrupted by ") + ::strsignal(cancelled_by) +
                                       "; stopped and removed container " + name);

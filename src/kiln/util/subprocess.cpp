@@ -118,8 +118,10 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   ProcessResult result;
   auto deadline = spec.timeout.count() > 0 ? started + spec.timeout : Clock::time_point::max();
   int cancelled_by = 0;
+  bool cancelled = false;
   while (out.fds[0] >= 0 || err.fds[0] >= 0) {
     if ((cancelled_by = interrupted()) != 0) break;
+    if ((cancelled = spec.cancel && spec.cancel->load())) break;
     if (Clock::now() >= deadline) {
       result.timed_out = true;
       break;
@@ -132,7 +134,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     if (fds[0].revents) drain(out.fds[0], result.out, spec.max_capture);
     if (fds[1].revents) drain(err.fds[0], result.err, spec.max_capture);
   }
-  if (result.timed_out || cancelled_by) ::kill(-pid, SIGKILL);
+  if (result.timed_out || cancelled_by || cancelled) ::kill(-pid, SIGKILL);
 
   int status = 0;
   struct rusage usage = {};
@@ -154,6 +156,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     return fail(Code::kCancelled, std::string("interrupted by ") + ::strsignal(cancelled_by) +
                                       "; stopped " + spec.argv[0]);
   }
+  if (cancelled) return fail(Code::kCancelled, "cancelled; stopped " + spec.argv[0]);
   return result;
 }
 

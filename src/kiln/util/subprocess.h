@@ -3,6 +3,7 @@
 // own process group so a timeout or an interrupt kills everything it started.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -19,6 +20,7 @@ struct ProcessSpec {
   std::vector<std::string> env_overrides;  // "NAME=value", added to our environment
   std::chrono::milliseconds timeout{0};    // 0: no limit
   size_t max_capture = 64 << 20;           // bytes kept of each stream
+  const std::atomic<bool>* cancel = nullptr;  // set by another thread: stop the child (Code::kCancelled)
 };
 
 struct ProcessResult {

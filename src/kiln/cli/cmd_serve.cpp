@@ -1,0 +1,108 @@
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "kiln/cache/store.h"
+#include "kiln/cli/executors.h"
+#include "kiln/cli/parse.h"
+#include "kiln/compile/pool.h"
+#include "kiln/docker/container_executor.h"
+#include "kiln/serve/http.h"
+#include "kiln/serve/service.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+
+namespace kiln::cli {
+
+namespace {
+
+Result<std::vector<std::string>> read_tokens(const std::string& file) {
+  std::vector<std::string> tokens;
+  if (!file.empty()) {
+    auto text = KILN_TRY(util::read_file(file));
+    for (const auto& line : util::split(text, '\n')) {
+      auto t = util::trim(line);
+      if (!t.empty() && t[0] != '#') tokens.emplace_back(t);
+    }
+  }
+  if (const char* env = std::getenv("KILN_SERVE_TOKENS"); env && *env) {
+    for (const auto& t : util::split(env, ',')) {
+      if (!util::trim(t).empty()) tokens.emplace_back(util::trim(t));
+    }
+  }
+  for (const auto& t : tokens) {
+    if (t.size() < 16) return fail(Code::kInvalidArgument, "a bearer token is shorter than 16 characters; use long random tokens");
+  }
+  if (tokens.empty()) {
+    return fail(Code::kInvalidArgument, "no bearer tokens: give --tokens-file FILE (one token a line) or KILN_SERVE_TOKENS");
+  }
+  return tokens;
+}
+
+// Docker when an engine and kiln's image are there, unless a setting or
+// flag chose; the local toolchain otherwise.
+Result<Selected> choose_executor(const config::Config& config, const std::string& flag) {
+  if (!flag.empty() || config.origins.at("executor") != "default") return select_executor(config, flag, Need::kCompiler);
+  if (auto docker = select_executor(config, "docker", Need::kCompiler)) return docker;
+  else std::cerr << "kiln serve: compiling locally (" << docker.error().message << ")\n";
+  return select_executor(config, "local", Need::kCompiler);
+}
+
+}  // namespace
+
+Result<int> run_serve(Context& context) {
+  CLI::App app{"Run the compile service over HTTP (see docs/service.md; GET /v1/openapi.json describes the API).", "serve"};
+  std::string listen = "127.0.0.1:8080", data_dir = "kiln-data", tokens_file, port_file, max_upload = "256M", executor;
+  int max_queue = 64, workers = 0;
+  double job_timeout = 1800;
+  app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port; default 127.0.0.1:8080)");
+  app.add_option("--data-dir", data_dir, "where jobs, uploads and artifacts are kept (default ./kiln-data)");
+  app.add_option("--tokens-file", tokens_file, "bearer tokens, one a line (also: KILN_SERVE_TOKENS, comma-separated)");
+  app.add_option("--max-upload", max_upload, "largest accepted upload (default 256M)");
+  app.add_option("--max-queue", max_queue, "jobs that may wait; more get 429 (default 64)")->check(CLI::Range(1, 1000000));
+  app.add_option("--workers", workers, "jobs compiled at once (default: one per CPU)")->check(CLI::Range(0, 1024));
+  app.add_option("--job-timeout", job_timeout, "time limit of each compile, seconds (default 1800)");
+  app.add_option("--port-file", port_file, "write the port bound to this file (for --listen HOST:0)");
+  app.add_option("--executor", executor, "local or docker (default: docker when its engine and image are there)")
+      ->check(CLI::IsMember({"local", "docker"}));
+  if (KILN_TRY(parse_args(app, context))) return 0;
+
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return fail(Code::kInvalidArgument, "--listen " + listen + ": expected HOST:PORT");
+  serve::HttpOptions http;
+  http.host = listen.substr(0, colon);
+  http.port_file = port_file;
+  try {
+    http.port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return fail(Code::kInvalidArgument, "--listen " + listen + ": the port is not a number");
+  }
+  serve::ServiceOptions options;
+  options.data_dir = data_dir;
+  options.tokens = KILN_TRY(read_tokens(tokens_file));
+  options.max_upload = KILN_TRY(cache::parse_size(max_upload));
+  options.max_queue = max_queue;
+  options.workers = workers ? workers : compile::available_cpus();
+  options.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
+
+  auto selected = KILN_TRY(choose_executor(context.config, executor));
+  std::optional<cache::Store> store;
+  std::string enabled = util::to_lower(context.config.get("cache"));
+  if (enabled != "false" && enabled != "0" && enabled != "no") {
+    std::filesystem::path root = context.config.get("cache_dir").empty() ? cache::default_root()
+                                                                          : std::filesystem::path(context.config.get("cache_dir"));
+    store = KILN_TRY(cache::Store::open(root, KILN_TRY(cache::parse_size(context.config.get("cache_max_size")))));
+  }
+  std::string executor_name = selected.executor->name();
+  auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(store)));
+  std::cerr << fmt::format("kiln serve: {} worker(s), executor {}, IREE {}, data in {}{}\n", options.workers,
+                           executor_name, selected.tools.release, data_dir,
+                           service->recovered() ? fmt::format("; {} interrupted job(s) re-queued", service->recovered()) : "");
+  auto served = serve::serve_http(*service, http);
+  service->stop();
+  if (!served) return tl::unexpected(served.error());
+  std::cerr << "kiln serve: stopped\n";
+  return 0;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,112 @@
+// The compile service behind `kiln serve`: accepts jobs (a StableHLO upload
+// plus options in the job-file schema), keeps them in SQLite, compiles them
+// on a bounded pool of workers through the same executor and cache as the
+// CLI, and answers status, artifact, cancel, target and metrics requests.
+// HTTP framing lives in http.cpp; this file only sees parsed requests.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kiln/cache/store.h"
+#include "kiln/compile/executor.h"
+#include "kiln/config/config.h"
+#include "kiln/serve/store.h"
+#include "kiln/toolchain/toolchain.h"
+
+namespace kiln::serve {
+
+namespace fs = std::filesystem;
+
+struct ServiceOptions {
+  fs::path data_dir;
+  std::vector<std::string> tokens;  // bearer tokens; at least one
+  uint64_t max_upload = 256ull << 20;
+  int max_queue = 64;
+  int workers = 1;
+  std::chrono::seconds job_timeout{1800};
+  int max_attempts = 3;  // starts of one job across restarts before it is failed
+};
+
+struct Request {
+  std::string method;
+  std::string path;  // without the query
+  std::string authorization;
+  std::string content_type;
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  fs::path file;  // when set, the body is this file's contents
+};
+
+class Service {
+ public:
+  // Opens the database, recovers jobs a crash left running, starts workers.
+  static Result<std::unique_ptr<Service>> start(ServiceOptions options, toolchain::Toolchain tools,
+                                                std::unique_ptr<compile::Executor> executor,
+                                                std::optional<cache::Store> cache);
+  ~Service();
+
+  Response handle(const Request& request);
+  // Constant-time check of an Authorization header.
+  bool authorized(const std::string& header) const;
+  uint64_t max_upload() const { return options_.max_upload; }
+  // Stops the workers; running jobs go back to the queue for the next start.
+  void stop();
+  int recovered() const { return recovered_; }
+
+ private:
+  Service(ServiceOptions options, toolchain::Toolchain tools, std::unique_ptr<compile::Executor> executor,
+          std::optional<cache::Store> cache, std::unique_ptr<Store> store)
+      : options_(std::move(options)), tools_(std::move(tools)), executor_(std::move(executor)),
+        cache_(std::move(cache)), store_(std::move(store)) {}
+
+  Response submit(const Request& request);
+  Response job_status(const std::string& id);
+  Response cancel(const std::string& id);
+  Response artifact(const std::string& id, const std::string& file);
+  Response metrics();
+  Response targets();
+  void worker_loop();
+  void run_job(JobRecord job);
+  nlohmann::json job_json(const JobRecord& job) const;
+
+  ServiceOptions options_;
+  toolchain::Toolchain tools_;
+  std::unique_ptr<compile::Executor> executor_;
+  std::optional<cache::Store> cache_;
+  std::unique_ptr<Store> store_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> cancels_;  // running jobs
+  int recovered_ = 0;
+
+  // Metrics since start.
+  std::mutex metrics_mu_;
+  std::vector<double> bucket_bounds_ = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  std::vector<uint64_t> buckets_ = std::vector<uint64_t>(13, 0);
+  double duration_sum_ = 0;
+  uint64_t duration_count_ = 0, cache_hits_ = 0, cache_misses_ = 0;
+  std::map<int, uint64_t> responses_;
+};
+
+// HTTP status for an error code.
+int http_status(Code code);
+
+}  // namespace kiln::serve
