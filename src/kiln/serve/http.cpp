@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <limits>
 #include <iostream>
 #include <thread>
 
@@ -58,9 +59,9 @@ void session(tcp::socket socket, Service& service, std::atomic<int>& active) {
   beast::error_code ec;
   while (!util::interrupted()) {
     http::request_parser<http::string_body> parser;
-    // The limit applies to the whole body; the multipart framing around a
-    // model is small, so allow a little over the upload limit.
-    parser.body_limit(service.max_upload() + (64 << 10));
+    // No limit while the headers are read: an oversized Content-Length is
+    // answered with 413 below instead of failing the parse.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     http::read_header(socket, buffer, parser, ec);
     if (ec) break;
     auto& header = parser.get();
@@ -86,6 +87,9 @@ void session(tcp::socket socket, Service& service, std::atomic<int>& active) {
       send_simple(socket, version, false, too_big, ec);
       break;
     }
+    // The limit applies to the whole body; the multipart framing around a
+    // model is small, so allow a little over the upload limit.
+    parser.body_limit(service.max_upload() + (64 << 10));
     http::read(socket, buffer, parser, ec);
     if (ec == http::error::body_limit) {
       Response too_big{413, "application/json", R"({"error": {"code": "resource_exhausted", "message": "the upload is over this service's limit"}})", {}, {}};

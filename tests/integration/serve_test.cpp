@@ -1,0 +1,249 @@
+// kiln serve on loopback, driven by a real HTTP client (curl).
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "harness.h"
+#include "kiln/util/hash.h"
+#include "kiln/util/strings.h"
+
+namespace kiln::testing {
+namespace {
+
+const std::string kToken = "test-token-0123456789abcdef";
+
+class Serve : public KilnTest {
+ protected:
+  void TearDown() override {
+    stop(SIGTERM);
+    KilnTest::TearDown();
+  }
+
+  // Starts `kiln serve` on a free port with the given extra arguments.
+  void start(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {}) {
+    fs::remove(dir() / "port");
+    std::vector<std::string> args = {KILN_BINARY, "serve", "--listen", "127.0.0.1:0", "--port-file",
+                                     (dir() / "port").string(), "--data-dir", (dir() / "data").string(),
+                                     "--executor", "local"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<std::string> environment = {"KILN_SERVE_TOKENS=" + kToken, "KILN_CACHE_DIR=" + (dir() / "cache").string()};
+    environment.insert(environment.end(), env.begin(), env.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      for (const auto& e : environment) ::putenv(const_cast<char*>((new std::string(e))->c_str()));
+      std::string log = (dir() / "serve.log").string();
+      FILE* f = std::freopen(log.c_str(), "a", stderr);
+      (void)f;
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !fs::exists(dir() / "port"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(fs::exists(dir() / "port")) << "the server did not start:\n" << log();
+    port_ = std::string(util::trim(*util::read_file(dir() / "port")));
+  }
+
+  void stop(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    int status;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  std::string log() { return util::read_file(dir() / "serve.log").value_or(""); }
+  std::string url(const std::string& path) { return "http://127.0.0.1:" + port_ + path; }
+
+  // curl: returns the status code and the body.
+  struct Http {
+    int status;
+    std::string body;
+    nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
+  };
+  Http curl(std::vector<std::string> args, bool auth = true) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-o", "body.out", "-w", "%{http_code}"};
+    if (auth) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + kToken});
+    argv.insert(argv.end(), args.begin(), args.end());
+    Outcome r = run(argv);
+    return {std::atoi(r.out.c_str()), util::read_file(dir() / "body.out").value_or("")};
+  }
+  Http submit(const fs::path& model, const std::string& options) {
+    return curl({"-F", "model=@" + model.string(), "-F", "options=" + options, url("/v1/jobs")});
+  }
+  nlohmann::json wait_for(const std::string& id, const std::vector<std::string>& states, int seconds = 120) {
+    nlohmann::json j;
+    for (int i = 0; i < seconds * 10; ++i) {
+      j = curl({url("/v1/jobs/" + id)}).json();
+      if (std::find(states.begin(), states.end(), j.value("state", "")) != states.end()) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "job " << id << " never reached the state; last: " << j.dump() << "\n" << log();
+    return j;
+  }
+  // A compiler that sleeps for the seconds in `delay` and writes a module;
+  // for the outcomes that need a slow compile on demand.
+  fs::path slow_toolchain(int seconds) {
+    write("slow-iree/delay", std::to_string(seconds));
+    write("slow-iree/iree-compile",
+          "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'IREE compiler version 3.13.0rc20261016 @ 0123abcd'; exit 0; fi\n"
+          "echo $$ >> \"" + (dir() / "compiler.pids").string() + "\"\n"
+          "sleep $(cat \"" + (dir() / "slow-iree/delay").string() + "\")\n"
+          "while [ $# -gt 1 ]; do [ \"$1\" = -o ] && printf 'module' > \"$2\"; shift; done\n");
+    ::chmod((dir() / "slow-iree/iree-compile").c_str(), 0755);
+    return dir() / "slow-iree";
+  }
+
+  pid_t pid_ = -1;
+  std::string port_;
+};
+
+TEST_F(Serve, HappyPath) {
+  start();
+  EXPECT_EQ(curl({url("/healthz")}, false).status, 200);
+  EXPECT_EQ(curl({url("/readyz")}, false).status, 200);
+  Http accepted = submit(model("mlp.mlir"), R"({"targets": ["cpu", "cuda:h100"], "options": {"opt_level": "O2"}})");
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  std::string id = accepted.json()["id"];
+  EXPECT_EQ(accepted.json()["state"], "queued");
+  auto done = wait_for(id, {"succeeded", "failed"});
+  ASSERT_EQ(done["state"], "succeeded") << done.dump();
+  EXPECT_GT(done["run_seconds"].get<double>(), 0);
+  ASSERT_EQ(done["units"].size(), 2u);
+  for (const auto& unit : done["units"]) {
+    Http module = curl({url(unit["links"]["module"].get<std::string>())});
+    EXPECT_EQ(module.status, 200);
+    EXPECT_EQ(util::sha256_hex(module.body), unit["sha256"]);
+    Http meta = curl({url(unit["links"]["metadata"].get<std::string>())});
+    EXPECT_EQ(meta.json()["format"], "kiln-module-metadata");
+  }
+  EXPECT_EQ(curl({url("/v1/jobs/" + id + "/artifacts/..%2F..%2Fkiln.db")}).status, 404);
+  EXPECT_EQ(curl({url("/v1/jobs/" + id + "/artifacts/model.mlir")}).status, 404) << "only recorded artifacts";
+  EXPECT_EQ(curl({url("/v1/targets")}).json()["iree_release"], "3.13.0");
+  EXPECT_EQ(curl({url("/v1/openapi.json")}).json()["openapi"], "3.0.3");
+  Http metrics = curl({url("/metrics")});
+  EXPECT_NE(metrics.body.find("kiln_jobs{state=\"succeeded\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("kiln_compile_duration_seconds_count 2"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("kiln_cache_misses_total 2"), std::string::npos) << metrics.body;
+  // The same job again is served from the cache.
+  std::string again = submit(model("mlp.mlir"), R"({"targets": ["cpu"], "options": {"opt_level": "O2"}})").json()["id"];
+  EXPECT_EQ(wait_for(again, {"succeeded"})["units"][0]["cache_hit"], true);
+  EXPECT_EQ(curl({url("/v1/jobs")}).json()["jobs"].size(), 2u);
+}
+
+TEST_F(Serve, Tokens) {
+  start();
+  EXPECT_EQ(curl({url("/v1/jobs")}, false).status, 401);
+  EXPECT_EQ(curl({url("/metrics")}, false).status, 401);
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer wrong-token-wrong-token", url("/v1/jobs")}, false).status, 401);
+  EXPECT_EQ(curl({"-H", "Authorization: Basic " + kToken, url("/v1/jobs")}, false).status, 401);
+  Http upload = curl({"-F", "model=@" + model("mlp.mlir").string(), url("/v1/jobs")}, false);
+  EXPECT_EQ(upload.status, 401);
+  EXPECT_EQ(upload.json()["error"]["code"], "unauthenticated");
+  EXPECT_EQ(curl({url("/healthz")}, false).status, 200);
+  Outcome no_tokens = kiln({"serve", "--listen", "127.0.0.1:0"}, {"KILN_SERVE_TOKENS="});
+  EXPECT_EQ(no_tokens.status, 2);
+  EXPECT_NE(no_tokens.err.find("no bearer tokens"), std::string::npos) << no_tokens.err;
+}
+
+TEST_F(Serve, BadSubmissions) {
+  start({"--max-upload", "1M"});
+  Http big = submit(model("big_constant.mlir"), R"({"targets": ["cpu"]})");
+  EXPECT_EQ(big.status, 413) << big.body;
+  struct Case {
+    std::string options;
+    const char* says;
+  } cases[] = {{"{not json", "not a JSON object"},
+               {R"({"targets": ["cuda:b200"]})", "nearest working choice"},
+               {R"({"targets": ["tpu:v5"]})", "at /targets/0"},
+               {R"({"targets": ["cpu"], "options": {"opt_level": "O9"}})", "/options/opt_level"},
+               {R"({"targets": ["cpu"], "output_dir": "/etc"})", "no inputs or output_dir"}};
+  for (const auto& c : cases) {
+    Http r = submit(model("mlp.mlir"), c.options);
+    EXPECT_EQ(r.status, 400) << c.options << ": " << r.body;
+    EXPECT_NE(r.body.find(c.says), std::string::npos) << c.options << ": " << r.body;
+  }
+  write("garbage.mlir", "this is not a program");
+  Http garbage = submit(dir() / "garbage.mlir", R"({"targets": ["cpu"]})");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_NE(garbage.body.find("not readable StableHLO"), std::string::npos) << garbage.body;
+  EXPECT_EQ(curl({"-d", "x=1", url("/v1/jobs")}).status, 400) << "not multipart";
+  EXPECT_EQ(curl({url("/v1/jobs/0123456789abcdef0123456789abcdef")}).status, 404);
+  EXPECT_EQ(curl({url("/v1/nothing")}).status, 404);
+  EXPECT_EQ(curl({"-X", "DELETE", url("/v1/jobs")}).status, 405);
+  EXPECT_EQ(curl({url("/healthz")}, false).status, 200) << "the service stays up";
+}
+
+TEST_F(Serve, ManyConcurrentSubmissions) {
+  start({"--workers", "2"});
+  std::string script;
+  for (int i = 0; i < 16; ++i) {
+    script += "curl -s -o sub" + std::to_string(i) + " -w '%{http_code}\\n' -H 'Authorization: Bearer " + kToken +
+              "' -F model=@" + model(i % 2 ? "conv.mlir" : "mlp.mlir").string() +
+              " -F 'options={\"targets\": [\"cpu\"]}' " + url("/v1/jobs") + " & ";
+  }
+  Outcome r = run({"/bin/sh", "-c", script + "wait"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 16);
+  EXPECT_EQ(r.out.find_first_not_of("202\n"), std::string::npos) << r.out;
+  for (int i = 0; i < 16; ++i) {
+    auto id = nlohmann::json::parse(*util::read_file(dir() / ("sub" + std::to_string(i))))["id"].get<std::string>();
+    EXPECT_EQ(wait_for(id, {"succeeded", "failed"})["state"], "succeeded");
+  }
+}
+
+TEST_F(Serve, FullQueueSays429WithRetryAfter) {
+  fs::path tools = slow_toolchain(3);
+  start({"--workers", "1", "--max-queue", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  ASSERT_EQ(submit(model("mlp.mlir"), R"({"targets": ["cpu"]})").status, 202);
+  // The first is claimed by the worker; the next waits; the third is refused.
+  for (int i = 0; i < 50 && !fs::exists(dir() / "compiler.pids"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(submit(model("mlp.mlir"), R"({"targets": ["cpu"]})").status, 202);
+  Outcome refused = run({"/usr/bin/curl", "-s", "-i", "-H", "Authorization: Bearer " + kToken, "-F",
+                         "model=@" + model("mlp.mlir").string(), url("/v1/jobs")});
+  EXPECT_NE(refused.out.find("HTTP/1.1 429"), std::string::npos) << refused.out;
+  EXPECT_NE(util::to_lower(refused.out).find("retry-after: "), std::string::npos) << refused.out;
+}
+
+TEST_F(Serve, CancelStopsTheCompiler) {
+  fs::path tools = slow_toolchain(60);
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  std::string running = submit(model("mlp.mlir"), R"({"targets": ["cpu"]})").json()["id"];
+  std::string queued = submit(model("conv.mlir"), R"({"targets": ["cpu"]})").json()["id"];
+  wait_for(running, {"running"});
+  for (int i = 0; i < 50 && !fs::exists(dir() / "compiler.pids"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(curl({"-X", "POST", url("/v1/jobs/" + queued + "/cancel")}).json()["state"], "cancelled");
+  curl({"-X", "POST", url("/v1/jobs/" + running + "/cancel")});
+  auto cancelled = wait_for(running, {"cancelled", "failed", "succeeded"}, 20);
+  EXPECT_EQ(cancelled["state"], "cancelled");
+  std::string pid = std::string(util::trim(*util::read_file(dir() / "compiler.pids")));
+  EXPECT_FALSE(fs::exists("/proc/" + pid)) << "the compiler was left running";
+  EXPECT_EQ(curl({"-X", "POST", url("/v1/jobs/" + running + "/cancel")}).status, 200) << "cancelling twice is fine";
+}
+
+TEST_F(Serve, KillNineAndRestartLosesNoJob) {
+  fs::path tools = slow_toolchain(30);
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  std::vector<std::string> ids;
+  for (const char* m : {"mlp.mlir", "conv.mlir", "attention.mlir"}) {
+    Http r = submit(model(m), R"({"targets": ["cpu"]})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(r.json()["id"]);
+  }
+  wait_for(ids[0], {"running"});
+  stop(SIGKILL);
+  write("slow-iree/delay", "0");
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  EXPECT_NE(log().find("1 interrupted job(s) re-queued"), std::string::npos) << log();
+  for (const auto& id : ids) {
+    auto j = wait_for(id, {"succeeded", "failed"});
+    EXPECT_EQ(j["state"], "succeeded") << j.dump();
+  }
+  EXPECT_EQ(curl({url("/v1/jobs/" + ids[0])}).json()["attempts"], 2) << "started before and after the crash";
+}
+
+}  // namespace
+}  // namespace kiln::testing
