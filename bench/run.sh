@@ -24,3 +24,6 @@ if docker image inspect "kiln-cpu:$(build/kiln version | awk '{print $2}')" >/de
 else
   echo "skipped: kiln's CPU image is not built (KILN_LOCAL_BASE=1 scripts/build-images.sh cpu)"
 fi
+echo
+echo "== kiln serve under load =="
+bash bench/serve_load.sh 10
