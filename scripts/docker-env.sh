@@ -8,7 +8,6 @@
 #      `docker import`ed as kiln-base:bookworm.
 # Safe to run again. Prints the image name on the last line.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 base_image=${KILN_BASE_IMAGE:-kiln-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { printf '[docker-env] %s\n' "$*" >&2; }

