@@ -198,5 +198,24 @@ TEST_F(Docker, ImageCarriesVersionsAndANonRootUser) {
   EXPECT_FALSE(config["Labels"]["dev.kiln.iree.revision"].get<std::string>().empty());
 }
 
+TEST_F(Docker, GithubActionCompilesInTheImage) {
+  // The composite action's body, as a workflow step runs it.
+  fs::copy_file(model("mlp.mlir"), dir() / "model.mlir");
+  Outcome r = run({"/usr/bin/env", "KILN_IMAGE=" + kImage, "KILN_MODEL=model.mlir", "KILN_TARGETS=cpu,\ncuda:h100",
+                   "KILN_OUT=built", "KILN_OPTIONS=-O O2", "GITHUB_WORKSPACE=" + dir().string(),
+                   "GITHUB_OUTPUT=" + (dir() / "outputs").string(), "bash",
+                   std::string(KILN_SOURCE_DIR) + "/scripts/action-compile.sh"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  std::string outputs = *util::read_file(dir() / "outputs");
+  EXPECT_NE(outputs.find("manifest=built/manifest.json"), std::string::npos) << outputs;
+  EXPECT_NE(outputs.find("built/model.cpu-host.vmfb\nbuilt/model.cuda-sm_90.vmfb"), std::string::npos) << outputs;
+  EXPECT_TRUE(fs::exists(dir() / "built/model.cuda-sm_90.json"));
+  Outcome missing = run({"/usr/bin/env", "KILN_IMAGE=" + kImage, "KILN_MODEL=nothing.mlir", "KILN_OUT=built",
+                         "GITHUB_WORKSPACE=" + dir().string(), "bash",
+                         std::string(KILN_SOURCE_DIR) + "/scripts/action-compile.sh"});
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.out.find("::error::model nothing.mlir is not a file"), std::string::npos) << missing.out;
+}
+
 }  // namespace
 }  // namespace kiln::testing
