@@ -31,19 +31,13 @@ Result<int> run_bench(Context& context) {
   CLI::App app{"Measure a module's latency with warm-up and repetitions, one call per sample; write JSON, Markdown and\n"
                "an SVG chart. With --compare, check NEW against BASE and exit 1 on a regression.",
                "bench"};
-  std::string module, function, device, out_dir;
+  ModuleOptions o;
+  std::string out_dir;
   std::vector<std::string> compare;
   int warmup = 5, repetitions = 100, batch = 1, concurrency = 1;
-  double threshold = 5, timeout = 600;
+  double threshold = 5;
   bool json = false;
-  InputOptions inputs;
-  app.add_option("module", module, "compiled module (.vmfb)");
-  app.add_option("--function", function, "function (default: the one public function)");
-  app.add_option("--device", device, "device (default: the module's target's)");
-  add_input_options(app, inputs);
-  std::string executor_name;
-  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
-      ->check(CLI::IsMember({"local", "docker"}));
+  add_module_options(app, o, false);
   app.add_option("--warmup", warmup, "runs discarded before measuring (default 5)")->check(CLI::Range(0, 100000));
   app.add_option("--repetitions", repetitions, "runs measured (default 100)")->check(CLI::Range(1, 1000000));
   app.add_option("--batch", batch, "items per run, for items/s (default 1)")->check(CLI::Range(1, 1 << 30));
@@ -51,7 +45,6 @@ Result<int> run_bench(Context& context) {
   app.add_option("-o,--output-dir", out_dir, "where the reports go (default: MODULE.bench/)");
   app.add_option("--compare", compare, "BASE.json NEW.json: compare two reports")->expected(2);
   app.add_option("--threshold", threshold, "allowed p50 slowdown in percent for --compare (default 5)");
-  app.add_option("--timeout", timeout, "time limit in seconds (default 600)");
   app.add_flag("--json", json, "print the JSON report");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
@@ -64,22 +57,16 @@ Result<int> run_bench(Context& context) {
                               : "no regression\n");
     return r.regressed ? 1 : 0;
   }
-  if (module.empty()) return fail(Code::kInvalidArgument, "give a module to benchmark, or --compare BASE.json NEW.json");
+  if (o.module.empty()) return fail(Code::kInvalidArgument, "give a module to benchmark, or --compare BASE.json NEW.json");
 
-  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
-  const auto& tools = selected.tools;
-  auto& executor = *selected.executor;
-  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
-  auto values = KILN_TRY(gather_inputs(sig, inputs));
-  fs::path dir = out_dir.empty() ? fs::path(module).replace_extension(".bench") : fs::path(out_dir);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return fail(Code::kFailedPrecondition, "cannot create " + dir.string() + ": " + ec.message());
+  auto loaded = KILN_TRY(load_module(context.config, o));
+  const auto& sig = loaded.signature;
+  const std::string& module = o.module;
+  fs::path dir = KILN_TRY(output_folder(o.module, out_dir, ".bench"));
   auto scratch = KILN_TRY(util::TempDir::create(dir, ".kiln-bench-"));
-  runtime::BenchSpec spec{{sig, choose_device(device, sig), values, scratch.path(),
-                           std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))},
+  runtime::BenchSpec spec{{sig, choose_device(o.device, sig), loaded.inputs, scratch.path(), loaded.timeout},
                           warmup, repetitions, concurrency};
-  auto samples = KILN_TRY(runtime::benchmark(tools, executor, spec));
+  auto samples = KILN_TRY(runtime::benchmark(loaded.selected.tools, *loaded.selected.executor, spec));
 
   bench::Report report{fs::path(module).filename().string(), sig.function, spec.run.device, warmup, batch, concurrency,
                        samples, bench::compute(samples, batch, concurrency)};

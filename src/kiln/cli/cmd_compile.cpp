@@ -18,6 +18,7 @@
 #include "kiln/mlir/inspect.h"
 #include "kiln/toolchain/toolchain.h"
 #include "kiln/util/strings.h"
+#include "kiln/util/time.h"
 
 namespace kiln::cli {
 
@@ -27,14 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string manifest_time() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm;
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 struct Request {
   job::Job job;
@@ -266,7 +259,7 @@ Result<int> run_compile(Context& context) {
   // The manifest comes last, when every artifact it lists is in place. A run
   // that produced nothing writes nothing, not even a manifest.
   nlohmann::json manifest = manifest_json(runs);
-  manifest["created_at"] = manifest_time();
+  manifest["created_at"] = util::utc_timestamp();
   bool produced = !manifest["artifacts"].empty();
   if (produced) KILN_TRY_STATUS(util::write_file_atomic(job.output_dir / "manifest.json", manifest.dump(2) + "\n"));
 

@@ -18,35 +18,23 @@ Result<int> run_run(Context& context) {
   CLI::App app{"Run a function of a compiled module once, on inputs from .npy/.npz files or seeded random values.\n"
                "The inputs used and the outputs produced are saved as .npy, so the run can be repeated.",
                "run"};
-  std::string module, function, device, out_dir;
-  double timeout = 600;
+  ModuleOptions o;
+  std::string out_dir;
   bool json = false;
-  InputOptions inputs;
-  app.add_option("module", module, "compiled module (.vmfb)")->required();
-  app.add_option("--function", function, "function to run (default: the module's one public function)");
-  app.add_option("--device", device, "cpu, cuda, vulkan, hip, or an IREE device URI (default: the module's target)");
-  add_input_options(app, inputs);
-  std::string executor_name;
-  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
-      ->check(CLI::IsMember({"local", "docker"}));
+  add_module_options(app, o);
   app.add_option("-o,--output-dir", out_dir, "where inputs and outputs are saved (default: MODULE.run/)");
-  app.add_option("--timeout", timeout, "time limit in seconds (default 600)");
   app.add_flag("--json", json, "print JSON");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
-  const auto& tools = selected.tools;
-  auto& executor = *selected.executor;
-  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
-  auto values = KILN_TRY(gather_inputs(sig, inputs));
-  fs::path dir = out_dir.empty() ? fs::path(module).replace_extension(".run") : fs::path(out_dir);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return fail(Code::kFailedPrecondition, "cannot create " + dir.string() + ": " + ec.message());
+  auto loaded = KILN_TRY(load_module(context.config, o));
+  const auto& sig = loaded.signature;
+  const auto& values = loaded.inputs;
+  const std::string& module = o.module;
+  const InputOptions& inputs = o.inputs;
+  fs::path dir = KILN_TRY(output_folder(o.module, out_dir, ".run"));
   auto scratch = KILN_TRY(util::TempDir::create(dir, ".kiln-run-"));
-  runtime::RunSpec spec{sig, choose_device(device, sig), values, scratch.path(),
-                        std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))};
-  auto outputs = KILN_TRY(runtime::run(tools, executor, spec));
+  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path(), loaded.timeout};
+  auto outputs = KILN_TRY(runtime::run(loaded.selected.tools, *loaded.selected.executor, spec));
   KILN_TRY_STATUS(save_arrays(dir, "input", values));
   KILN_TRY_STATUS(save_arrays(dir, "output", outputs));
   // The same arrays as one archive each, named like the arguments, for --inputs.

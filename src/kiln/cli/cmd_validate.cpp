@@ -36,28 +36,20 @@ Result<int> run_validate(Context& context) {
   CLI::App app{"Check a module's outputs against expected outputs (--expected), or against another build of the\n"
                "same program on the same inputs (--against). Exit 0: all outputs match; 1: a mismatch.",
                "validate"};
-  std::string module, function, device, against, against_device, expected_npz, nan_rule = "equal", report_file;
+  ModuleOptions o;
+  std::string against, against_device, nan_rule = "equal", report_file;
   std::vector<std::string> expected_npy;
   std::optional<double> atol, rtol;
-  double timeout = 600;
   bool json = false;
-  InputOptions inputs;
-  app.add_option("module", module, "compiled module (.vmfb)")->required();
-  app.add_option("--function", function, "function (default: the one public function)");
-  app.add_option("--device", device, "device for MODULE (default: its target's)");
+  add_module_options(app, o);
   app.add_option("--expected", expected_npy, "expected outputs: one .npz, or .npy files in output order");
   app.add_option("--against", against, "another module of the same program: compare the two on the same inputs");
   app.add_option("--against-device", against_device, "device for --against (default: its target's)");
-  add_input_options(app, inputs);
-  std::string executor_name;
-  app.add_option("--executor", executor_name, "where the runtime tools run: local, or docker (kiln's image)")
-      ->check(CLI::IsMember({"local", "docker"}));
   app.add_option("--atol", atol, "absolute tolerance for floating-point outputs (default: by element type)");
   app.add_option("--rtol", rtol, "relative tolerance for floating-point outputs (default: by element type)");
   app.add_option("--nan", nan_rule, "equal: NaN must be where the reference has NaN; fail: any NaN fails")
       ->check(CLI::IsMember({"equal", "fail"}));
   app.add_option("--report", report_file, "write the JSON report to this file");
-  app.add_option("--timeout", timeout, "time limit per run in seconds (default 600)");
   app.add_flag("--json", json, "print the JSON report");
   if (KILN_TRY(parse_args(app, context))) return 0;
   if (expected_npy.empty() == against.empty()) {
@@ -65,10 +57,16 @@ Result<int> run_validate(Context& context) {
   }
   if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
 
-  auto selected = KILN_TRY(select_executor(context.config, executor_name, Need::kRuntime));
-  const auto& tools = selected.tools;
-  auto& executor = *selected.executor;
-  auto sig = KILN_TRY(runtime::load(module, function, tools, executor));
+  if (!expected_npy.empty() && o.inputs.input_files.empty() && o.inputs.inputs_archive.empty()) {
+    return fail(Code::kInvalidArgument, "--expected outputs belong to particular inputs: give them with --inputs "
+                                        "FILE.npz or --input FILE.npy (kiln run saves the inputs it used)");
+  }
+  auto loaded = KILN_TRY(load_module(context.config, o));
+  const auto& tools = loaded.selected.tools;
+  auto& executor = *loaded.selected.executor;
+  const auto& sig = loaded.signature;
+  const auto& values = loaded.inputs;
+  const std::string& module = o.module;
   std::optional<runtime::ModuleSignature> other;
   std::vector<array::Array> expected;
   if (!against.empty()) {
@@ -77,17 +75,12 @@ Result<int> run_validate(Context& context) {
     bool one_npz = expected_npy.size() == 1 && fs::path(expected_npy[0]).extension() == ".npz";
     expected = KILN_TRY(read_values(one_npz ? std::vector<std::string>{} : expected_npy,
                                     one_npz ? expected_npy[0] : "", sig.outputs, "output"));
-    if (inputs.input_files.empty() && inputs.inputs_archive.empty()) {
-      return fail(Code::kInvalidArgument, "--expected outputs belong to particular inputs: give them with --inputs "
-                                          "FILE.npz or --input FILE.npy (kiln run saves the inputs it used)");
-    }
   }
-  auto values = KILN_TRY(gather_inputs(sig, inputs));
   auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-validate-"));
-  auto limit = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  auto limit = loaded.timeout;
   fs::create_directories(scratch.path() / "a");
   fs::create_directories(scratch.path() / "b");
-  runtime::RunSpec spec{sig, choose_device(device, sig), values, scratch.path() / "a", limit};
+  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path() / "a", limit};
   auto got = KILN_TRY(runtime::run(tools, executor, spec));
   std::string reference = "expected outputs";
   if (other) {

@@ -7,18 +7,11 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include "kiln/util/time.h"
 
 namespace kiln::cli {
 namespace {
 
-std::string timestamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm;
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -37,7 +30,7 @@ void Progress::started(size_t unit) {
   if (terminal_) {
     redraw_locked();
   } else {
-    std::cerr << fmt::format("[{}] start   {}\n", timestamp(), labels_[unit]);
+    std::cerr << fmt::format("[{}] start   {}\n", util::utc_timestamp(), labels_[unit]);
   }
 }
 
@@ -52,7 +45,7 @@ void Progress::finished(size_t unit, bool ok, const std::string& detail) {
                              seconds, detail.empty() ? "" : "  " + detail);
     redraw_locked();
   } else {
-    std::cerr << fmt::format("[{}] {} {}  {:.2f} s{}\n", timestamp(), ok ? "done  " : "failed", labels_[unit], seconds,
+    std::cerr << fmt::format("[{}] {} {}  {:.2f} s{}\n", util::utc_timestamp(), ok ? "done  " : "failed", labels_[unit], seconds,
                              detail.empty() ? "" : "  " + detail);
   }
 }

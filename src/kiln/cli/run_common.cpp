@@ -17,6 +17,33 @@ void add_input_options(CLI::App& app, InputOptions& o) {
   app.add_option("--seed", o.seed, "seed for generated inputs (default 0)");
 }
 
+void add_module_options(CLI::App& app, ModuleOptions& o, bool module_required) {
+  auto* module = app.add_option("module", o.module, "compiled module (.vmfb)");
+  if (module_required) module->required();
+  app.add_option("--function", o.function, "function (default: the module's one public function)");
+  app.add_option("--device", o.device, "cpu, cuda, vulkan, hip, or an IREE device URI (default: the module's target's)");
+  app.add_option("--executor", o.executor, "where the runtime tools run: local, or docker (kiln's image)")
+      ->check(CLI::IsMember({"local", "docker"}));
+  app.add_option("--timeout", o.timeout, "time limit per run in seconds (default 600)");
+  add_input_options(app, o.inputs);
+}
+
+Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& o) {
+  auto selected = KILN_TRY(select_executor(config, o.executor, Need::kRuntime));
+  auto sig = KILN_TRY(runtime::load(o.module, o.function, selected.tools, *selected.executor));
+  auto values = KILN_TRY(gather_inputs(sig, o.inputs));
+  return LoadedModule{std::move(selected), std::move(sig), std::move(values),
+                      std::chrono::milliseconds(static_cast<int64_t>(o.timeout * 1000))};
+}
+
+Result<std::filesystem::path> output_folder(const std::string& module, const std::string& flag, const char* suffix) {
+  std::filesystem::path dir = flag.empty() ? std::filesystem::path(module).replace_extension(suffix) : std::filesystem::path(flag);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return fail(Code::kFailedPrecondition, "cannot create " + dir.string() + ": " + ec.message());
+  return dir;
+}
+
 namespace {
 
 std::string value_label(const mlir::Value& v, size_t i, const char* what) {

@@ -9,6 +9,7 @@
 
 #include "kiln/array/array.h"
 #include "kiln/cli/commands.h"
+#include "kiln/cli/executors.h"
 #include "kiln/runtime/module.h"
 
 namespace kiln::cli {
@@ -22,6 +23,30 @@ struct InputOptions {
 
 // Adds --input, --inputs, --shape and --seed to a command.
 void add_input_options(CLI::App& app, InputOptions& options);
+
+// What run, validate and bench all take: the module, its function and
+// device, where the tools run, a time limit, and the inputs.
+struct ModuleOptions {
+  std::string module;
+  std::string function;
+  std::string device;
+  std::string executor;
+  double timeout = 600;
+  InputOptions inputs;
+};
+void add_module_options(CLI::App& app, ModuleOptions& options, bool module_required = true);
+
+// The executor and toolchain, the module's signature and its inputs.
+struct LoadedModule {
+  Selected selected;
+  runtime::ModuleSignature signature;
+  std::vector<array::Array> inputs;
+  std::chrono::milliseconds timeout;
+};
+Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& options);
+
+// `flag`, or MODULE with its extension replaced by `suffix` (".run"), created.
+Result<std::filesystem::path> output_folder(const std::string& module, const std::string& flag, const char* suffix);
 
 // Inputs from files (checked against the signature, raw bf16/f8 given their
 // types) or, with no files, seeded values of the signature's shapes.

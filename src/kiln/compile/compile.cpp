@@ -8,6 +8,7 @@
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/strings.h"
+#include "kiln/util/time.h"
 #include "kiln/version.h"
 
 namespace kiln::compile {
@@ -25,14 +26,6 @@ std::string shell_quote(const std::string& arg) {
   return out + "'";
 }
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm;
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 json value_json(const mlir::Value& v) {
   json dims = json::array();
@@ -253,7 +246,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       metadata["output"]["path"] = final_module.filename().string();
       metadata["compiler_command"] = recorded;
       metadata["cache"] = {{"hit", true}, {"key", key}, {"compiled_at", metadata.value("created_at", "")}};
-      metadata["created_at"] = utc_now();
+      metadata["created_at"] = util::utc_timestamp();
       auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
       outcome.cache_hit = true;
       return outcome;
@@ -281,7 +274,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       {"format_version", 1},
       {"kiln_version", KILN_VERSION},
       {"iree", {{"release", tools.release}, {"build", tools.build}, {"revision", tools.revision}}},
-      {"created_at", utc_now()},
+      {"created_at", util::utc_timestamp()},
       {"target", target},
       {"options",
        {{"opt_level", options.opt_level.empty() ? json(nullptr) : json(options.opt_level)},

@@ -16,6 +16,7 @@
 #include "kiln/serve/openapi_text.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
+#include "kiln/util/time.h"
 
 namespace kiln::serve {
 namespace {
@@ -24,14 +25,7 @@ double now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void log(const std::string& line) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  std::cerr << "[" << buf << "] " << line << "\n";
-}
+void log(const std::string& line) { std::cerr << "[" << util::utc_timestamp() << "] " << line << "\n"; }
 
 Response json_response(int status, const nlohmann::json& body) { return {status, "application/json", body.dump(2) + "\n", {}, {}}; }
 
