@@ -10,6 +10,7 @@
 #include "kiln/cli/progress.h"
 #include "kiln/compile/pool.h"
 #include "kiln/util/file.h"
+#include "kiln/util/hash.h"
 #include "kiln/util/signals.h"
 #include "kiln/version.h"
 #include "kiln/cli/parse.h"
@@ -209,7 +210,11 @@ Result<int> run_compile(Context& context) {
   // Inputs are read once each, before any compile starts.
   auto printer = lazy_printer(context.config);
   std::vector<Result<mlir::ModuleInfo>> modules;
-  for (const auto& input : job.inputs) modules.push_back(mlir::inspect_file(input.path, printer));
+  std::vector<std::string> hashes;
+  for (const auto& input : job.inputs) {
+    modules.push_back(mlir::inspect_file(input.path, printer));
+    hashes.push_back(modules.back() ? util::sha256_file(input.path).value_or("") : "");
+  }
 
   std::vector<UnitRun> runs;
   std::vector<size_t> module_of;
@@ -232,7 +237,8 @@ Result<int> run_compile(Context& context) {
     auto started = std::chrono::steady_clock::now();
     UnitRun& r = runs[i];
     const auto& module = modules[module_of[i]];
-    r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir}, job.options, *module,
+    r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir, nullptr, hashes[module_of[i]]},
+                                      job.options, *module,
                                       tools, *executor, cache_use)
                        : Result<compile::Outcome>(tl::unexpected(module.error()));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -227,7 +227,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   argv.insert(argv.end(), {"-o", staged_module.string()});
   recorded.insert(recorded.end(), {"-o", final_module.string()});
 
-  auto input_hash = util::sha256_file(unit.input);
+  auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
   if (!input_hash) return tl::unexpected(input_hash.error().context(context));
   cache::KeyParts parts{*input_hash, cache::normalize_flags(flags), unit.target.slug, tools.release, tools.build,
                         tools.revision};

@@ -34,6 +34,7 @@ struct Unit {
   target::Target target;
   fs::path output_dir;
   const std::atomic<bool>* cancel = nullptr;  // set from another thread: stop this unit
+  std::string input_sha256;  // when the caller hashed the input already (one input, many targets)
 };
 
 struct Outcome {
