@@ -143,12 +143,7 @@ Result<compile::PoolOptions> pool_options(const Request& request, const config::
   compile::PoolOptions o;
   o.jobs = request.jobs;
   if (o.jobs == 0 && !config.get("jobs").empty()) {
-    try {
-      o.jobs = std::stoi(config.get("jobs"));
-    } catch (const std::exception&) {
-      o.jobs = 0;
-    }
-    if (o.jobs < 1) return fail(Code::kInvalidArgument, "jobs = '" + config.get("jobs") + "' is not a positive number");
+    o.jobs = static_cast<int>(KILN_TRY(config::parse_number("jobs", config.get("jobs"), 1, 1024)));
   }
   if (o.jobs == 0) o.jobs = compile::available_cpus();
   o.memory_budget = config.get("memory_budget").empty()

@@ -72,11 +72,7 @@ Result<int> run_serve(Context& context) {
   serve::HttpOptions http;
   http.host = listen.substr(0, colon);
   http.port_file = port_file;
-  try {
-    http.port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    return fail(Code::kInvalidArgument, "--listen " + listen + ": the port is not a number");
-  }
+  http.port = static_cast<int>(KILN_TRY(config::parse_number("the port of --listen", listen.substr(colon + 1), 0, 65535)));
   serve::ServiceOptions options;
   options.data_dir = data_dir;
   options.tokens = KILN_TRY(read_tokens(tokens_file));

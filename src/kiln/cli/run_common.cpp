@@ -46,9 +46,7 @@ Result<std::filesystem::path> output_folder(const std::string& module, const std
 
 namespace {
 
-std::string value_label(const mlir::Value& v, size_t i, const char* what) {
-  return v.name.empty() ? fmt::format("{} {}", what, i) : fmt::format("{} {} ({})", what, i, v.name);
-}
+using runtime::value_label;
 
 Result<std::vector<int64_t>> parse_dims(const std::string& text, const std::string& flag) {
   std::vector<int64_t> dims;

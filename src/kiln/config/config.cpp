@@ -102,6 +102,15 @@ Result<Config> load() {
   return config;
 }
 
+Result<double> parse_number(const std::string& key, const std::string& text, double min, double max) {
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == text.c_str() || !util::trim(end).empty() || !(value >= min && value <= max)) {
+    return fail(Code::kInvalidArgument, fmt::format("{} = '{}' is not a number from {} to {}", key, text, min, max));
+  }
+  return value;
+}
+
 Result<double> parse_duration(const std::string& key, const std::string& text) {
   char* end = nullptr;
   double value = std::strtod(text.c_str(), &end);

@@ -40,6 +40,9 @@ Result<Config> load();
 // Reads one config file into `config` (used by load() and by tests).
 Status apply_file(Config& config, const std::string& path, const std::string& text);
 
+// A number in [min, max] from a setting or flag; the error names `key`.
+Result<double> parse_number(const std::string& key, const std::string& text, double min, double max);
+
 // A positive number of seconds from a setting such as "600" or "10m".
 Result<double> parse_duration(const std::string& key, const std::string& text);
 

@@ -79,8 +79,10 @@ Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::create(const std::
 Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::from_config(const config::Config& config) {
   Limits limits;
   limits.memory_bytes = KILN_TRY(cache::parse_size(config.get("docker_memory")));
-  if (!config.get("docker_cpus").empty()) limits.cpus = std::stod(config.get("docker_cpus"));
-  limits.pids = std::stoll(config.get("docker_pids"));
+  if (!config.get("docker_cpus").empty()) {
+    limits.cpus = KILN_TRY(config::parse_number("docker_cpus", config.get("docker_cpus"), 0.01, 4096));
+  }
+  limits.pids = static_cast<int64_t>(KILN_TRY(config::parse_number("docker_pids", config.get("docker_pids"), 1, 1e9)));
   limits.tmpfs_size = config.get("docker_tmpfs");
   std::string image = config.get("docker_image");
   if (image.empty()) image = std::string("kiln-cpu:") + KILN_VERSION;

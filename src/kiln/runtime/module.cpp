@@ -146,6 +146,10 @@ Result<ModuleSignature> load(const fs::path& path, const std::string& function, 
   return from_reflection(path, function, tools, executor);
 }
 
+std::string value_label(const mlir::Value& value, size_t index, const char* what) {
+  return value.name.empty() ? fmt::format("{} {}", what, index) : fmt::format("{} {} ({})", what, index, value.name);
+}
+
 std::string device_uri(const std::string& device) {
   if (device == "cpu" || device == "local") return "local-task";
   return device;

@@ -36,6 +36,9 @@ Status check_module_file(const fs::path& path);
 Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools,
                              compile::Executor& executor);
 
+// "input 0 (x)" / "output 1": how messages name a value of a signature.
+std::string value_label(const mlir::Value& value, size_t index, const char* what);
+
 // "cpu" -> "local-task"; anything else is passed to the runtime as it is.
 std::string device_uri(const std::string& device);
 

@@ -13,10 +13,6 @@
 namespace kiln::runtime {
 namespace {
 
-std::string describe_value(const mlir::Value& v, size_t i) {
-  return v.name.empty() ? fmt::format("input {}", i) : fmt::format("input {} ({})", i, v.name);
-}
-
 // The runtime's error without its stack of "while ..." frames.
 std::string runtime_error(const std::string& err) {
   std::string first = std::string(util::trim(err));
@@ -34,10 +30,10 @@ Status check_inputs(const ModuleSignature& sig, const std::vector<array::Array>&
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& want = sig.inputs[i].type;
     const auto& got = inputs[i];
-    if (!want.is_tensor) return fail(Code::kInvalidArgument, fmt::format("{} has type {}, which kiln cannot pass", describe_value(sig.inputs[i], i), want.text()));
+    if (!want.is_tensor) return fail(Code::kInvalidArgument, fmt::format("{} has type {}, which kiln cannot pass", value_label(sig.inputs[i], i, "input"), want.text()));
     if (got.element != want.element) {
       return fail(Code::kInvalidArgument, fmt::format("{} must be {}, but the value given is {}",
-                                                      describe_value(sig.inputs[i], i), want.element, got.element));
+                                                      value_label(sig.inputs[i], i, "input"), want.element, got.element));
     }
     bool shape_ok = got.shape.size() == want.dims.size();
     for (size_t d = 0; shape_ok && d < want.dims.size(); ++d) {
@@ -45,7 +41,7 @@ Status check_inputs(const ModuleSignature& sig, const std::vector<array::Array>&
     }
     if (!shape_ok) {
       return fail(Code::kInvalidArgument, fmt::format("{} must have shape {}, but the value given has shape ({})",
-                                                      describe_value(sig.inputs[i], i), want.text(), got.shape_text()));
+                                                      value_label(sig.inputs[i], i, "input"), want.text(), got.shape_text()));
     }
   }
   return {};
