@@ -49,12 +49,15 @@ std::string key_of(const KeyParts& p) {
   section(bytes, "iree.release", p.iree_release);
   section(bytes, "iree.build", p.iree_build);
   section(bytes, "iree.revision", p.iree_revision);
+  // Only when set, so that keys of untuned compiles stay as they were.
+  if (!p.tuning.empty()) section(bytes, "tuning", p.tuning);
   return util::sha256_hex(bytes);
 }
 
 nlohmann::json to_json(const KeyParts& p) {
   return {{"format", kFormatVersion}, {"input_sha256", p.input_sha256}, {"flags", p.flags}, {"target", p.target},
-          {"iree", {{"release", p.iree_release}, {"build", p.iree_build}, {"revision", p.iree_revision}}}};
+          {"iree", {{"release", p.iree_release}, {"build", p.iree_build}, {"revision", p.iree_revision}}},
+          {"tuning", p.tuning}};
 }
 
 KeyParts parts_from_json(const nlohmann::json& j) {
@@ -67,6 +70,7 @@ KeyParts parts_from_json(const nlohmann::json& j) {
     p.iree_build = j["iree"].value("build", "");
     p.iree_revision = j["iree"].value("revision", "");
   }
+  p.tuning = j.value("tuning", "");
   return p;
 }
 
@@ -78,6 +82,7 @@ std::vector<std::string> differing_parts(const KeyParts& a, const KeyParts& b) {
   if (a.iree_release != b.iree_release || a.iree_build != b.iree_build || a.iree_revision != b.iree_revision) {
     out.push_back("iree");
   }
+  if (a.tuning != b.tuning) out.push_back("tuning");
   return out;
 }
 

@@ -23,6 +23,9 @@ struct KeyParts {
   std::string iree_release;
   std::string iree_build;
   std::string iree_revision;
+  // The tuning record's module digest, when a tuning record was applied
+  // (its configuration files are read by path, so their bytes count here).
+  std::string tuning;
 };
 
 // Whitespace trimmed, "--flag value" pairs joined to "--flag=value", and
@@ -34,7 +37,7 @@ std::string key_of(const KeyParts& parts);
 nlohmann::json to_json(const KeyParts& parts);
 KeyParts parts_from_json(const nlohmann::json& j);
 
-// The names of the parts that differ ("input", "flags", "target", "iree").
+// The names of the parts that differ ("input", "flags", "target", "iree", "tuning").
 std::vector<std::string> differing_parts(const KeyParts& a, const KeyParts& b);
 
 }  // namespace kiln::cache

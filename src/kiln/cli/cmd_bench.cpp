@@ -64,7 +64,8 @@ Result<int> run_bench(Context& context) {
   const std::string& module = o.module;
   fs::path dir = KILN_TRY(output_folder(o.module, out_dir, ".bench"));
   auto scratch = KILN_TRY(util::TempDir::create(dir, ".kiln-bench-"));
-  runtime::BenchSpec spec{{sig, choose_device(o.device, sig), loaded.inputs, scratch.path(), loaded.timeout},
+  runtime::BenchSpec spec{{sig, choose_device(o.device, sig), loaded.inputs, scratch.path(), loaded.timeout,
+                           runtime_flags_for(o, sig)},
                           warmup, repetitions, concurrency};
   auto samples = KILN_TRY(runtime::benchmark(loaded.selected.tools, *loaded.selected.executor, spec));
 

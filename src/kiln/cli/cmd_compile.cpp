@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "kiln/cli/tuning_db.h"
 #include "kiln/cache/store.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/output.h"
@@ -36,6 +37,8 @@ struct Request {
   int jobs = 0;
   bool no_cache = false;
   bool explain_cache = false;
+  std::string precision;
+  bool no_tuning = false;
   std::string executor;
 };
 
@@ -75,6 +78,11 @@ Result<std::optional<Request>> parse_request(Context& context) {
   app.add_option("--executor", executor, "where iree-compile runs: local, or docker (a hardened container)")
       ->check(CLI::IsMember({"local", "docker"}));
   app.add_flag("--no-cache", no_cache, "neither read nor fill the artifact cache");
+  std::string precision;
+  bool no_tuning = false;
+  app.add_option("--precision", precision, "highest (default), f16-inputs or bf16-inputs: contractions take narrow inputs, "
+                                           "accumulate in f32");
+  app.add_flag("--no-tuning", no_tuning, "ignore tuning records ('kiln tune') for these programs");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
   if (KILN_TRY(parse_args(app, context))) return std::nullopt;
 
@@ -82,6 +90,8 @@ Result<std::optional<Request>> parse_request(Context& context) {
   request.json = json;
   request.jobs = jobs;
   request.no_cache = no_cache;
+  request.precision = precision;
+  request.no_tuning = no_tuning;
   request.explain_cache = explain;
   request.executor = executor;
   job::Job& job = request.job;
@@ -108,6 +118,8 @@ Result<std::optional<Request>> parse_request(Context& context) {
   if (!job_file.empty() && !targets.empty()) return fail(Code::kInvalidArgument, "--target cannot be combined with --job; edit the job's targets");
   if (!output_dir.empty()) job.output_dir = output_dir;
   if (!opt_level.empty()) job.options.opt_level = opt_level;
+  if (!request.precision.empty()) job.options.precision = request.precision;
+  if (request.no_tuning) job.options.use_tuning = false;
   if (tiling && no_tiling) return fail(Code::kInvalidArgument, "--data-tiling and --no-data-tiling contradict each other");
   if (tiling || no_tiling) job.options.data_tiling = tiling;
   flags.insert(flags.end(), passthrough.begin(), passthrough.end());
@@ -228,13 +240,14 @@ Result<int> run_compile(Context& context) {
   std::atomic<uint64_t> largest_peak{0};
   auto estimate = [&] { return std::max<uint64_t>(largest_peak.load(), largest_peak.load() ? 0 : 1ull << 30); };
   compile::CacheUse cache_use{store ? &*store : nullptr, request->explain_cache};
+  auto tuning = tuning_for_compiles(context.config);
   auto work = [&](size_t i) {
     auto started = std::chrono::steady_clock::now();
     UnitRun& r = runs[i];
     const auto& module = modules[module_of[i]];
     r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir, nullptr, hashes[module_of[i]]},
                                       job.options, *module,
-                                      tools, *executor, cache_use)
+                                      tools, *executor, cache_use, tuning ? &*tuning : nullptr)
                        : Result<compile::Outcome>(tl::unexpected(module.error()));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (r.outcome) {

@@ -33,7 +33,7 @@ Result<int> run_run(Context& context) {
   const InputOptions& inputs = o.inputs;
   fs::path dir = KILN_TRY(output_folder(o.module, out_dir, ".run"));
   auto scratch = KILN_TRY(util::TempDir::create(dir, ".kiln-run-"));
-  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path(), loaded.timeout};
+  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path(), loaded.timeout, runtime_flags_for(o, sig)};
   auto outputs = KILN_TRY(runtime::run(loaded.selected.tools, *loaded.selected.executor, spec));
   KILN_TRY_STATUS(save_arrays(dir, "input", values));
   KILN_TRY_STATUS(save_arrays(dir, "output", outputs));

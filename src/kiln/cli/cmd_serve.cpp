@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/cli/tuning_db.h"
 #include "kiln/cache/store.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
@@ -80,6 +81,7 @@ Result<int> run_serve(Context& context) {
   options.max_queue = max_queue;
   options.workers = workers ? workers : compile::available_cpus();
   options.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
+  if (auto db = tuning_for_compiles(context.config)) options.tuning_dir = db->root();
 
   auto selected = KILN_TRY(choose_executor(context.config, executor));
   std::optional<cache::Store> store;

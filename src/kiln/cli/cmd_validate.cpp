@@ -80,7 +80,7 @@ Result<int> run_validate(Context& context) {
   auto limit = loaded.timeout;
   fs::create_directories(scratch.path() / "a");
   fs::create_directories(scratch.path() / "b");
-  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path() / "a", limit};
+  runtime::RunSpec spec{sig, choose_device(o.device, sig), values, scratch.path() / "a", limit, runtime_flags_for(o, sig)};
   auto got = KILN_TRY(runtime::run(tools, executor, spec));
   std::string reference = "expected outputs";
   if (other) {

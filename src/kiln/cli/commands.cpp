@@ -21,6 +21,8 @@ const std::vector<Command>& commands() {
       {"run", "run a compiled module once on given or seeded inputs; save inputs and outputs as .npy", run_run},
       {"validate", "check a module's outputs against expected ones or another build (exit 1 on mismatch)", run_validate},
       {"bench", "measure a module's latency (p50/p90/p99, throughput); compare reports for CI gates", run_bench},
+      {"profile", "where a module's time goes, per dispatch (the runtime's own profiling)", run_profile},
+      {"tune", "tune a program for a target on a real device (prepare, measure, apply; list/show/forget records)", run_tune},
       {"serve", "run the compile service over HTTP (jobs in SQLite, bearer tokens, Prometheus metrics)", run_serve},
       {"cache", "show cache statistics (stats) or empty the artifact cache (clear)", run_cache},
       {"check", "validate a job file against the job schema without compiling", run_check},

@@ -25,7 +25,16 @@ void add_module_options(CLI::App& app, ModuleOptions& o, bool module_required) {
   app.add_option("--executor", o.executor, "where the runtime tools run: local, or docker (kiln's image)")
       ->check(CLI::IsMember({"local", "docker"}));
   app.add_option("--timeout", o.timeout, "time limit per run in seconds (default 600)");
+  app.add_option("--runtime-flag", o.runtime_flags,
+                 "a runtime option such as --runtime-flag=--device_allocator=caching (replaces the module's "
+                 "deployment recipe; repeat for several)");
+  app.add_flag("--default-runtime", o.default_runtime, "run with the runtime's default options, not the module's recipe");
   add_input_options(app, o.inputs);
+}
+
+std::vector<std::string> runtime_flags_for(const ModuleOptions& o, const runtime::ModuleSignature& sig) {
+  if (!o.runtime_flags.empty()) return o.runtime_flags;
+  return o.default_runtime ? std::vector<std::string>{} : sig.runtime_flags;
 }
 
 Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& o) {

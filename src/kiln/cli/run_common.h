@@ -33,6 +33,8 @@ struct ModuleOptions {
   std::string executor;
   double timeout = 600;
   InputOptions inputs;
+  std::vector<std::string> runtime_flags;  // --runtime-flag: replaces the module's deployment recipe
+  bool default_runtime = false;            // --default-runtime: the runtime's defaults, no recipe
 };
 void add_module_options(CLI::App& app, ModuleOptions& options, bool module_required = true);
 
@@ -56,6 +58,10 @@ Result<std::vector<array::Array>> gather_inputs(const runtime::ModuleSignature& 
 // matches) or a list of .npy files, typed by `values`.
 Result<std::vector<array::Array>> read_values(const std::vector<std::string>& npy_files, const std::string& npz,
                                               const std::vector<mlir::Value>& values, const char* what);
+
+// The runtime options a run uses: --runtime-flag when given, else the
+// module's deployment recipe (tuned runtime options), unless --default-runtime.
+std::vector<std::string> runtime_flags_for(const ModuleOptions& options, const runtime::ModuleSignature& sig);
 
 // --device, else the device kiln's metadata names, else the local CPU.
 std::string choose_device(const std::string& flag, const runtime::ModuleSignature& sig);

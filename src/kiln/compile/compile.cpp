@@ -73,7 +73,18 @@ Error compile_failure(const util::ProcessResult& result, const Unit& unit, const
 
 }  // namespace
 
+const std::vector<std::string>& precision_policies() {
+  static const std::vector<std::string> policies = {"highest", "f16-inputs", "bf16-inputs"};
+  return policies;
+}
+
+std::string precision_name(const std::string& precision) { return precision.empty() ? "highest" : precision; }
+
 Status validate(const Options& options) {
+  const auto& policies = precision_policies();
+  if (!options.precision.empty() && std::find(policies.begin(), policies.end(), options.precision) == policies.end()) {
+    return fail(Code::kInvalidArgument, "precision '" + options.precision + "' is not one of " + util::join(policies, ", "));
+  }
   static const std::regex level("O[0-3]");
   if (!options.opt_level.empty() && !std::regex_match(options.opt_level, level)) {
     return fail(Code::kInvalidArgument,
@@ -95,6 +106,10 @@ std::vector<std::string> option_flags(const Options& options) {
   std::vector<std::string> flags;
   if (!options.opt_level.empty()) flags.push_back("--iree-opt-level=" + options.opt_level);
   if (options.data_tiling) flags.push_back(std::string("--iree-opt-data-tiling=") + (*options.data_tiling ? "true" : "false"));
+  // Narrow contraction inputs with f32 accumulation: the class of XLA's
+  // default (TF32) matmuls on NVIDIA GPUs.
+  if (options.precision == "f16-inputs") flags.push_back("--iree-global-opt-demote-contraction-inputs-type=f16");
+  if (options.precision == "bf16-inputs") flags.push_back("--iree-global-opt-demote-contraction-inputs-type=bf16");
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   return flags;
 }
@@ -195,6 +210,9 @@ std::string explain_miss(cache::Store& store, const cache::KeyParts& parts) {
       out += fmt::format("\n  input sha256 now {}, entry {}", parts.input_sha256.substr(0, 16), e.nearest.input_sha256.substr(0, 16));
     } else if (part == "target") {
       out += fmt::format("\n  target now {}, entry {}", parts.target, e.nearest.target);
+    } else if (part == "tuning") {
+      out += fmt::format("\n  tuning now {}, entry {}", parts.tuning.empty() ? "none" : parts.tuning.substr(0, 12),
+                         e.nearest.tuning.empty() ? "none" : e.nearest.tuning.substr(0, 12));
     } else if (part == "iree") {
       out += fmt::format("\n  IREE now {} ({}), entry {} ({})", parts.iree_build, parts.iree_revision.substr(0, 12),
                          e.nearest.iree_build, e.nearest.iree_revision.substr(0, 12));
@@ -206,7 +224,8 @@ std::string explain_miss(cache::Store& store, const cache::KeyParts& parts) {
 }  // namespace
 
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
-                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache) {
+                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache,
+                    const tuning::Database* tuning) {
   std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
   std::string base = unit.name + "." + unit.target.slug;
   fs::path output_dir = fs::absolute(unit.output_dir);
@@ -218,19 +237,36 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   if (!staging) return tl::unexpected(staging.error().context(context));
   fs::path staged_module = staging->path() / (base + ".vmfb");
 
+  auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
+  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
+
   std::vector<std::string> flags = unit.target.flags;
   auto extra = option_flags(options);
   flags.insert(flags.end(), extra.begin(), extra.end());
+  std::string warning;
+  std::optional<tuning::Record> tuned;
+  if (tuning && options.use_tuning) {
+    auto found = tuning->find({*input_hash, unit.target.slug, tools.release, precision_name(options.precision)});
+    // A damaged record costs this compile its tuning, not its result.
+    if (!found) warning = "the tuning record was not used: " + found.error().message;
+    if (found && *found) {
+      tuned = std::move(**found);
+      flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
+    }
+  }
+  // The configurations are read by path; the key holds their digest instead.
+  std::vector<std::string> key_flags = cache::normalize_flags(flags);
+  if (tuned && !tuned->configs_dir.empty()) {
+    flags.push_back("--iree-hal-substitute-executable-configurations-from=" + tuned->configs_dir.string());
+  }
   std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
   argv.insert(argv.end(), flags.begin(), flags.end());
   std::vector<std::string> recorded = argv;
   argv.insert(argv.end(), {"-o", staged_module.string()});
   recorded.insert(recorded.end(), {"-o", final_module.string()});
 
-  auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
-  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
-  cache::KeyParts parts{*input_hash, cache::normalize_flags(flags), unit.target.slug, tools.release, tools.build,
-                        tools.revision};
+  cache::KeyParts parts{*input_hash, key_flags, unit.target.slug, tools.release, tools.build,
+                        tools.revision, tuned ? tuned->module_digest : ""};
   std::string key = cache::key_of(parts);
   std::error_code ec;
 
@@ -249,6 +285,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       metadata["created_at"] = util::utc_timestamp();
       auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
       outcome.cache_hit = true;
+      outcome.warning = std::move(warning);
       return outcome;
     }
     if (cache.explain) explanation = explain_miss(*cache.store, parts);
@@ -292,13 +329,24 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       {"functions", functions_json(module)},
       {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
       {"cache", {{"hit", false}, {"key", key}}},
+      {"precision", precision_name(options.precision)},
   };
-  std::string warning;
+  if (tuned) {
+    metadata["tuning"] = {{"record", tuned->key},
+                          {"summary", tuned->summary},
+                          {"compile_flags", tuned->compile_flags},
+                          {"dispatches", tuned->dispatches},
+                          {"latency_ms", tuned->latency_ms},
+                          {"baseline_ms", tuned->baseline_ms},
+                          {"device", tuned->device},
+                          {"measured_at", tuned->measured_at}};
+    metadata["deployment"] = {{"runtime_flags", tuned->runtime_flags}, {"source", "tuning record " + tuned->key.substr(0, 12)}};
+  }
   if (cache.store) {
     // A cache that cannot take the entry (full disk, permissions) costs the
     // next run a compile, not this one its result.
     if (auto st = cache.store->insert(key, parts, staged_module, metadata); !st) {
-      warning = "the module was not cached: " + st.error().message;
+      warning += (warning.empty() ? "" : "; ") + std::string("the module was not cached: ") + st.error().message;
     }
   }
   auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));

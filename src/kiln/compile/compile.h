@@ -16,6 +16,7 @@
 #include "kiln/mlir/module_info.h"
 #include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
+#include "kiln/tuning/database.h"
 
 namespace kiln::compile {
 
@@ -26,7 +27,17 @@ struct Options {
   std::optional<bool> data_tiling;  // unset: the compiler's default
   std::vector<std::string> extra_flags;  // passed through verbatim, recorded
   std::chrono::milliseconds timeout{0};
+  // "" or "highest": the compiler's own numerics. "f16-inputs" and
+  // "bf16-inputs": contractions take narrow inputs and accumulate in f32.
+  std::string precision;
+  // Apply the tuning record for this program and target, when there is one.
+  bool use_tuning = true;
 };
+
+// The precision policies, in the order `kiln targets` and errors list them.
+const std::vector<std::string>& precision_policies();
+// The policy's name as records and metadata spell it ("" -> "highest").
+std::string precision_name(const std::string& precision);
 
 struct Unit {
   fs::path input;
@@ -61,9 +72,13 @@ std::vector<std::string> option_flags(const Options& options);
 std::string default_name(const fs::path& input);
 
 // Compiles one unit. `module` is the inspected input (for the signatures
-// recorded in the metadata).
+// recorded in the metadata). With a tuning database, the record for this
+// program, target, release and precision (if any) is applied: its compiler
+// options and executable configurations go into the compile and the cache
+// key, and the metadata records what was chosen and its deployment recipe.
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
-                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache = {});
+                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache = {},
+                    const tuning::Database* tuning = nullptr);
 
 // Turns compiler stderr into a short message: the error diagnostics with
 // file:line:column, or the crash reason.

@@ -29,6 +29,8 @@ const std::vector<Key>& keys() {
       {"cache", "KILN_CACHE", "true", "use the artifact cache: true or false"},
       {"cache_dir", "KILN_CACHE_DIR", "", "the artifact cache; empty: $XDG_CACHE_HOME/kiln or ~/.cache/kiln"},
       {"cache_max_size", "KILN_CACHE_MAX_SIZE", "5G", "size limit of the cache; least recently used entries go first"},
+      {"tuning_dir", "KILN_TUNING_DIR", "", "the tuning database; empty: $XDG_DATA_HOME/kiln/tuning or ~/.local/share/kiln/tuning"},
+      {"tuning", "KILN_TUNING", "true", "apply tuning records when compiling: true or false"},
   };
   return table;
 }

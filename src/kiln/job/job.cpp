@@ -151,6 +151,8 @@ Result<Job> load(const fs::path& file) {
     const json& o = document["options"];
     if (o.contains("opt_level")) job.options.opt_level = o["opt_level"].get<std::string>();
     if (o.contains("data_tiling")) job.options.data_tiling = o["data_tiling"].get<bool>();
+    if (o.contains("precision")) job.options.precision = o["precision"].get<std::string>();
+    if (o.contains("tuning")) job.options.use_tuning = o["tuning"].get<bool>();
     if (o.contains("extra_flags")) job.options.extra_flags = o["extra_flags"].get<std::vector<std::string>>();
     if (o.contains("timeout_seconds")) {
       job.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(o["timeout_seconds"].get<double>() * 1000));

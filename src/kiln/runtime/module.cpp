@@ -38,6 +38,13 @@ Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& me
   sig.source = "kiln metadata";
   sig.iree_release = meta["iree"].value("release", "");
   sig.default_device = meta["target"].value("runtime_device", "");
+  if (auto d = meta.find("deployment"); d != meta.end() && d->is_object()) {
+    if (auto flags = d->find("runtime_flags"); flags != d->end() && flags->is_array()) {
+      for (const auto& f : *flags) {
+        if (f.is_string()) sig.runtime_flags.push_back(f.get<std::string>());
+      }
+    }
+  }
   std::vector<std::string> publics;
   for (const auto& f : meta["functions"]) {
     if (f.value("visibility", "") != "public") continue;

@@ -24,6 +24,8 @@ struct ModuleSignature {
   std::string iree_release;    // from kiln's metadata; "" when unknown
   std::string default_device;  // from kiln's metadata ("cuda", "local-task"); "" when unknown
   std::string source;          // "kiln metadata" or "module reflection"
+  // The deployment recipe kiln recorded (tuned runtime options), if any.
+  std::vector<std::string> runtime_flags;
 };
 
 // Checks that `path` is an IREE module file (a zip with module.fb, or a bare

@@ -20,6 +20,9 @@ struct RunSpec {
   std::vector<array::Array> inputs;
   fs::path work_dir;   // scratch for the raw value files
   std::chrono::milliseconds timeout{0};
+  // Runtime options (allocator, streams, ...): the module's deployment
+  // recipe unless the user chose others.
+  std::vector<std::string> runtime_flags = {};
 };
 
 // Checks inputs against the signature: count, element type, shape (dynamic
@@ -44,5 +47,17 @@ struct BenchSpec {
 // (one iteration per repetition, so every sample is one call).
 Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile::Executor& executor,
                                       const BenchSpec& spec);
+
+
+// The figure that matters for deployment: the mean time per call over many
+// back-to-back calls with device-resident inputs, in milliseconds, once per
+// repetition (each repetition runs calls for at least `min_seconds`).
+struct AmortizedSpec {
+  RunSpec run;
+  double min_seconds = 0.2;
+  int repetitions = 3;
+};
+Result<std::vector<double>> benchmark_amortized(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                                const AmortizedSpec& spec);
 
 }  // namespace kiln::runtime

@@ -336,6 +336,8 @@ void Service::run_job(JobRecord job) {
   const auto& o = job.request.value("options", nlohmann::json::object());
   options.opt_level = o.value("opt_level", "");
   if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
+  if (o.contains("precision")) options.precision = o["precision"].get<std::string>();
+  if (o.contains("tuning")) options.use_tuning = o["tuning"].get<bool>();
   options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
   double limit = std::min<double>(o.value("timeout_seconds", 1e9), static_cast<double>(options_.job_timeout.count()));
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
@@ -344,13 +346,16 @@ void Service::run_job(JobRecord job) {
   std::optional<Error> first_error;
   auto module = mlir::inspect_file(job.input_path, [&](const fs::path& p) { return toolchain::print_as_text(tools_, p); });
   compile::CacheUse cache_use{cache_ ? &*cache_ : nullptr, false};
+  std::optional<tuning::Database> tuning;
+  if (!options_.tuning_dir.empty()) tuning.emplace(options_.tuning_dir);
   for (const auto& spec : job.request.value("targets", std::vector<std::string>{})) {
     if (cancel->load()) break;
     auto target = target::resolve(spec);
     Result<compile::Outcome> outcome = !target ? Result<compile::Outcome>(tl::unexpected(target.error()))
                                        : !module ? Result<compile::Outcome>(tl::unexpected(module.error()))
                                                  : compile::run({job.input_path, "model", *target, out, cancel.get()},
-                                                                options, *module, tools_, *executor_, cache_use);
+                                                                options, *module, tools_, *executor_, cache_use,
+                                                                tuning ? &*tuning : nullptr);
     if (outcome) {
       const auto& m = outcome->metadata;
       double seconds = m["compile"]["wall_seconds"].get<double>();

@@ -35,6 +35,7 @@ struct ServiceOptions {
   int workers = 1;
   std::chrono::seconds job_timeout{1800};
   int max_attempts = 3;  // starts of one job across restarts before it is failed
+  fs::path tuning_dir;   // the tuning database compiles use; empty: none
 };
 
 struct Request {

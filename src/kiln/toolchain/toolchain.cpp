@@ -82,6 +82,7 @@ std::optional<Toolchain> from_environment(const fs::path& root) {
   if (has_runtime) {
     t.run_module = runtime_libs / "iree-run-module";
     t.benchmark_module = runtime_libs / "iree-benchmark-module";
+    if (is_executable(runtime_libs / "iree-profile")) t.profile = runtime_libs / "iree-profile";
     t.runtime_release = dist_release(sp, "iree_base_runtime");
   }
   t.release = dist_release(sp, "iree_base_compiler");
@@ -102,6 +103,7 @@ std::optional<Toolchain> from_folder(const fs::path& dir) {
   if (is_executable(dir / "iree-run-module")) {
     t.run_module = dir / "iree-run-module";
     t.benchmark_module = dir / "iree-benchmark-module";
+    if (is_executable(dir / "iree-profile")) t.profile = dir / "iree-profile";
   }
   auto run = util::run_process({.argv = {t.compile.string(), "--version"}, .timeout = std::chrono::seconds(30)});
   if (run && run->ok()) {

@@ -19,6 +19,7 @@ struct Toolchain {
   fs::path opt;               // iree-opt (prints bytecode as text)
   fs::path run_module;        // iree-run-module; empty when the runtime is missing
   fs::path benchmark_module;  // iree-benchmark-module
+  fs::path profile;           // iree-profile (reads the runtime's profiling bundles); may be empty
   std::string release;        // the PyPI release, "3.13.0"
   std::string build;          // the compiler's own version, "3.13.0rc20261016"
   std::string revision;       // IREE git revision

@@ -1,0 +1,270 @@
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "kiln/cli/executors.h"
+#include "kiln/cli/parse.h"
+#include "kiln/cli/tuning_db.h"
+#include "kiln/compile/compile.h"
+#include "kiln/mlir/inspect.h"
+#include "kiln/tune/tuner.h"
+#include "kiln/util/file.h"
+#include "kiln/util/strings.h"
+
+namespace kiln::cli {
+
+namespace fs = std::filesystem;
+mlir::BytecodePrinter lazy_printer(const config::Config& config);
+
+namespace {
+
+void log_line(const std::string& line) { std::cerr << "[tune] " << line << "\n"; }
+
+struct PrepareArgs {
+  std::string model, target, output, precision, from;
+  size_t per_dispatch = 0;
+  int jobs = 0;
+  uint64_t seed = 0;
+};
+
+void add_prepare_args(CLI::App& app, PrepareArgs& a, bool needs_output) {
+  app.add_option("model", a.model, "the StableHLO program")->required();
+  app.add_option("-t,--target", a.target, "the target to tune for, e.g. cuda:h100 or cpu")->required();
+  auto* out = app.add_option("-o,--output", a.output, "the bundle folder (new)");
+  if (needs_output) out->required();
+  app.add_option("--precision", a.precision, "highest (default), f16-inputs or bf16-inputs");
+  app.add_option("--per-dispatch", a.per_dispatch, "configurations tried per dispatch (default 24 on GPUs, 6 on CPUs)")
+      ->check(CLI::Range(0, 500));
+  app.add_option("-j,--jobs", a.jobs, "compiles at once (default: one per CPU)")->check(CLI::Range(1, 1024));
+  app.add_option("--seed", a.seed, "seed of the generated inputs (default 0)");
+}
+
+Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, const fs::path& from, Context& context) {
+  auto target = KILN_TRY(target::resolve(a.target));
+  compile::Options check;
+  check.precision = a.precision;
+  KILN_TRY_STATUS(compile::validate(check));
+  std::error_code ec;
+  if (!fs::is_regular_file(a.model, ec)) return fail(Code::kNotFound, a.model + ": no such file");
+  auto selected = KILN_TRY(select_executor(context.config, "", Need::kCompiler));
+  auto module = KILN_TRY(mlir::inspect_file(a.model, lazy_printer(context.config)));
+  tune::PrepareOptions o;
+  o.model = a.model;
+  o.module = &module;
+  o.target = target;
+  o.output = output;
+  o.precision = a.precision == "highest" ? "" : a.precision;
+  o.per_dispatch = a.per_dispatch ? a.per_dispatch : target.backend == target::Backend::kCpu ? 6 : 24;
+  o.pool.jobs = a.jobs ? a.jobs : compile::available_cpus();
+  o.from = from;
+  o.seed = a.seed;
+  double seconds = KILN_TRY(config::parse_duration("compile_timeout", context.config.get("compile_timeout")));
+  o.compile_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  return tune::prepare(o, selected.tools, *selected.executor, log_line);
+}
+
+struct MeasureArgs {
+  std::string bundle, device, results;
+  double min_time = 0.2, timeout = 120;
+  int repetitions = 3;
+  bool p50 = false, any_device = false;
+};
+
+void add_measure_options(CLI::App& app, MeasureArgs& a) {
+  app.add_option("--device", a.device, "the device to measure on (default: the bundle's target's)");
+  app.add_option("--min-time", a.min_time, "seconds of back-to-back calls per repetition (default 0.2)")->check(CLI::Range(0.001, 60.0));
+  app.add_option("--repetitions", a.repetitions, "repetitions per candidate; the median counts (default 3)")->check(CLI::Range(1, 100));
+  app.add_option("--candidate-timeout", a.timeout, "seconds one run of a candidate may take (default 120)")->check(CLI::Range(1.0, 86400.0));
+  app.add_flag("--p50", a.p50, "also measure per-call p50 (always in round 2)");
+  app.add_flag("--any-device", a.any_device, "measure even on a GPU other than the one the bundle was prepared for");
+}
+
+Result<tune::Results> do_measure(const MeasureArgs& a, const fs::path& bundle, Context& context) {
+  auto selected = KILN_TRY(select_executor(context.config, "", Need::kRuntime));
+  tune::MeasureOptions o;
+  o.bundle = bundle;
+  o.device = a.device;
+  o.results = a.results;
+  o.min_seconds = a.min_time;
+  o.repetitions = a.repetitions;
+  o.p50 = a.p50;
+  o.any_device = a.any_device;
+  o.candidate_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  return tune::measure(o, selected.tools, *selected.executor, log_line);
+}
+
+void print_measurements(const tune::Bundle& bundle, const tune::Results& r) {
+  const auto* ref = r.find("reference");
+  std::vector<const tune::Measurement*> ok;
+  size_t bad = 0;
+  for (const auto& m : r.measurements) {
+    if (m.status == "ok") {
+      ok.push_back(&m);
+    } else {
+      ++bad;
+    }
+  }
+  std::sort(ok.begin(), ok.end(), [](auto* a, auto* b) { return a->latency_ms < b->latency_ms; });
+  std::cout << fmt::format("{} on {} ({}): {} candidates measured, {} failed or wrong, {:.0f} s\n", bundle.program_name,
+                           r.device_name, r.device_uri, r.measurements.size(), bad, r.seconds);
+  for (size_t i = 0; i < ok.size() && i < 8; ++i) {
+    std::string summary;
+    for (const auto& c : bundle.candidates) {
+      if (c.id == ok[i]->id) summary = c.summary;
+    }
+    std::cout << fmt::format("  {:>9.4f} ms  {:>6}  {}  {}\n", ok[i]->latency_ms,
+                             ref && ref->status == "ok" ? fmt::format("{:.2f}x", ref->latency_ms / ok[i]->latency_ms) : "",
+                             ok[i]->id, summary.size() > 100 ? summary.substr(0, 100) + "..." : summary);
+  }
+}
+
+void print_record(const tuning::Record& r, const std::string& runtime_device) {
+  std::cout << fmt::format("tuned {} for {} on {}: {:.4f} ms -> {:.4f} ms ({:.2f}x faster)\n", r.program_name, r.target_spec,
+                           r.device, r.baseline_ms, r.latency_ms, r.latency_ms > 0 ? r.baseline_ms / r.latency_ms : 0);
+  std::cout << "chosen: " << (r.summary.empty() ? "-" : r.summary) << "\n";
+  std::cout << "record: " << r.key.substr(0, 16) << " (kiln compile applies it from now on; --no-tuning turns it off)\n";
+  for (const auto& line : tune::deployment_lines(runtime_device, r.runtime_flags)) std::cout << line << "\n";
+}
+
+Result<int> tune_list(Context& context, bool json) {
+  tuning::Database db(tuning_root(context.config));
+  auto records = KILN_TRY(db.list());
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : records) out.push_back(tuning::to_json(r));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (records.empty()) std::cout << "no tuning records in " << db.root().string() << "\n";
+  for (const auto& r : records) {
+    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:>9.4f} ms (was {:.4f})  {}  {}\n", r.key.substr(0, 12), r.program_name,
+                             r.target_spec, r.id.precision, r.latency_ms, r.baseline_ms, r.device, r.measured_at);
+  }
+  return 0;
+}
+
+Result<int> tune_show(Context& context, const std::string& what, bool json) {
+  tuning::Database db(tuning_root(context.config));
+  auto records = KILN_TRY(db.list());
+  std::vector<tuning::Record> hits;
+  for (auto& r : records) {
+    if (r.program_name == what || (what.size() >= 6 && util::starts_with(r.key, what))) hits.push_back(std::move(r));
+  }
+  if (hits.empty()) return fail(Code::kNotFound, "no tuning record matches '" + what + "' ('kiln tune list' shows them)");
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : hits) out.push_back(tuning::to_json(r));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& r : hits) {
+    std::string device = r.id.target_slug.substr(0, r.id.target_slug.find('-'));
+    print_record(r, device == "cpu" ? "local-task" : device);
+    for (const auto& [exe, s] : r.dispatches.items()) std::cout << "  " << exe << ": " << s.get<std::string>() << "\n";
+    if (!r.compile_flags.empty()) std::cout << "  compiler options: " << util::join(r.compile_flags, " ") << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<int> run_tune(Context& context) {
+  CLI::App app{"Tune a program for a target on a real device: runtime options, whole-program compiler options and\n"
+               "per-dispatch lowering configurations, each checked against the reference module's outputs.\n"
+               "  kiln tune MODEL --target T [--device D]       all steps on this host\n"
+               "  kiln tune prepare MODEL --target T -o BUNDLE  compiler host: build the candidates\n"
+               "  kiln tune measure BUNDLE                      device host, runtime only: measure them\n"
+               "  kiln tune prepare MODEL --target T -o BUNDLE2 --from BUNDLE/results.json   round 2: combine winners\n"
+               "  kiln tune apply BUNDLE2/results.json          record the winner for kiln compile\n"
+               "  kiln tune list | show NAME | forget NAME      the tuning database",
+               "tune"};
+  app.require_subcommand(0, 1);
+  PrepareArgs one;
+  MeasureArgs one_measure;
+  std::string work;
+  bool keep = false;
+  add_prepare_args(app, one, false);
+  add_measure_options(app, one_measure);
+  app.add_option("--work-dir", work, "where the bundles go (default: MODEL.tune/)");
+  app.get_option("model")->required(false);
+  app.get_option("--target")->required(false);
+  (void)keep;
+
+  PrepareArgs prep;
+  auto* prepare = app.add_subcommand("prepare", "build the candidate bundle (compiler host)");
+  add_prepare_args(*prepare, prep, true);
+  prepare->add_option("--from", prep.from, "round 2: the results of round 1, whose winners are combined");
+
+  MeasureArgs meas;
+  auto* measure = app.add_subcommand("measure", "measure a bundle's candidates (device host, runtime only)");
+  measure->add_option("bundle", meas.bundle, "the bundle folder")->required();
+  measure->add_option("--results", meas.results, "the results file (default: BUNDLE/results.json)");
+  add_measure_options(*measure, meas);
+
+  std::string results_file, bundle_dir;
+  auto* apply = app.add_subcommand("apply", "record the fastest correct candidate in the tuning database");
+  apply->add_option("results", results_file, "a results file written by 'kiln tune measure'")->required();
+  apply->add_option("--bundle", bundle_dir, "the bundle it measured (default: the results file's folder)");
+
+  bool json = false;
+  auto* list = app.add_subcommand("list", "list the tuning records");
+  list->add_flag("--json", json, "print JSON");
+  std::string what;
+  auto* show = app.add_subcommand("show", "show tuning records of a program (name or key prefix)");
+  show->add_option("what", what, "program name or key prefix")->required();
+  show->add_flag("--json", json, "print JSON");
+  auto* forget = app.add_subcommand("forget", "remove tuning records of a program (name or key prefix)");
+  forget->add_option("what", what, "program name or key prefix")->required();
+  if (KILN_TRY(parse_args(app, context))) return 0;
+
+  if (list->parsed()) return tune_list(context, json);
+  if (show->parsed()) return tune_show(context, what, json);
+  if (forget->parsed()) {
+    tuning::Database db(tuning_root(context.config));
+    int n = KILN_TRY(db.forget(what));
+    if (n == 0) return fail(Code::kNotFound, "no tuning record matches '" + what + "' ('kiln tune list' shows them)");
+    std::cout << fmt::format("removed {} tuning record(s)\n", n);
+    return 0;
+  }
+  if (prepare->parsed()) {
+    auto bundle = KILN_TRY(do_prepare(prep, prep.output, prep.from, context));
+    std::cout << fmt::format("bundle {}: round {}, {} candidates for {} on {}; measure it with 'kiln tune measure {}'\n",
+                             prep.output, bundle.round, bundle.candidates.size(), bundle.program_name, bundle.target_spec,
+                             prep.output);
+    return 0;
+  }
+  if (measure->parsed()) {
+    auto results = KILN_TRY(do_measure(meas, meas.bundle, context));
+    auto bundle = KILN_TRY(tune::read_bundle(meas.bundle));
+    print_measurements(bundle, results);
+    return 0;
+  }
+  tuning::Database db(tuning_root(context.config));
+  if (apply->parsed()) {
+    auto record = KILN_TRY(tune::apply(results_file, bundle_dir, db));
+    auto bundle = KILN_TRY(tune::read_bundle(bundle_dir.empty() ? fs::absolute(results_file).parent_path() : fs::path(bundle_dir)));
+    print_record(record, bundle.runtime_device);
+    return 0;
+  }
+
+  // All steps on this host.
+  if (one.model.empty() || one.target.empty()) {
+    return fail(Code::kInvalidArgument, "give a program and --target, or a step: prepare, measure, apply (see 'kiln tune --help')");
+  }
+  fs::path dir = work.empty() ? fs::path(one.model + ".tune") : fs::path(work);
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+    return fail(Code::kInvalidArgument, dir.string() + " exists and is not empty; remove it or give --work-dir");
+  }
+  auto first = KILN_TRY(do_prepare(one, dir / "round1", {}, context));
+  auto first_results = KILN_TRY(do_measure(one_measure, first.dir, context));
+  print_measurements(first, first_results);
+  auto second = KILN_TRY(do_prepare(one, dir / "round2", dir / "round1" / "results.json", context));
+  auto second_results = KILN_TRY(do_measure(one_measure, second.dir, context));
+  print_measurements(second, second_results);
+  auto record = KILN_TRY(tune::apply(dir / "round2" / "results.json", {}, db));
+  print_record(record, second.runtime_device);
+  return 0;
+}
+
+}  // namespace kiln::cli

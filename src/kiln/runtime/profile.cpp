@@ -1,0 +1,132 @@
+#include "kiln/runtime/profile.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "kiln/util/strings.h"
+#include "kiln/util/subprocess.h"
+
+namespace kiln::runtime {
+namespace {
+
+bool on_host(const std::string& device) { return util::starts_with(device, "local"); }
+
+// "main_dispatch_0_matmul_256x4096x1024_f32" -> "matmul", {256, 4096, 1024}.
+void split_name(DispatchTime& d) {
+  auto tokens = util::split(d.name, '_');
+  std::vector<std::string> kind;
+  bool after_index = false;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto& t = tokens[i];
+    bool digits = !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+    if (!after_index) {
+      after_index = digits && i > 0 && tokens[i - 1] == "dispatch";
+      continue;
+    }
+    bool sizes = !t.empty() && std::isdigit(static_cast<unsigned char>(t[0])) && t.find_first_not_of("0123456789x") == std::string::npos;
+    if (sizes) {
+      for (const auto& n : util::split(t, 'x')) d.bounds.push_back(std::atoll(n.c_str()));
+      break;
+    }
+    kind.push_back(t);
+  }
+  d.op = util::join(kind, "_");
+}
+
+}  // namespace
+
+double flops_of(const std::string& op, const std::vector<int64_t>& bounds) {
+  bool contraction = op == "matmul" || op == "batch_matmul" || op == "conv" || util::starts_with(op, "matmul_transpose") ||
+                     util::starts_with(op, "batch_matmul_transpose");
+  if (!contraction || bounds.size() < 3) return 0;
+  double f = 2;
+  for (int64_t b : bounds) f *= static_cast<double>(b);
+  return f;
+}
+
+Result<Profile> parse_dispatch_report(const std::string& jsonl, int calls) {
+  Profile p;
+  p.calls = calls;
+  for (const auto& line : util::split(jsonl, '\n')) {
+    if (util::trim(line).empty()) continue;
+    auto row = nlohmann::json::parse(line, nullptr, false);
+    if (row.is_discarded() || !row.is_object()) continue;
+    std::string type = row.value("type", "");
+    if (type != "dispatch_group" && type != "host_dispatch_group") continue;
+    if (p.source.empty()) p.source = type == "dispatch_group" ? "device dispatch events" : "host execution events";
+    DispatchTime d;
+    d.name = row.value("key", "");
+    double count = row.value("valid", row.value("count", 0.0));
+    double total_ns = row.value("total_ns", 0.0);
+    if (count <= 0) continue;
+    d.avg_us = total_ns / count / 1e3;
+    d.launches_per_call = count / std::max(1, calls);
+    d.per_call_us = total_ns / std::max(1, calls) / 1e3;
+    split_name(d);
+    double flops = flops_of(d.op, d.bounds);
+    if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
+    p.dispatch_ms += d.per_call_us / 1e3;
+    p.dispatches.push_back(std::move(d));
+  }
+  if (p.dispatches.empty()) return fail(Code::kInternal, "the runtime's profile holds no dispatch events");
+  for (auto& d : p.dispatches) d.share = p.dispatch_ms > 0 ? d.per_call_us / 1e3 / p.dispatch_ms : 0;
+  std::sort(p.dispatches.begin(), p.dispatches.end(), [](const auto& a, const auto& b) { return a.per_call_us > b.per_call_us; });
+  return p;
+}
+
+Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec, int calls) {
+  if (tools.profile.empty() || tools.benchmark_module.empty()) {
+    return fail(Code::kFailedPrecondition, "iree-profile or iree-benchmark-module is missing; install iree-base-runtime " +
+                                               (tools.release.empty() ? std::string() : "==" + tools.release));
+  }
+  KILN_TRY_STATUS(check_inputs(spec.signature, spec.inputs));
+  fs::path bundle = fs::absolute(spec.work_dir) / "profile.ireeprof";
+  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(spec.signature.path).string(),
+                                   "--device=" + spec.device, "--function=" + spec.signature.function,
+                                   fmt::format("--benchmark_min_time={}x", calls), "--benchmark_format=json",
+                                   std::string("--device_profiling_mode=") + (on_host(spec.device) ? "host-execution" : "dispatch-events"),
+                                   "--device_profiling_output=" + bundle.string()};
+  argv.insert(argv.end(), spec.runtime_flags.begin(), spec.runtime_flags.end());
+  auto inputs = KILN_TRY(input_flags(spec.inputs, spec.work_dir));
+  argv.insert(argv.end(), inputs.begin(), inputs.end());
+  bool gpu = !on_host(spec.device);
+  auto r = KILN_TRY(executor.run({argv, spec.signature.path, spec.work_dir, spec.timeout, {}, gpu}));
+  if (!r.ok()) {
+    return fail(Code::kInvalidArgument, fmt::format("profiling on device '{}' failed ({}): {}", spec.device,
+                                                    util::describe_outcome(r), std::string(util::trim(r.err)).substr(0, 1500)));
+  }
+  double call_ms = 0;
+  auto report = nlohmann::json::parse(r.out, nullptr, false);
+  if (!report.is_discarded() && report.contains("benchmarks") && report["benchmarks"].is_array()) {
+    for (const auto& b : report["benchmarks"]) {
+      if (!b.is_object() || !b.contains("real_time") || !b["real_time"].is_number()) continue;
+      std::string unit = b.value("time_unit", "ns");
+      double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
+      call_ms = b["real_time"].get<double>() * scale;
+    }
+  }
+  auto read = KILN_TRY(executor.run({{tools.profile.string(), "dispatch", "--format=jsonl", bundle.string()}, bundle,
+                                     spec.work_dir, spec.timeout, {}, false}));
+  if (!read.ok()) {
+    return fail(Code::kInternal, fmt::format("iree-profile could not read the profile ({}): {}", util::describe_outcome(read),
+                                             std::string(util::trim(read.err)).substr(0, 1500)));
+  }
+  auto p = KILN_TRY(parse_dispatch_report(read.out, calls));
+  p.call_ms = call_ms;
+  return p;
+}
+
+nlohmann::json to_json(const Profile& p) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& d : p.dispatches) {
+    nlohmann::json row = {{"name", d.name}, {"op", d.op}, {"bounds", d.bounds}, {"launches_per_call", d.launches_per_call},
+                          {"avg_us", d.avg_us}, {"per_call_us", d.per_call_us}, {"share", d.share}};
+    row["tflops"] = d.tflops > 0 ? nlohmann::json(d.tflops) : nlohmann::json(nullptr);
+    rows.push_back(row);
+  }
+  return {{"source", p.source}, {"calls", p.calls}, {"call_ms", p.call_ms}, {"dispatch_ms", p.dispatch_ms}, {"dispatches", rows}};
+}
+
+}  // namespace kiln::runtime

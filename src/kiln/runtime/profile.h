@@ -1,0 +1,47 @@
+// Where a module's time goes, per dispatch, from the runtime's own profiling:
+// iree-benchmark-module records device-timestamped dispatch events (GPUs) or
+// host execution events (CPUs) into a .ireeprof bundle over many calls, and
+// iree-profile aggregates them per dispatch function.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/runtime/runner.h"
+
+namespace kiln::runtime {
+
+struct DispatchTime {
+  std::string name;        // "main_dispatch_0_matmul_256x4096x1024_f32"
+  std::string op;          // "matmul"
+  std::vector<int64_t> bounds;
+  double launches_per_call = 0;
+  double avg_us = 0;       // per launch
+  double per_call_us = 0;  // launches_per_call * avg_us
+  double share = 0;        // of the summed dispatch time per call
+  double tflops = 0;       // achieved, for contractions whose name gives every loop bound
+};
+
+struct Profile {
+  std::string source;       // "device dispatch events" or "host execution events"
+  int calls = 0;
+  double call_ms = 0;       // mean wall time per call while profiling
+  double dispatch_ms = 0;   // summed dispatch time per call
+  std::vector<DispatchTime> dispatches;  // most time first
+};
+
+// Profiles `calls` back-to-back calls.
+Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec, int calls);
+
+// Reads `iree-profile dispatch --format=jsonl` output (tested on its own).
+Result<Profile> parse_dispatch_report(const std::string& jsonl, int calls);
+
+nlohmann::json to_json(const Profile& profile);
+
+// Floating-point operations of one launch, from the export's op and bounds
+// (2 * product of bounds for matmul, batch_matmul and conv); 0 when unknown.
+double flops_of(const std::string& op, const std::vector<int64_t>& bounds);
+
+}  // namespace kiln::runtime

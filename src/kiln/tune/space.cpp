@@ -1,0 +1,264 @@
+#include "kiln/tune/space.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "kiln/util/strings.h"
+
+namespace kiln::tune {
+namespace {
+
+// Enough workgroups to fill a data-centre GPU; fewer leave SMs idle.
+constexpr double kWantedWorkgroups = 132;
+
+double lg(double x) { return std::log2(std::max(x, 1e-9)); }
+
+struct Dims {
+  std::vector<size_t> parallel, reduction;
+};
+
+// Reduction loops are those the configuration tiles with a nonzero
+// reduction size; every other loop is parallel.
+Dims split_dims(const std::vector<int64_t>& reduction_tiles, size_t rank) {
+  Dims d;
+  for (size_t i = 0; i < rank; ++i) {
+    if (i < reduction_tiles.size() && reduction_tiles[i] != 0) {
+      d.reduction.push_back(i);
+    } else {
+      d.parallel.push_back(i);
+    }
+  }
+  return d;
+}
+
+double occupancy_penalty(const std::vector<int64_t>& bounds, const std::vector<size_t>& parallel,
+                         const std::vector<int64_t>& tiles) {
+  double groups = 1;
+  for (size_t i : parallel) groups *= static_cast<double>(bounds[i]) / std::max<int64_t>(1, tiles[i]);
+  return groups < kWantedWorkgroups ? lg(kWantedWorkgroups / groups) : 0;
+}
+
+// Keeps the best `limit` candidates, at most `per_shape` of each workgroup
+// tile shape, so that a narrow band of similar tiles cannot fill the set.
+std::vector<DispatchCandidate> pick(std::vector<DispatchCandidate> all, size_t limit, size_t per_shape,
+                                    const std::string& shape_key) {
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.score < b.score; });
+  std::map<std::string, size_t> seen;
+  std::set<std::string> summaries;
+  std::vector<DispatchCandidate> out;
+  for (auto& c : all) {
+    if (out.size() >= limit) break;
+    std::string shape = field(c.root, shape_key);
+    if (seen[shape] >= per_shape || !summaries.insert(c.summary).second) continue;
+    ++seen[shape];
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t limit) {
+  auto wg0 = parse_ints(field(exe.root, "workgroup"));
+  auto th0 = parse_ints(field(exe.root, "thread"));
+  auto red0 = parse_ints(field(exe.root, "reduction"));
+  const auto& b = exe.bounds;
+  Dims d = split_dims(red0, b.size());
+  if (d.parallel.size() < 2 || d.reduction.empty() || th0.size() != b.size()) return {};
+  size_t m = d.parallel[d.parallel.size() - 2], n = d.parallel.back(), r = d.reduction.back();
+  bool has_outer = d.parallel.size() >= 3;
+  size_t o = has_outer ? d.parallel[d.parallel.size() - 3] : 0;
+  bool contraction = exe.op_kind.find("matmul") != std::string::npos;
+  int bytes = element_bytes(exe.element);
+  const auto& lim = exe.limits;
+  std::vector<DispatchCandidate> all;
+  for (int64_t wm : {8, 16, 32, 64, 128}) for (int64_t wn : {32, 64, 128, 256})
+  for (int64_t tm : {1, 2, 4, 8}) for (int64_t tn : {1, 2, 4, 8})
+  for (int64_t wo : {1, 2, 4}) for (int64_t kr : {4, 8, 16, 32, 64}) for (bool promote : {true, false}) {
+    if (b[m] % wm || b[n] % wn || wm % tm || wn % tn || kr > b[r] || b[r] % kr) continue;
+    if (wo > 1 && (!has_outer || b[o] % wo)) continue;
+    if (promote && !contraction) continue;
+    int64_t tx = wn / tn, ty = (wm / tm) * wo, threads = tx * ty;
+    if (threads % lim.subgroup_size || threads < 64 || threads > std::min<int64_t>(512, lim.max_threads)) continue;
+    if (tx > lim.max_workgroup_sizes[0] || ty > lim.max_workgroup_sizes[1]) continue;
+    if (tm * tn < 2 || tm * tn > 64) continue;
+    if (promote && (wm * wo * kr + kr * wn) * bytes > lim.max_workgroup_memory) continue;
+    auto wg = wg0, th = th0, red = red0;
+    for (size_t i : d.parallel) {
+      wg[i] = 1;
+      th[i] = 1;
+    }
+    wg[m] = wm, wg[n] = wn, th[m] = tm, th[n] = tn, red[r] = kr;
+    if (has_outer) wg[o] = wo;
+    DispatchCandidate c;
+    c.root = exe.root;
+    set_field(c.root, "workgroup", format_ints(wg));
+    set_field(c.root, "thread", format_ints(th));
+    set_field(c.root, "reduction", format_ints(red));
+    set_field(c.root, "promote_operands", promote ? "[0, 1]" : "");
+    c.workgroup_size = {tx, ty, 1};
+    c.summary = describe(c.root);
+    c.score = std::abs(lg(wm * wo * wn) - 13) * 0.6 + std::abs(lg(tm * tn) - 4.5) * 0.5 +
+              (contraction && !promote ? 1.5 : 0) + std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 +
+              occupancy_penalty(b, d.parallel, wg);
+    all.push_back(std::move(c));
+  }
+  return pick(std::move(all), limit, 3, "workgroup");
+}
+
+struct Intrinsic {
+  std::string name, acc, input;
+  int64_t m = 0, n = 0, k = 0;
+};
+
+// "NV_MMA_SYNC_F32_16x8x16_BF16" -> acc F32, 16x8x16, input BF16.
+Intrinsic parse_intrinsic(const std::string& name) {
+  Intrinsic in{name, "", "", 0, 0, 0};
+  auto tokens = util::split(name, '_');
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    auto dims = util::split(tokens[i], 'x');
+    if (dims.size() == 3 && !tokens[i].empty() && std::isdigit(static_cast<unsigned char>(tokens[i][0]))) {
+      in.m = std::atoll(dims[0].c_str()), in.n = std::atoll(dims[1].c_str()), in.k = std::atoll(dims[2].c_str());
+      if (i > 0) in.acc = tokens[i - 1];
+      if (i + 1 < tokens.size()) in.input = tokens[i + 1];
+    }
+  }
+  return in;
+}
+
+std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limit) {
+  auto wg0 = parse_ints(field(exe.root, "workgroup"));
+  auto sg0 = parse_ints(field(exe.root, "subgroup"));
+  auto red0 = parse_ints(field(exe.root, "reduction"));
+  const auto& b = exe.bounds;
+  Dims d = split_dims(red0, b.size());
+  if (d.parallel.size() < 2 || d.reduction.empty() || sg0.size() != b.size()) return {};
+  size_t m = d.parallel[d.parallel.size() - 2], n = d.parallel.back(), r = d.reduction.back();
+  std::string kind = field(exe.root, "mma_kind");
+  size_t open = kind.find('<');
+  if (open == std::string::npos) return {};
+  Intrinsic current = parse_intrinsic(kind.substr(open + 1, kind.size() - open - 2));
+  std::string prefix = kind.substr(0, open + 1);
+  int bytes = element_bytes(exe.element);
+  const auto& lim = exe.limits;
+  std::vector<Intrinsic> intrinsics;
+  for (const auto& name : lim.mma) {
+    Intrinsic in = parse_intrinsic(name);
+    // Same accumulator and input types: the program's numerics stay as they are.
+    if (in.m && in.acc == current.acc && in.input == current.input) intrinsics.push_back(in);
+  }
+  if (intrinsics.empty()) intrinsics.push_back(current);
+  std::vector<DispatchCandidate> all;
+  for (const auto& in : intrinsics)
+  for (int64_t wm : {32, 64, 128, 256}) for (int64_t wn : {32, 64, 128, 256})
+  for (int64_t sm : {1, 2, 4, 8}) for (int64_t sn : {1, 2, 4, 8}) for (int64_t kr : {1, 2, 4, 8}) {
+    if (b[m] % wm || b[n] % wn || wm % (sm * in.m) || wn % (sn * in.n) || b[r] % (kr * in.k)) continue;
+    int64_t subgroups = (wm / (sm * in.m)) * (wn / (sn * in.n));
+    if (subgroups != 1 && subgroups != 2 && subgroups != 4 && subgroups != 8) continue;
+    if (subgroups * lim.subgroup_size > lim.max_threads) continue;
+    if ((wm + wn) * kr * in.k * bytes > lim.max_workgroup_memory) continue;
+    if (sm * sn * in.m * in.n / lim.subgroup_size > 128) continue;  // accumulator registers per thread
+    auto wg = wg0, sg = sg0, red = red0;
+    for (size_t i : d.parallel) {
+      wg[i] = 1;
+      sg[i] = 0;
+    }
+    wg[m] = wm, wg[n] = wn, sg[m] = sm, sg[n] = sn, red[r] = kr;
+    DispatchCandidate c;
+    c.root = exe.root;
+    set_field(c.root, "mma_kind", prefix + in.name + ">");
+    set_field(c.root, "workgroup", format_ints(wg));
+    set_field(c.root, "subgroup", format_ints(sg));
+    set_field(c.root, "reduction", format_ints(red));
+    c.workgroup_size = {subgroups * lim.subgroup_size, 1, 1};
+    c.summary = describe(c.root);
+    c.score = std::abs(lg(wm * wn) - 14) * 0.5 + std::abs(lg(subgroups) - 2) * 0.5 + std::abs(lg(kr * in.k) - 6) * 0.4 +
+              std::abs(lg(sm * sn) - 4) * 0.3 + occupancy_penalty(b, d.parallel, wg);
+    all.push_back(std::move(c));
+  }
+  return pick(std::move(all), limit, 3, "workgroup");
+}
+
+std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limit) {
+  auto dist0 = parse_ints(field(exe.root, "distribution"));
+  auto vec0 = parse_ints(field(exe.root, "vector_common_parallel"));
+  auto vred0 = parse_ints(field(exe.root, "vector_reduction"));
+  const auto& b = exe.bounds;
+  Dims d = split_dims(vred0, b.size());
+  std::vector<size_t> tiled;
+  for (size_t i : d.parallel) {
+    if (i < dist0.size() && dist0[i] != 0) tiled.push_back(i);
+  }
+  if (tiled.size() < 2 || vec0.size() != b.size()) return {};
+  size_t m = tiled[tiled.size() - 2], n = tiled.back();
+  std::vector<DispatchCandidate> all;
+  for (int64_t dm : {4, 8, 16, 32, 64, 128, 256}) for (int64_t dn : {8, 16, 32, 64, 128, 256}) for (int64_t vm : {4, 8, 16}) {
+    if (dm > b[m] || dn > b[n] || dm % vm || dn % vec0[n]) continue;
+    auto dist = dist0, vec = vec0;
+    dist[m] = dm, dist[n] = dn, vec[m] = vm;
+    DispatchCandidate c;
+    c.root = exe.root;
+    set_field(c.root, "distribution", format_ints(dist));
+    if (!field(c.root, "cache_parallel").empty()) set_field(c.root, "cache_parallel", format_ints(dist));
+    set_field(c.root, "vector_common_parallel", format_ints(vec));
+    c.summary = describe(c.root);
+    c.score = std::abs(lg(dm * dn) - lg(dist0[m] * dist0[n])) * 0.5 + std::abs(lg(vm) - lg(vec0[m])) * 0.7;
+    all.push_back(std::move(c));
+  }
+  return pick(std::move(all), limit, 2, "distribution");
+}
+
+}  // namespace
+
+int element_bytes(const std::string& element) {
+  std::string first = util::split(element, 'x').front();
+  if (first == "f16" || first == "bf16" || first == "i16") return 2;
+  if (first == "i8" || util::starts_with(first, "f8")) return 1;
+  if (first == "f64" || first == "i64") return 8;
+  return 4;
+}
+
+std::vector<DispatchCandidate> dispatch_candidates(const Executable& exe, size_t limit) {
+  std::vector<DispatchCandidate> out;
+  switch (exe.family) {
+    case Family::kGpuSimt: out = simt_candidates(exe, limit + 1); break;
+    case Family::kGpuMma: out = mma_candidates(exe, limit + 1); break;
+    case Family::kCpuTiling: out = cpu_candidates(exe, limit + 1); break;
+    case Family::kNone: break;
+  }
+  std::string current = describe(exe.root);
+  out.erase(std::remove_if(out.begin(), out.end(), [&](const auto& c) { return c.summary == current; }), out.end());
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::vector<OptionSet> program_option_sets(target::Backend backend) {
+  using target::Backend;
+  std::vector<OptionSet> sets = {{"defaults", {}}, {"O3", {"--iree-opt-level=O3"}}};
+  if (backend == Backend::kCuda || backend == Backend::kRocm) {
+    sets.push_back({"O3+aggressive-fusion", {"--iree-opt-level=O3", "--iree-dispatch-creation-enable-aggressive-fusion"}});
+    sets.push_back({"tile-and-fuse-vectorize", {"--iree-codegen-llvmgpu-test-tile-and-fuse-vectorize"}});
+  }
+  if (backend == Backend::kCpu) {
+    sets.push_back({"O3+ukernels", {"--iree-opt-level=O3", "--iree-llvmcpu-enable-ukernels=all"}});
+  }
+  return sets;
+}
+
+std::vector<OptionSet> runtime_option_sets(const std::string& device) {
+  std::vector<OptionSet> sets = {{"defaults", {}}, {"caching", {"--device_allocator=caching"}}};
+  std::string driver = device.substr(0, device.find(':'));
+  if (driver == "cuda" || driver == "hip") {
+    std::vector<std::string> base = {"--device_allocator=caching", "--" + driver + "_async_allocations=false"};
+    sets.push_back({"caching+sync-alloc", base});
+    auto graphs = base;
+    graphs.push_back("--" + driver + "_use_streams=false");
+    sets.push_back({"caching+sync-alloc+graphs", graphs});
+    auto inl = base;
+    inl.push_back("--" + driver + "_allow_inline_execution=true");
+    sets.push_back({"caching+sync-alloc+inline", inl});
+  }
+  return sets;
+}
+
+}  // namespace kiln::tune

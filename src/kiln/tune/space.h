@@ -1,0 +1,44 @@
+// The tuner's candidate space, in three levels: per-dispatch lowering
+// configurations, whole-program compiler options, and runtime options.
+// Candidates that break the target's declared limits (threads and shared
+// memory per workgroup, workgroup sizes) or do not divide the problem are
+// pruned here, before anything is compiled.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kiln/target/target.h"
+#include "kiln/tune/executable.h"
+
+namespace kiln::tune {
+
+struct DispatchCandidate {
+  Fields root;                          // the new root lowering_config
+  std::vector<int64_t> workgroup_size;  // the matching workgroup size (GPU)
+  std::string summary;                  // describe(root)
+  double score = 0;                     // lower is more promising
+};
+
+// Up to `limit` configurations for one dispatch, most promising first,
+// never the compiler's own choice (that is the reference). Empty for a
+// dispatch kiln cannot tune.
+std::vector<DispatchCandidate> dispatch_candidates(const Executable& exe, size_t limit);
+
+struct OptionSet {
+  std::string name;                 // "O3", "caching+sync-alloc"
+  std::vector<std::string> flags;
+};
+
+// Whole-program compiler option sets worth trying for a backend; the first
+// is always the empty set (the compiler's defaults).
+std::vector<OptionSet> program_option_sets(target::Backend backend);
+
+// Runtime option sets for a runtime device ("cuda", "local-task", ...); the
+// first is always the runtime's defaults.
+std::vector<OptionSet> runtime_option_sets(const std::string& runtime_device);
+
+// Bytes per element of the first type in "bf16xbf16xf32" (4 when unknown).
+int element_bytes(const std::string& element);
+
+}  // namespace kiln::tune
