@@ -25,7 +25,7 @@ mkdir -p "$out/bench-models" "$out/bench-modules"
 "$root/build/kiln" compile "$out"/bench-models/*.mlir --target "$target" -o "$out/bench-modules" >/dev/null
 cp "$root/build/kiln" "$out/kiln"
 if ! ls "$out"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
-  "$root/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: \
+  "$root/.venv/bootstrap/bin/python" -m pip download -q --no-deps --only-binary=:all: \
     --python-version "$pyver" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     -d "$out" "iree-base-runtime==$IREE_VERSION"

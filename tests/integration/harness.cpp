@@ -42,7 +42,8 @@ Outcome KilnTest::kiln(const std::vector<std::string>& args, const std::vector<s
   std::vector<std::string> argv = {KILN_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   // Each test has its own cache, so tests cannot see each other's artifacts.
-  std::vector<std::string> environment = {"KILN_CACHE_DIR=" + (dir() / "cache").string()};
+  std::vector<std::string> environment = {"KILN_CACHE_DIR=" + (dir() / "cache").string(),
+                                          "KILN_TUNING_DIR=" + (dir() / "tuning").string()};
   environment.insert(environment.end(), env.begin(), env.end());
   auto r = util::run_process({.argv = argv, .cwd = dir(), .env_overrides = environment, .timeout = std::chrono::minutes(4)});
   if (!r) {

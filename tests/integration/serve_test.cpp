@@ -161,7 +161,15 @@ TEST_F(Serve, BadSubmissions) {
                {R"({"targets": ["cuda:b200"]})", "nearest working choice"},
                {R"({"targets": ["tpu:v5"]})", "at /targets/0"},
                {R"({"targets": ["cpu"], "options": {"opt_level": "O9"}})", "/options/opt_level"},
-               {R"({"targets": ["cpu"], "output_dir": "/etc"})", "no inputs or output_dir"}};
+               {R"({"targets": ["cpu"], "output_dir": "/etc"})", "no inputs or output_dir"},
+               // Compiler flags that would write or read files the client names.
+               {R"({"targets": ["cpu"], "options": {"extra_flags": ["-o=/tmp/owned.vmfb"]}})", "kiln sets the output"},
+               {R"({"targets": ["cpu"], "options": {"extra_flags": ["--iree-hal-dump-executable-sources-to=/tmp/x"]}})",
+                "not accepted by the service"},
+               {R"({"targets": ["cpu"], "options": {"extra_flags": ["--iree-hal-substitute-executable-configurations-from=/etc"]}})",
+                "not accepted by the service"},
+               {R"({"targets": ["cpu"], "options": {"extra_flags": ["--mlir-print-ir-after-all"]}})", "not accepted by the service"},
+               {R"({"targets": ["cpu"], "options": {"precision": "tf32"}})", "/options/precision"}};
   for (const auto& c : cases) {
     Http r = submit(model("mlp.mlir"), c.options);
     EXPECT_EQ(r.status, 400) << c.options << ": " << r.body;

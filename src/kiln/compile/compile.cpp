@@ -80,7 +80,26 @@ const std::vector<std::string>& precision_policies() {
 
 std::string precision_name(const std::string& precision) { return precision.empty() ? "highest" : precision; }
 
-Status validate(const Options& options) {
+namespace {
+
+// A flag a remote client may pass: an --iree- option whose name does not
+// say it reads or writes a file, and whose value is not a path.
+bool safe_for_remote(const std::string& flag) {
+  if (!util::starts_with(flag, "--iree-")) return false;
+  std::string name = flag.substr(0, flag.find('='));
+  std::string value = flag.find('=') == std::string::npos ? "" : flag.substr(flag.find('=') + 1);
+  static const char* const kFileWords[] = {"dump", "path", "file", "-to", "substitute", "output", "search", "spec",
+                                           "object", "source", "listing", "link", "reproducer", "trace", "dir",
+                                           "parameter", "archive", "plugin", "save", "load", "import", "export"};
+  for (const char* word : kFileWords) {
+    if (name.find(word) != std::string::npos) return false;
+  }
+  return value.find('/') == std::string::npos && !util::starts_with(value, "@") && !util::starts_with(value, "~");
+}
+
+}  // namespace
+
+Status validate(const Options& options, Origin origin) {
   const auto& policies = precision_policies();
   if (!options.precision.empty() && std::find(policies.begin(), policies.end(), options.precision) == policies.end()) {
     return fail(Code::kInvalidArgument, "precision '" + options.precision + "' is not one of " + util::join(policies, ", "));
@@ -98,6 +117,12 @@ Status validate(const Options& options) {
       return fail(Code::kInvalidArgument, "extra compiler flag '" + flag + "' would change where or how kiln writes "
                                           "the module; kiln sets the output itself");
     }
+    if (origin == Origin::kRemoteClient && !safe_for_remote(flag)) {
+      return fail(Code::kInvalidArgument,
+                  "extra compiler flag '" + flag + "' is not accepted by the service: it may pass --iree-* options "
+                  "that read or write no file (no dumps, substitutions, tuning specs or paths); compile locally "
+                  "with 'kiln compile' to use it");
+    }
   }
   return {};
 }
@@ -108,8 +133,13 @@ std::vector<std::string> option_flags(const Options& options) {
   if (options.data_tiling) flags.push_back(std::string("--iree-opt-data-tiling=") + (*options.data_tiling ? "true" : "false"));
   // Narrow contraction inputs with f32 accumulation: the class of XLA's
   // default (TF32) matmuls on NVIDIA GPUs.
-  if (options.precision == "f16-inputs") flags.push_back("--iree-global-opt-demote-contraction-inputs-type=f16");
-  if (options.precision == "bf16-inputs") flags.push_back("--iree-global-opt-demote-contraction-inputs-type=bf16");
+  // The operations flag defaults to none in IREE 3.13: without it the type
+  // flag changes nothing.
+  if (options.precision == "f16-inputs" || options.precision == "bf16-inputs") {
+    flags.push_back(std::string("--iree-global-opt-demote-contraction-inputs-type=") +
+                    (options.precision == "f16-inputs" ? "f16" : "bf16"));
+    flags.push_back("--iree-global-opt-demote-contraction-inputs-operations=all");
+  }
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   return flags;
 }
@@ -254,10 +284,27 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
     }
   }
-  // The configurations are read by path; the key holds their digest instead.
+  // Executable configurations are copied into the staging folder and named
+  // by a relative path: the compiler records the path in the module, which
+  // then does not depend on where the tuning database is, and a container
+  // sees them in the one folder it has.
   std::vector<std::string> key_flags = cache::normalize_flags(flags);
-  if (tuned && !tuned->configs_dir.empty()) {
-    flags.push_back("--iree-hal-substitute-executable-configurations-from=" + tuned->configs_dir.string());
+  fs::path configs = tuned && !tuned->configs_dir.empty() ? tuned->configs_dir : options.executable_configs;
+  std::string configs_digest;
+  if (!configs.empty()) {
+    std::error_code ec;
+    std::vector<std::pair<std::string, std::string>> texts;
+    fs::create_directories(staging->path() / "executable-configs", ec);
+    for (const auto& entry : fs::directory_iterator(configs, ec)) {
+      if (entry.path().extension() != ".mlir") continue;
+      auto text = util::read_file(entry.path());
+      if (!text) return tl::unexpected(text.error().context(context + ": reading the executable configurations"));
+      texts.emplace_back(entry.path().stem().string(), *text);
+      KILN_TRY_STATUS(util::write_file_atomic(staging->path() / "executable-configs" / entry.path().filename(), *text));
+    }
+    if (ec) return fail(Code::kNotFound, fmt::format("{}: cannot read {}: {}", context, configs.string(), ec.message()));
+    configs_digest = tuned ? tuned->module_digest : tuning::module_digest({}, texts);
+    flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
   }
   std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
   argv.insert(argv.end(), flags.begin(), flags.end());
@@ -266,7 +313,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   recorded.insert(recorded.end(), {"-o", final_module.string()});
 
   cache::KeyParts parts{*input_hash, key_flags, unit.target.slug, tools.release, tools.build,
-                        tools.revision, tuned ? tuned->module_digest : ""};
+                        tools.revision, configs_digest.empty() && tuned ? tuned->module_digest : configs_digest};
   std::string key = cache::key_of(parts);
   std::error_code ec;
 

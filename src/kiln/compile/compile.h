@@ -32,6 +32,9 @@ struct Options {
   std::string precision;
   // Apply the tuning record for this program and target, when there is one.
   bool use_tuning = true;
+  // A folder of executable configurations (<executable>.mlir) to compile in
+  // place of the compiler's own; set by the tuner for its candidates.
+  fs::path executable_configs;
 };
 
 // The precision policies, in the order `kiln targets` and errors list them.
@@ -62,8 +65,15 @@ struct CacheUse {
   bool explain = false;
 };
 
+// Who chose the options. A local user may pass any compiler flag to their
+// own compiler. A remote client of `kiln serve` may not make the service's
+// compiler read or write files it names (dumps, substitutions, tuning specs,
+// output paths), which would write where the client chooses or change what
+// the shared cache holds: only `--iree-*` flags that name no file pass.
+enum class Origin { kLocalUser, kRemoteClient };
+
 // Checks option values; the error names the option.
-Status validate(const Options& options);
+Status validate(const Options& options, Origin origin = Origin::kLocalUser);
 
 // The flags kiln adds for `options` (after the target's flags).
 std::vector<std::string> option_flags(const Options& options);

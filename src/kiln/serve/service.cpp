@@ -35,6 +35,22 @@ Response error_response(int status, const std::string& code, const std::string& 
 
 Response error_response(const Error& e) { return error_response(http_status(e.code), code_name(e.code), e.message); }
 
+// The compile options of a job request (its "options" object, already
+// checked against the job schema), checked as a remote client's.
+Result<compile::Options> compile_options(const nlohmann::json& request, std::chrono::seconds job_timeout) {
+  compile::Options options;
+  const auto& o = request.value("options", nlohmann::json::object());
+  options.opt_level = o.value("opt_level", "");
+  if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
+  if (o.contains("precision")) options.precision = o["precision"].get<std::string>();
+  if (o.contains("tuning")) options.use_tuning = o["tuning"].get<bool>();
+  options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
+  double limit = std::min<double>(o.value("timeout_seconds", 1e9), static_cast<double>(job_timeout.count()));
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
+  KILN_TRY_STATUS(compile::validate(options, compile::Origin::kRemoteClient));
+  return options;
+}
+
 std::string new_id() {
   unsigned char bytes[16];
   RAND_bytes(bytes, sizeof bytes);
@@ -196,6 +212,7 @@ Response Service::submit(const Request& r) {
     auto t = target::resolve(doc["targets"][i].get<std::string>());
     if (!t) return error_response(400, "invalid_argument", fmt::format("at /targets/{}: {}", i, t.error().message));
   }
+  if (auto checked = compile_options(options, options_.job_timeout); !checked) return error_response(checked.error());
   std::string id = new_id();
   fs::path dir = options_.data_dir / "jobs" / id;
   std::error_code ec;
@@ -332,24 +349,19 @@ void Service::run_job(JobRecord job) {
   fs::path out = options_.data_dir / "jobs" / job.id / "out";
   std::error_code ec;
   fs::create_directories(out, ec);
-  compile::Options options;
-  const auto& o = job.request.value("options", nlohmann::json::object());
-  options.opt_level = o.value("opt_level", "");
-  if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
-  if (o.contains("precision")) options.precision = o["precision"].get<std::string>();
-  if (o.contains("tuning")) options.use_tuning = o["tuning"].get<bool>();
-  options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
-  double limit = std::min<double>(o.value("timeout_seconds", 1e9), static_cast<double>(options_.job_timeout.count()));
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
+  // Checked at submission too; again here for jobs stored before that check.
+  auto checked = compile_options(job.request, options_.job_timeout);
+  compile::Options options = checked ? *checked : compile::Options{};
 
   nlohmann::json units = nlohmann::json::array();
   std::optional<Error> first_error;
+  if (!checked) first_error = checked.error();
   auto module = mlir::inspect_file(job.input_path, [&](const fs::path& p) { return toolchain::print_as_text(tools_, p); });
   compile::CacheUse cache_use{cache_ ? &*cache_ : nullptr, false};
   std::optional<tuning::Database> tuning;
   if (!options_.tuning_dir.empty()) tuning.emplace(options_.tuning_dir);
   for (const auto& spec : job.request.value("targets", std::vector<std::string>{})) {
-    if (cancel->load()) break;
+    if (cancel->load() || !checked) break;
     auto target = target::resolve(spec);
     Result<compile::Outcome> outcome = !target ? Result<compile::Outcome>(tl::unexpected(target.error()))
                                        : !module ? Result<compile::Outcome>(tl::unexpected(module.error()))

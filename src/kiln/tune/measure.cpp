@@ -116,11 +116,16 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
                         const Log& log) {
   Bundle bundle = KILN_TRY(read_bundle(o.bundle));
   std::string digest = KILN_TRY(bundle_digest(o.bundle));
-  if (bundle.iree_release != tools.release) {
+  // The runtime's own release: a runtime-only host has no compiler release.
+  const std::string& runtime = tools.runtime_release.empty() ? tools.release : tools.runtime_release;
+  if (runtime.empty()) {
+    return fail(Code::kFailedPrecondition, "no IREE runtime found: install iree-base-runtime==" + bundle.iree_release);
+  }
+  if (bundle.iree_release != runtime) {
     return fail(Code::kFailedPrecondition,
                 fmt::format("the bundle was compiled by IREE {} and this runtime is IREE {}; a module loads only in its "
                             "own release: install iree-base-runtime=={} here, or prepare the bundle with IREE {}",
-                            bundle.iree_release, tools.release, bundle.iree_release, tools.release));
+                            bundle.iree_release, runtime, bundle.iree_release, runtime));
   }
   std::string device = o.device.empty() ? bundle.runtime_device : runtime::device_uri(o.device);
   if (driver_of(device) != driver_of(bundle.runtime_device)) {
@@ -190,6 +195,8 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
         if (samples) m.p50_ms = median(*samples);
       }
     }
+    // A candidate cut short by an interrupt is measured again on resumption.
+    if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the measurements so far are saved, run again to resume");
     m.id = c.id;
     log(m.status == "ok" ? fmt::format("[{}/{}] {}  {:.4f} ms{}", index, bundle.candidates.size(), c.id, m.latency_ms,
                                        m.p50_ms > 0 ? fmt::format("  (p50 {:.4f} ms)", m.p50_ms) : "")

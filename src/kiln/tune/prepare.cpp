@@ -59,10 +59,7 @@ void compile_all(std::vector<Build>& builds, const PrepareOptions& o, const fs::
     options.use_tuning = false;
     options.timeout = o.compile_timeout;
     options.extra_flags = b.compile_flags;
-    if (!b.configs.empty()) {
-      fs::path dir = stage / "configs" / b.id;
-      options.extra_flags.push_back("--iree-hal-substitute-executable-configurations-from=" + dir.string());
-    }
+    if (!b.configs.empty()) options.executable_configs = stage / "configs" / b.id;
     b.outcome = compile::run({o.model, b.id, o.target, stage / "modules", nullptr, sha}, options, *o.module, tools, executor);
     size_t n = ++done;
     if (n % 10 == 0 || n == builds.size()) log(fmt::format("compiled {}/{} candidates", n, builds.size()));
@@ -173,7 +170,7 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
   std::sort(runtimes.begin(), runtimes.end(), by_time);
   runtime_names = {"defaults"};
   for (const auto& r : runtimes) {
-    if (runtime_names.size() >= 3) break;
+    if (runtime_names.size() >= 2) break;
     if (r.candidate->runtime_name != "defaults") runtime_names.push_back(r.candidate->runtime_name);
   }
   log(fmt::format("round 2: {} combined modules x {} runtime option sets ({})", builds.size() + 1, runtime_names.size(),

@@ -74,7 +74,11 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
   std::vector<DispatchCandidate> all;
   for (int64_t wm : {8, 16, 32, 64, 128}) for (int64_t wn : {32, 64, 128, 256})
   for (int64_t tm : {1, 2, 4, 8}) for (int64_t tn : {1, 2, 4, 8})
-  for (int64_t wo : {1, 2, 4}) for (int64_t kr : {4, 8, 16, 32, 64}) for (bool promote : {true, false}) {
+  for (int64_t wo : {1, 2, 4}) for (int64_t kr : {int64_t{0}, int64_t{4}, int64_t{8}, int64_t{16}, int64_t{32}, int64_t{64}})
+  for (bool promote : {true, false}) {
+    // 0 stands for the compiler's own reduction tile (a small loop such as
+    // a 3-channel convolution's has no other).
+    if (kr == 0) kr = red0[r];
     if (b[m] % wm || b[n] % wn || wm % tm || wn % tn || kr > b[r] || b[r] % kr) continue;
     if (wo > 1 && (!has_outer || b[o] % wo)) continue;
     if (promote && !contraction) continue;

@@ -116,6 +116,10 @@ Result<Record> read_record(const fs::path& dir) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return fail(Code::kInvalidArgument, file.string() + ": not JSON; remove it with 'kiln tune forget'");
   auto r = KILN_TRY(record_from_json(j, file.string()));
+  if (r.key != dir.filename().string()) {
+    return fail(Code::kInvalidArgument, file.string() + ": the record's key does not match its folder; remove it with "
+                                        "'kiln tune forget'");
+  }
   std::error_code ec;
   if (fs::is_directory(dir / "configs", ec) && !fs::is_empty(dir / "configs", ec)) r.configs_dir = dir / "configs";
   return r;

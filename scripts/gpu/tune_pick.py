@@ -1,0 +1,29 @@
+"""Prints what a measured tuning bundle chose, for shell scripts.
+
+usage: tune_pick.py BUNDLE_DIR (reference|winner)
+Prints the module path, then the candidate's runtime flags, one per line.
+(`kiln tune apply` makes the same choice; this reads the same two files on a
+host that keeps no tuning database.)
+"""
+import json
+import os
+import sys
+
+
+def main():
+    bundle_dir, which = sys.argv[1], sys.argv[2]
+    bundle = json.load(open(os.path.join(bundle_dir, "bundle.json")))
+    results = json.load(open(os.path.join(bundle_dir, "results.json")))
+    ok = [m for m in results["measurements"] if m["status"] == "ok"]
+    if which == "reference":
+        chosen = "reference"
+    else:
+        chosen = min(ok, key=lambda m: m["latency_ms"])["id"]
+    candidate = next(c for c in bundle["candidates"] if c["id"] == chosen)
+    print(os.path.join(bundle_dir, candidate["module"]))
+    for flag in candidate["runtime"]["flags"]:
+        print(flag)
+
+
+if __name__ == "__main__":
+    main()

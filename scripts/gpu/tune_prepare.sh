@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Compiler host: prepares the tuning bundles of the six bench-size models
+# for a GPU host that has only the runtime, plus the kiln binary and the
+# runtime wheel, in one folder to carry there.
+#
+# usage: scripts/gpu/tune_prepare.sh ROUND [CARRY_DIR] [TARGET]
+#   ROUND 1: round-1 bundles (each level on its own) in CARRY_DIR/tune1/
+#   ROUND 2: CARRY_DIR/results1/<bundle>.json must hold round 1's results
+#            (what scripts/gpu/tune_measure.sh wrote); round-2 bundles that
+#            combine the winners go to CARRY_DIR/tune2/
+# environment: KILN_TUNE_MODELS (default: all six), KILN_TUNE_F16_MODELS
+#   (also tuned with --precision f16-inputs; default: the f32 contractions),
+#   KILN_TUNE_PER_DISPATCH (default 16; twice that for the one-dispatch GEMMs), PYTHON_VERSION of the GPU host (3.12)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+round=${1:?usage: tune_prepare.sh ROUND [CARRY_DIR] [TARGET]}
+carry=${2:-$root/.carry}
+target=${3:-cuda:h100}
+models=${KILN_TUNE_MODELS-mlp gemm_f32 gemm_bf16 attention conv layernorm_gelu}
+f16_models=${KILN_TUNE_F16_MODELS-mlp gemm_f32 attention conv}
+per_dispatch=${KILN_TUNE_PER_DISPATCH:-16}
+# shellcheck source=scripts/toolchain.env
+. "$root/scripts/toolchain.env"
+kiln="$root/build/kiln"
+
+mkdir -p "$carry/bench-models"
+if [ ! -f "$carry/bench-models/mlp.mlir" ]; then
+  "$root/.venv/bin/python" "$root/tests/models/export_models.py" --bench-sizes "$carry/bench-models" >/dev/null
+fi
+
+# bundle name, model, precision
+bundles() {
+  for m in $models; do echo "$m $m highest"; done
+  for m in $f16_models; do echo "$m-f16 $m f16-inputs"; done
+}
+
+start=$(date +%s)
+while read -r name model precision; do
+  if [ "$round" = 1 ]; then
+    rm -rf "$carry/tune1/$name"
+    # A program of one dispatch can afford twice the configurations.
+    pd=$per_dispatch
+    case "$model" in gemm_*) pd=$(( per_dispatch * 2 )) ;; esac
+    "$kiln" tune prepare "$carry/bench-models/$model.mlir" --target "$target" --precision "$precision" \
+      --per-dispatch "$pd" -o "$carry/tune1/$name"
+  else
+    results="$carry/results1/$name.json"
+    if [ ! -f "$results" ]; then echo "no round-1 results for $name; skipped" >&2; continue; fi
+    cp "$results" "$carry/tune1/$name/results.json"
+    rm -rf "$carry/tune2/$name"
+    "$kiln" tune prepare "$carry/bench-models/$model.mlir" --target "$target" --precision "$precision" \
+      -o "$carry/tune2/$name" --from "$carry/tune1/$name/results.json"
+  fi
+done < <(bundles)
+echo "prepared round $round in $(( $(date +%s) - start )) s" >&2
+
+cp "$kiln" "$carry/kiln"
+if ! ls "$carry"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
+  "$root/.venv/bootstrap/bin/python" -m pip download -q --no-deps --only-binary=:all: \
+    --python-version "${PYTHON_VERSION:-3.12}" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    -d "$carry" "iree-base-runtime==$IREE_VERSION"
+fi
+du -sh "$carry/tune$round" "$carry"

@@ -1,0 +1,184 @@
+// `kiln tune` and `kiln profile` end to end on this machine's CPU, with the
+// real compiler and runtime: the same three steps a GPU fleet splits across
+// hosts.
+#include "harness.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+
+class Tune : public KilnTest {
+ protected:
+  json read_json(const fs::path& rel) { return json::parse(*util::read_file(dir() / rel)); }
+  void write_json(const fs::path& rel, const json& j) { write(rel, j.dump(2)); }
+  Outcome prepare(const std::string& out, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> args = {"tune", "prepare", model("mlp.mlir").string(), "--target", "cpu", "-o", out,
+                                     "--per-dispatch", "2"};
+    args.insert(args.end(), more.begin(), more.end());
+    return kiln(args);
+  }
+  Outcome measure(const std::string& bundle) {
+    return kiln({"tune", "measure", bundle, "--min-time", "0.01", "--repetitions", "1"});
+  }
+};
+
+TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
+  Outcome p = prepare("b1");
+  ASSERT_EQ(p.status, 0) << p.err;
+  json bundle = read_json("b1/bundle.json");
+  EXPECT_EQ(bundle["format"], "kiln-tune-bundle");
+  EXPECT_EQ(bundle["candidates"][0]["id"], "reference");
+  std::map<std::string, int> levels;
+  for (const auto& c : bundle["candidates"]) ++levels[c["level"].get<std::string>()];
+  EXPECT_GE(levels["runtime"], 1);
+  EXPECT_GE(levels["program"], 1);
+  EXPECT_GE(levels["dispatch"], 2) << bundle.dump(1);  // both matmuls of the MLP have candidates
+  for (const auto& c : bundle["candidates"]) EXPECT_TRUE(fs::exists(dir() / "b1" / c["module"].get<std::string>()));
+  for (const auto& f : listing(dir())) EXPECT_EQ(f.find(".kiln-staging"), std::string::npos) << f;
+
+  Outcome m = measure("b1");
+  ASSERT_EQ(m.status, 0) << m.err;
+  json results = read_json("b1/results.json");
+  ASSERT_EQ(results["measurements"].size(), bundle["candidates"].size());
+  for (const auto& r : results["measurements"]) {
+    EXPECT_EQ(r["status"], "ok") << r.dump();
+    EXPECT_GT(r["latency_ms"].get<double>(), 0);
+  }
+  // Measuring again resumes: nothing left to do, nothing measured twice.
+  Outcome again = measure("b1");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("resuming"), std::string::npos) << again.err;
+  EXPECT_EQ(read_json("b1/results.json")["measurements"].size(), bundle["candidates"].size());
+
+  // Round 2 combines round 1's winners; apply records the fastest.
+  Outcome p2 = prepare("b2", {"--from", "b1/results.json"});
+  ASSERT_EQ(p2.status, 0) << p2.err;
+  EXPECT_EQ(read_json("b2/bundle.json")["round"], 2);
+  ASSERT_EQ(measure("b2").status, 0);
+  Outcome a = kiln({"tune", "apply", "b2/results.json"});
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_NE(a.out.find("tuned mlp for cpu"), std::string::npos) << a.out;
+  json records = kiln({"tune", "list", "--json"}).json();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["program"]["name"], "mlp");
+  std::string key = records[0]["key"];
+
+  Outcome c = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"});
+  ASSERT_EQ(c.status, 0) << c.err;
+  json meta = read_json("out/mlp.cpu-host.json");
+  EXPECT_EQ(meta["tuning"]["record"], key);
+  EXPECT_EQ(meta["precision"], "highest");
+  EXPECT_EQ(meta["deployment"]["runtime_flags"], records[0]["runtime_flags"]);
+  // --no-tuning builds the compiler's own module, under another cache key.
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "plain", "--no-tuning"}).status, 0);
+  json plain = read_json("plain/mlp.cpu-host.json");
+  EXPECT_FALSE(plain.contains("tuning"));
+  EXPECT_NE(plain["cache"]["key"], meta["cache"]["key"]);
+  // The tuned module runs with its recipe and still gives JAX's numbers.
+  Outcome v = kiln({"validate", "out/mlp.cpu-host.vmfb", "--inputs", model("mlp.inputs.npz").string(), "--expected",
+                    model("mlp.expected.npz").string()});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+
+  ASSERT_EQ(kiln({"tune", "forget", "mlp"}).status, 0);
+  EXPECT_EQ(kiln({"tune", "list", "--json"}).json().size(), 0u);
+}
+
+TEST_F(Tune, AChosenDispatchConfigurationIsTheModuleCompileBuilds) {
+  ASSERT_EQ(prepare("b1").status, 0);
+  ASSERT_EQ(measure("b1").status, 0);
+  // Make a dispatch candidate the fastest, as a GPU would for a better tile.
+  json bundle = read_json("b1/bundle.json");
+  json results = read_json("b1/results.json");
+  std::string chosen, module;
+  for (const auto& c : bundle["candidates"]) {
+    if (c["level"] == "dispatch") {
+      chosen = c["id"];
+      module = c["module"];
+      break;
+    }
+  }
+  ASSERT_FALSE(chosen.empty());
+  for (auto& r : results["measurements"]) {
+    if (r["id"] == chosen) r["latency_ms"] = 1e-6;
+  }
+  write_json("b1/results.json", results);
+  Outcome a = kiln({"tune", "apply", "b1/results.json"});
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_NE(a.out.find(chosen.substr(0, chosen.find('-'))), std::string::npos) << a.out;
+
+  Outcome c = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out", "--json"});
+  ASSERT_EQ(c.status, 0) << c.err;
+  json meta = read_json("out/mlp.cpu-host.json");
+  json measured = read_json("b1/" + module.substr(0, module.size() - 5) + ".json");
+  // Byte for byte the module that was measured.
+  EXPECT_EQ(meta["output"]["sha256"], measured["output"]["sha256"]);
+  EXPECT_NE(meta["compiler_command_line"].get<std::string>().find("--iree-hal-substitute-executable-configurations-from="),
+            std::string::npos);
+  // A second compile is a cache hit that keeps the tuning record.
+  Outcome hit = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out2"});
+  ASSERT_EQ(hit.status, 0);
+  json again = read_json("out2/mlp.cpu-host.json");
+  EXPECT_EQ(again["cache"]["hit"], true);
+  EXPECT_EQ(again["tuning"]["record"], meta["tuning"]["record"]);
+}
+
+TEST_F(Tune, BadBundlesAndResultsAreRefusedWithNothingWritten) {
+  ASSERT_EQ(prepare("b1").status, 0);
+  // Not empty: refused.
+  Outcome busy = prepare("b1");
+  EXPECT_NE(busy.status, 0);
+  EXPECT_NE(busy.err.find("already holds a tuning bundle"), std::string::npos) << busy.err;
+  // Another IREE release.
+  json bundle = read_json("b1/bundle.json");
+  json other = bundle;
+  other["iree_release"] = "3.12.0";
+  write_json("b1/bundle.json", other);
+  Outcome release = measure("b1");
+  EXPECT_NE(release.status, 0);
+  EXPECT_NE(release.err.find("IREE 3.12.0"), std::string::npos) << release.err;
+  EXPECT_FALSE(fs::exists(dir() / "b1/results.json"));
+  write_json("b1/bundle.json", bundle);
+  // Another kind of device.
+  Outcome device = kiln({"tune", "measure", "b1", "--device", "cuda"});
+  EXPECT_NE(device.status, 0);
+  EXPECT_NE(device.err.find("not device 'cuda'"), std::string::npos) << device.err;
+  EXPECT_FALSE(fs::exists(dir() / "b1/results.json"));
+  // Results of another bundle.
+  ASSERT_EQ(prepare("b2").status, 0);
+  ASSERT_EQ(measure("b2").status, 0);
+  Outcome mixed = kiln({"tune", "apply", "b2/results.json", "--bundle", "b1"});
+  EXPECT_NE(mixed.status, 0);
+  EXPECT_NE(mixed.err.find("does not match"), std::string::npos) << mixed.err;
+  EXPECT_FALSE(fs::exists(dir() / "tuning"));
+  Outcome list = kiln({"tune", "list"});
+  EXPECT_NE(list.out.find("no tuning records"), std::string::npos);
+  EXPECT_NE(kiln({"tune", "forget", "mlp"}).status, 0);
+  // A bundle that is no bundle.
+  Outcome none = kiln({"tune", "measure", "nowhere"});
+  EXPECT_NE(none.status, 0);
+  EXPECT_NE(none.err.find("not a tuning bundle"), std::string::npos) << none.err;
+}
+
+TEST_F(Tune, ProfileShowsWhereTheTimeGoes) {
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"}).status, 0);
+  Outcome p = kiln({"profile", "out/mlp.cpu-host.vmfb", "--calls", "5", "--json"});
+  ASSERT_EQ(p.status, 0) << p.err;
+  json j = p.json();
+  EXPECT_EQ(j["source"], "host execution events");
+  ASSERT_EQ(j["dispatches"].size(), 2u) << j.dump(1);
+  double shares = 0;
+  for (const auto& d : j["dispatches"]) {
+    shares += d["share"].get<double>();
+    EXPECT_EQ(d["op"], "matmul");
+    EXPECT_DOUBLE_EQ(d["launches_per_call"].get<double>(), 1.0);
+    EXPECT_GT(d["tflops"].get<double>(), 0);
+  }
+  EXPECT_NEAR(shares, 1.0, 1e-6);
+  Outcome text = kiln({"profile", "out/mlp.cpu-host.vmfb", "--calls", "3"});
+  ASSERT_EQ(text.status, 0);
+  EXPECT_NE(text.out.find("main_dispatch_0_matmul_8x128x64_f32"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace kiln::testing

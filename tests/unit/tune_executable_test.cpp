@@ -1,0 +1,213 @@
+#include "kiln/tune/executable.h"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "kiln/tune/space.h"
+
+namespace kiln::tune {
+
+// Shaped like what iree-compile 3.13 writes with
+// --iree-hal-dump-executable-configurations-to (trimmed to what kiln reads).
+const char* kSimt = R"(hal.executable public @main_dispatch_0 {
+  hal.executable.variant public @cuda_nvptx_fb target(<"cuda", "cuda-nvptx-fb", {iree_codegen.target_info = #iree_gpu.target<arch = "sm_80", features = "+ptx76", wgp = <compute = fp32, storage = b32, subgroup = shuffle|arithmetic, dot = dp4xi8toi32, mma = [<NV_MMA_SYNC_F32_16x8x16_F16>, <NV_MMA_SYNC_F32_16x8x16_BF16>, <NV_WMMA_F32_16x16x16_F16>], subgroup_size_choices = [32], max_workgroup_sizes = [1024, 1024, 1024], max_thread_count_per_workgroup = 1024, max_workgroup_memory_bytes = 166912, max_workgroup_counts = [2147483647, 65535, 65535]>>}>) {
+    hal.executable.export public @main_dispatch_0_matmul_256x4096x1024_f32 ordinal(0) layout(#hal.pipeline.layout<bindings = [#hal.pipeline.binding<storage_buffer>]>) count(%arg0: !hal.device) -> (index, index, index) {
+    }
+    builtin.module {
+      func.func @main_dispatch_0_matmul_256x4096x1024_f32() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_gpu.pipeline<TileAndFuse> workgroup_size = [32, 8, 1] subgroup_size = 32, {gpu_pipeline_options = #iree_gpu.pipeline_options<no_reduce_shared_memory_bank_conflicts = true>}>} {
+        %9 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%4, %5 : tensor<256x1024xf32>, tensor<1024x4096xf32>) outs(%8 : tensor<256x4096xf32>) attrs =  {lowering_config = #iree_gpu.lowering_config<{reduction = [0, 0, 32], thread = [1, 16, 0], workgroup = [32, 128, 1]}>} {
+        }
+        return
+      }
+    }
+  }
+}
+)";
+
+const char* kMma = R"(hal.executable public @main_dispatch_0 {
+  hal.executable.variant public @cuda_nvptx_fb target(<"cuda", "cuda-nvptx-fb", {iree_codegen.target_info = #iree_gpu.target<arch = "sm_80", wgp = <mma = [<NV_MMA_SYNC_F32_16x8x16_F16>, <NV_MMA_SYNC_F32_16x8x16_BF16>], subgroup_size_choices = [32], max_workgroup_sizes = [1024, 1024, 1024], max_thread_count_per_workgroup = 1024, max_workgroup_memory_bytes = 166912>>}>) {
+    hal.executable.export public @main_dispatch_0_matmul_4096x4096x4096_bf16xbf16xf32 ordinal(0) layout(#hal.pipeline.layout<bindings = []>) {
+    }
+    builtin.module {
+      func.func @main_dispatch_0_matmul_4096x4096x4096_bf16xbf16xf32() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_gpu.pipeline<TileAndFuse> workgroup_size = [128, 1, 1] subgroup_size = 32>} {
+        %9 = linalg.generic {iterator_types = ["parallel", "parallel", "reduction"]} ins(%3, %4 : tensor<4096x4096xbf16>, tensor<4096x4096xbf16>) outs(%8 : tensor<4096x4096xf32>) attrs =  {lowering_config = #iree_gpu.lowering_config<{convert_acc_gemm, mma_kind = #iree_gpu.mma_layout<NV_MMA_SYNC_F32_16x8x16_BF16>, promote_operands = [0, 1], reduction = [0, 0, 2], subgroup = [4, 4, 0], workgroup = [128, 64, 0]}>} {
+        }
+      }
+    }
+  }
+}
+)";
+
+const char* kCpu = R"(hal.executable public @main_dispatch_1 {
+  hal.executable.variant public @embedded_elf_x86_64 target(<"llvm-cpu", "embedded-elf-x86_64", {cpu = "znver4"}>) {
+    hal.executable.export public @main_dispatch_1_matmul_64x256x128_f32 ordinal(0) layout(#hal.pipeline.layout<bindings = []>) {
+    }
+    builtin.module {
+      func.func @main_dispatch_1_matmul_64x256x128_f32() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>, {enable_loop_peeling}>} {
+        %5 = linalg.fill {lowering_config = #iree_cpu.lowering_config<cache_parallel = [64, 64], vector_common_parallel = [8, 8]>} ins(%cst : f32) outs(%4 : tensor<64x256xf32>) -> tensor<64x256xf32>
+        %6 = linalg.matmul {lowering_config = #iree_cpu.lowering_config<cache_parallel = [64, 64, 0], distribution = [64, 64, 0], vector_common_parallel = [8, 8, 0], vector_reduction = [0, 0, 8]>} ins(%2, %3 : tensor<64x128xf32>, tensor<128x256xf32>) outs(%5 : tensor<64x256xf32>) -> tensor<64x256xf32>
+      }
+    }
+  }
+}
+)";
+
+TEST(TuneExecutable, ReadsASimtContraction) {
+  auto exe = parse_executable(kSimt);
+  ASSERT_TRUE(exe) << exe.error().message;
+  EXPECT_EQ(exe->name, "main_dispatch_0");
+  EXPECT_EQ(exe->function, "main_dispatch_0_matmul_256x4096x1024_f32");
+  EXPECT_EQ(exe->op_kind, "matmul");
+  EXPECT_EQ(exe->bounds, (std::vector<int64_t>{256, 4096, 1024}));
+  EXPECT_EQ(exe->element, "f32");
+  EXPECT_EQ(exe->pipeline, "TileAndFuse");
+  EXPECT_EQ(exe->family, Family::kGpuSimt);
+  EXPECT_EQ(exe->workgroup_size, (std::vector<int64_t>{32, 8, 1}));
+  EXPECT_EQ(field(exe->root, "workgroup"), "[32, 128, 1]");
+  EXPECT_EQ(exe->limits.max_workgroup_memory, 166912);
+  EXPECT_EQ(exe->limits.max_threads, 1024);
+  EXPECT_EQ(exe->limits.mma.size(), 3u);
+  EXPECT_EQ(exe->limits.mma[1], "NV_MMA_SYNC_F32_16x8x16_BF16");
+}
+
+TEST(TuneExecutable, RendersAnotherConfigurationAndReadsItBack) {
+  auto exe = parse_executable(kSimt);
+  ASSERT_TRUE(exe);
+  Fields root = exe->root;
+  set_field(root, "workgroup", "[64, 64, 1]");
+  set_field(root, "thread", "[4, 4, 0]");
+  set_field(root, "promote_operands", "[0, 1]");
+  std::string text = render(*exe, root, {16, 16, 1});
+  auto again = parse_executable(text);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(field(again->root, "workgroup"), "[64, 64, 1]");
+  EXPECT_EQ(field(again->root, "thread"), "[4, 4, 0]");
+  EXPECT_EQ(field(again->root, "promote_operands"), "[0, 1]");
+  EXPECT_EQ(again->workgroup_size, (std::vector<int64_t>{16, 16, 1}));
+  // Everything else is untouched.
+  EXPECT_NE(text.find("iterator_types = [\"parallel\", \"parallel\", \"reduction\"]"), std::string::npos);
+  EXPECT_EQ(text.size() - std::string(kSimt).size(), std::string("[64, 64, 1]").size() - std::string("[32, 128, 1]").size() +
+                                                         std::string(", promote_operands = [0, 1]").size() +
+                                                         std::string("[4, 4, 0]").size() - std::string("[1, 16, 0]").size() +
+                                                         std::string("[16, 16, 1]").size() - std::string("[32, 8, 1]").size());
+}
+
+TEST(TuneExecutable, ReadsAnMmaContractionAndACpuOne) {
+  auto mma = parse_executable(kMma);
+  ASSERT_TRUE(mma);
+  EXPECT_EQ(mma->family, Family::kGpuMma);
+  EXPECT_EQ(mma->element, "bf16xbf16xf32");
+  EXPECT_EQ(field(mma->root, "mma_kind"), "#iree_gpu.mma_layout<NV_MMA_SYNC_F32_16x8x16_BF16>");
+  EXPECT_EQ(field(mma->root, "convert_acc_gemm"), "");
+  EXPECT_EQ(describe(mma->root),
+            "convert_acc_gemm NV_MMA_SYNC_F32_16x8x16_BF16 promote reduction=[0,0,2] subgroup=[4,4,0] workgroup=[128,64,0]");
+  auto cpu = parse_executable(kCpu);
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(cpu->family, Family::kCpuTiling);
+  EXPECT_FALSE(cpu->root_braced);
+  EXPECT_EQ(field(cpu->root, "distribution"), "[64, 64, 0]");  // the matmul, not the fill
+}
+
+TEST(TuneExecutable, WhatKilnCannotTuneIsSaidSo) {
+  EXPECT_FALSE(parse_executable("module {}"));
+  // The name gives two bounds but the configuration has three loops.
+  std::string odd = kSimt;
+  odd.replace(odd.find("256x4096x1024"), 13, "256x4096");
+  odd.replace(odd.find("256x4096x1024"), 13, "256x4096");
+  auto exe = parse_executable(odd);
+  ASSERT_TRUE(exe);
+  EXPECT_EQ(exe->family, Family::kNone);
+  EXPECT_TRUE(dispatch_candidates(*exe, 10).empty());
+}
+
+TEST(TuneSpace, SimtCandidatesRespectTheTargetAndTheProblem) {
+  auto exe = parse_executable(kSimt);
+  ASSERT_TRUE(exe);
+  auto candidates = dispatch_candidates(*exe, 40);
+  ASSERT_EQ(candidates.size(), 40u);
+  std::string original = describe(exe->root);
+  for (const auto& c : candidates) {
+    EXPECT_NE(c.summary, original);
+    auto wg = parse_ints(field(c.root, "workgroup"));
+    auto th = parse_ints(field(c.root, "thread"));
+    auto red = parse_ints(field(c.root, "reduction"));
+    ASSERT_EQ(wg.size(), 3u);
+    EXPECT_EQ(256 % wg[0], 0) << c.summary;
+    EXPECT_EQ(4096 % wg[1], 0) << c.summary;
+    EXPECT_EQ(1024 % red[2], 0) << c.summary;
+    int64_t threads = c.workgroup_size[0] * c.workgroup_size[1] * c.workgroup_size[2];
+    EXPECT_EQ(threads, (wg[0] / th[0]) * (wg[1] / th[1])) << c.summary;
+    EXPECT_EQ(threads % 32, 0);
+    EXPECT_LE(threads, 1024);
+    if (!field(c.root, "promote_operands").empty()) EXPECT_LE((wg[0] + wg[1]) * red[2] * 4, 166912);
+  }
+  // Most promising first, and diverse: no workgroup shape fills the set.
+  for (size_t i = 1; i < candidates.size(); ++i) EXPECT_LE(candidates[i - 1].score, candidates[i].score);
+  std::map<std::string, int> shapes;
+  for (const auto& c : candidates) ++shapes[field(c.root, "workgroup")];
+  for (const auto& [shape, n] : shapes) EXPECT_LE(n, 3) << shape;
+}
+
+TEST(TuneSpace, SharedMemoryLimitPrunesPromotedTiles) {
+  auto exe = parse_executable(kSimt);
+  ASSERT_TRUE(exe);
+  exe->limits.max_workgroup_memory = 8 * 1024;
+  for (const auto& c : dispatch_candidates(*exe, 200)) {
+    if (field(c.root, "promote_operands").empty()) continue;
+    auto wg = parse_ints(field(c.root, "workgroup"));
+    auto red = parse_ints(field(c.root, "reduction"));
+    EXPECT_LE((wg[0] + wg[1]) * red[2] * 4, 8 * 1024) << c.summary;
+  }
+}
+
+TEST(TuneSpace, MmaCandidatesKeepTheNumericsAndFitTheSubgroups) {
+  auto exe = parse_executable(kMma);
+  ASSERT_TRUE(exe);
+  auto candidates = dispatch_candidates(*exe, 30);
+  ASSERT_FALSE(candidates.empty());
+  for (const auto& c : candidates) {
+    // Only bf16 inputs with f32 accumulation: never an f16 intrinsic.
+    EXPECT_EQ(field(c.root, "mma_kind"), "#iree_gpu.mma_layout<NV_MMA_SYNC_F32_16x8x16_BF16>");
+    auto wg = parse_ints(field(c.root, "workgroup"));
+    auto sg = parse_ints(field(c.root, "subgroup"));
+    int64_t subgroups = (wg[0] / (sg[0] * 16)) * (wg[1] / (sg[1] * 8));
+    EXPECT_EQ(c.workgroup_size[0], subgroups * 32) << c.summary;
+    EXPECT_EQ(field(c.root, "convert_acc_gemm"), "");
+    EXPECT_EQ(field(c.root, "promote_operands"), "[0, 1]");
+  }
+}
+
+TEST(TuneSpace, CpuCandidatesStayWithinTheProblem) {
+  auto exe = parse_executable(kCpu);
+  ASSERT_TRUE(exe);
+  auto candidates = dispatch_candidates(*exe, 6);
+  ASSERT_EQ(candidates.size(), 6u);
+  for (const auto& c : candidates) {
+    auto dist = parse_ints(field(c.root, "distribution"));
+    EXPECT_EQ(field(c.root, "cache_parallel"), field(c.root, "distribution"));
+    EXPECT_LE(dist[0], 64);
+    EXPECT_LE(dist[1], 256);
+    EXPECT_EQ(dist[2], 0);
+  }
+}
+
+TEST(TuneSpace, OptionSetsStartWithTheDefaults) {
+  auto cuda = runtime_option_sets("cuda");
+  ASSERT_GE(cuda.size(), 4u);
+  EXPECT_TRUE(cuda[0].flags.empty());
+  EXPECT_EQ(cuda[2].flags, (std::vector<std::string>{"--device_allocator=caching", "--cuda_async_allocations=false"}));
+  auto hip = runtime_option_sets("hip://0");
+  EXPECT_EQ(hip[2].flags[1], "--hip_async_allocations=false");
+  auto cpu = runtime_option_sets("local-task");
+  EXPECT_EQ(cpu.size(), 2u);
+  for (auto backend : {target::Backend::kCuda, target::Backend::kCpu, target::Backend::kVulkan}) {
+    auto sets = program_option_sets(backend);
+    ASSERT_FALSE(sets.empty());
+    EXPECT_TRUE(sets[0].flags.empty());
+  }
+  EXPECT_EQ(element_bytes("bf16xbf16xf32"), 2);
+  EXPECT_EQ(element_bytes("f32"), 4);
+}
+
+}  // namespace kiln::tune
