@@ -1,6 +1,8 @@
 // `kiln tune` and `kiln profile` end to end on this machine's CPU, with the
 // real compiler and runtime: the same three steps a GPU fleet splits across
 // hosts.
+#include <set>
+
 #include "harness.h"
 
 namespace kiln::testing {
@@ -178,6 +180,50 @@ TEST_F(Tune, ProfileShowsWhereTheTimeGoes) {
   Outcome text = kiln({"profile", "out/mlp.cpu-host.vmfb", "--calls", "3"});
   ASSERT_EQ(text.status, 0);
   EXPECT_NE(text.out.find("main_dispatch_0_matmul_8x128x64_f32"), std::string::npos) << text.out;
+
+  // The compiler's dispatch benchmarks: prepared with the compiler, timed
+  // with the runtime alone.
+  Outcome prep = kiln({"profile", "prepare", model("mlp.mlir").string(), "-t", "cpu", "-o", "dispatches"});
+  ASSERT_EQ(prep.status, 0) << prep.err;
+  EXPECT_EQ(read_json("dispatches/profile.json")["modules"].size(), 2u);
+  Outcome bench = kiln({"profile", "dispatches", "--json"});
+  ASSERT_EQ(bench.status, 0) << bench.err;
+  json d = bench.json();
+  ASSERT_EQ(d["dispatches"].size(), 2u) << d.dump(1);
+  std::set<std::string> names;
+  for (const auto& row : d["dispatches"]) {
+    names.insert(row["name"].get<std::string>());
+    EXPECT_GT(row["avg_us"].get<double>(), 0);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"main_dispatch_0_matmul_8x128x64_f32", "main_dispatch_1_matmul_8x16x128_f32"}));
+  Outcome again = kiln({"profile", "prepare", model("mlp.mlir").string(), "-t", "cpu", "-o", "dispatches"});
+  EXPECT_NE(again.status, 0);
+  EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+}
+
+TEST_F(Tune, PrecisionPolicyIsRecordedAndValidatedWithItsTolerance) {
+  ASSERT_EQ(kiln({"compile", model("gemm_f32.mlir").string(), "-t", "cpu", "--precision", "f16-inputs", "-o", "f16"}).status, 0);
+  json meta = read_json("f16/gemm_f32.cpu-host.json");
+  EXPECT_EQ(meta["precision"], "f16-inputs");
+  EXPECT_NE(meta["compiler_command_line"].get<std::string>().find("--iree-global-opt-demote-contraction-inputs-operations=all"),
+            std::string::npos);
+  std::vector<std::string> against = {"--inputs", model("gemm_f32.inputs.npz").string(), "--expected",
+                                      model("gemm_f32.expected.npz").string()};
+  auto validate = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"validate", "f16/gemm_f32.cpu-host.vmfb"};
+    args.insert(args.end(), against.begin(), against.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return kiln(args);
+  };
+  // f16 inputs really change the numbers: full-precision tolerances reject them...
+  Outcome strict = validate({"--atol", "1e-5", "--rtol", "1e-5"});
+  EXPECT_EQ(strict.status, 1) << strict.out;
+  // ...and the policy's defaults accept them, and the report says which policy.
+  Outcome ok = validate({"--report", "r.json"});
+  EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("precision f16-inputs"), std::string::npos) << ok.out;
+  EXPECT_EQ(read_json("r.json")["precision"], "f16-inputs");
+  EXPECT_NE(kiln({"compile", model("gemm_f32.mlir").string(), "-t", "cpu", "--precision", "tf32"}).status, 0);
 }
 
 }  // namespace

@@ -47,4 +47,12 @@ TEST(RuntimeProfile, HostRowsAndEmptyProfiles) {
   EXPECT_EQ(flops_of("batch_matmul", {8, 512, 512, 128}), 2.0 * 8 * 512 * 512 * 128);
 }
 
+TEST(RuntimeProfile, BenchmarkFunctionsNameTheirDispatch) {
+  EXPECT_EQ(dispatch_of_benchmark("main_dispatch_0_cuda_nvptx_fb_main_dispatch_0_matmul_256x4096x1024_f32"),
+            "main_dispatch_0_matmul_256x4096x1024_f32");
+  EXPECT_EQ(dispatch_of_benchmark("main_dispatch_12_embedded_elf_x86_64_main_dispatch_12_elementwise"),
+            "main_dispatch_12_elementwise");
+  EXPECT_EQ(dispatch_of_benchmark("something_else"), "something_else");
+}
+
 }  // namespace kiln::runtime

@@ -32,6 +32,22 @@ nlohmann::json comparison_json(size_t i, const mlir::Value& v, const array::Arra
 
 }  // namespace
 
+namespace {
+
+// Default tolerances follow the module's precision policy: narrow
+// contraction inputs round each product to 11 (f16) or 8 (bf16) bits.
+array::Tolerance policy_tolerance(const std::string& element, const std::string& precision) {
+  auto tol = array::default_tolerance(element);
+  if (!array::is_float(element)) return tol;
+  double floor = precision == "f16-inputs" ? 1e-2 : precision == "bf16-inputs" ? 5e-2 : 0;
+  tol.atol = std::max(tol.atol, floor);
+  tol.rtol = std::max(tol.rtol, floor);
+  if (floor > 0) tol.atol_scales_with_output = true;
+  return tol;
+}
+
+}  // namespace
+
 Result<int> run_validate(Context& context) {
   CLI::App app{"Check a module's outputs against expected outputs (--expected), or against another build of the\n"
                "same program on the same inputs (--against). Exit 0: all outputs match; 1: a mismatch.",
@@ -97,7 +113,7 @@ Result<int> run_validate(Context& context) {
   nlohmann::json outputs = nlohmann::json::array();
   std::string summary;
   for (size_t i = 0; i < got.size(); ++i) {
-    auto tol = array::default_tolerance(got[i].element);
+    auto tol = policy_tolerance(got[i].element, sig.precision);
     if (atol) {
       tol.atol = *atol;
       tol.atol_scales_with_output = false;
@@ -121,13 +137,15 @@ Result<int> run_validate(Context& context) {
   }
   nlohmann::json report = {{"format", "kiln-validation-report"}, {"format_version", 1}, {"passed", passed},
                            {"module", module}, {"function", sig.function}, {"device", spec.device},
-                           {"reference", reference}, {"nan_rule", nan_rule}, {"outputs", outputs}};
+                           {"reference", reference}, {"nan_rule", nan_rule}, {"precision", sig.precision},
+                           {"outputs", outputs}};
   if (!report_file.empty()) KILN_TRY_STATUS(util::write_file_atomic(report_file, report.dump(2) + "\n"));
   if (json) {
     std::cout << report.dump(2) << "\n";
   } else {
-    std::cout << fmt::format("{}: @{} on {} against {}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function, spec.device,
-                             reference, summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
+    std::cout << fmt::format("{}: @{} on {} against {}{}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function, spec.device,
+                             reference, sig.precision == "highest" ? "" : " (module built with precision " + sig.precision + ")",
+                             summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
   }
   return passed ? 0 : 1;
 }

@@ -38,6 +38,7 @@ Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& me
   sig.source = "kiln metadata";
   sig.iree_release = meta["iree"].value("release", "");
   sig.default_device = meta["target"].value("runtime_device", "");
+  if (auto p = meta.find("precision"); p != meta.end() && p->is_string()) sig.precision = p->get<std::string>();
   if (auto d = meta.find("deployment"); d != meta.end() && d->is_object()) {
     if (auto flags = d->find("runtime_flags"); flags != d->end() && flags->is_array()) {
       for (const auto& f : *flags) {

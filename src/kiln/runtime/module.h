@@ -24,6 +24,8 @@ struct ModuleSignature {
   std::string iree_release;    // from kiln's metadata; "" when unknown
   std::string default_device;  // from kiln's metadata ("cuda", "local-task"); "" when unknown
   std::string source;          // "kiln metadata" or "module reflection"
+  // The precision policy that built the module ("highest" when unknown).
+  std::string precision = "highest";
   // The deployment recipe kiln recorded (tuned runtime options), if any.
   std::vector<std::string> runtime_flags;
 };

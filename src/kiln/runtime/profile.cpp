@@ -93,6 +93,14 @@ Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& ex
   argv.insert(argv.end(), inputs.begin(), inputs.end());
   bool gpu = !on_host(spec.device);
   auto r = KILN_TRY(executor.run({argv, spec.signature.path, spec.work_dir, spec.timeout, {}, gpu}));
+  if (!r.ok() && r.err.find("UNIMPLEMENTED") != std::string::npos && r.err.find("profiling") != std::string::npos) {
+    return fail(Code::kFailedPrecondition,
+                fmt::format("the '{}' driver of this IREE runtime ({}) does not implement per-dispatch profiling: {}; "
+                            "kiln profile works on the local CPU devices and on drivers that implement it; "
+                            "'kiln bench' still measures the whole call",
+                            spec.device.substr(0, spec.device.find(':')), tools.runtime_release,
+                            std::string(util::trim(r.err)).substr(0, 300)));
+  }
   if (!r.ok()) {
     return fail(Code::kInvalidArgument, fmt::format("profiling on device '{}' failed ({}): {}", spec.device,
                                                     util::describe_outcome(r), std::string(util::trim(r.err)).substr(0, 1500)));
@@ -115,6 +123,67 @@ Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& ex
   }
   auto p = KILN_TRY(parse_dispatch_report(read.out, calls));
   p.call_ms = call_ms;
+  return p;
+}
+
+std::string dispatch_of_benchmark(const std::string& function) {
+  // The function is <executable>_<variant>_<export>, and the export's name
+  // starts with the executable's ("main_dispatch_0").
+  size_t at = function.find("dispatch_");
+  if (at == std::string::npos) return function;
+  size_t end = at + 9;
+  while (end < function.size() && std::isdigit(static_cast<unsigned char>(function[end]))) ++end;
+  std::string executable = function.substr(0, end);
+  size_t again = function.find("_" + executable + "_", 1);
+  return again == std::string::npos ? function : function.substr(again + 1);
+}
+
+Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                            const std::string& device, const std::vector<std::string>& runtime_flags,
+                                            const std::vector<fs::path>& modules, int batch,
+                                            std::chrono::milliseconds timeout, const fs::path& work_dir) {
+  if (tools.benchmark_module.empty()) return fail(Code::kFailedPrecondition, "iree-benchmark-module is missing; install iree-base-runtime");
+  Profile p;
+  p.source = "compiler dispatch benchmarks (each dispatch alone, zero-filled buffers)";
+  p.calls = 0;
+  for (const auto& module : modules) {
+    std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(module).string(),
+                                     "--device=" + device, fmt::format("--batch_size={}", batch),
+                                     "--benchmark_format=json", "--benchmark_min_time=0.1s"};
+    argv.insert(argv.end(), runtime_flags.begin(), runtime_flags.end());
+    auto r = KILN_TRY(executor.run({argv, module, work_dir, timeout, {}, !on_host(device)}));
+    if (!r.ok()) {
+      return fail(Code::kInvalidArgument, fmt::format("benchmarking {} on '{}' failed ({}): {}", module.filename().string(), device,
+                                                      util::describe_outcome(r), std::string(util::trim(r.err)).substr(0, 1500)));
+    }
+    auto report = nlohmann::json::parse(r.out, nullptr, false);
+    if (report.is_discarded() || !report.contains("benchmarks") || !report["benchmarks"].is_array()) {
+      return fail(Code::kInternal, "cannot read iree-benchmark-module's JSON report for " + module.filename().string());
+    }
+    for (const auto& b : report["benchmarks"]) {
+      if (!b.is_object() || b.value("run_type", "iteration") != "iteration" || !b.contains("real_time")) continue;
+      std::string name = b.value("name", "");
+      if (util::starts_with(name, "BM_")) name = name.substr(3);
+      name = name.substr(0, name.find('/'));
+      std::string unit = b.value("time_unit", "ns");
+      double scale = unit == "ns" ? 1e-3 : unit == "us" ? 1 : unit == "ms" ? 1e3 : 1e6;
+      DispatchTime d;
+      d.name = dispatch_of_benchmark(name);
+      // iree-benchmark-module reports the time per invocation: it divides
+      // each iteration's time by the batch size itself.
+      d.avg_us = b["real_time"].get<double>() * scale;
+      d.launches_per_call = 1;
+      d.per_call_us = d.avg_us;
+      split_name(d);
+      double flops = flops_of(d.op, d.bounds);
+      if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
+      p.dispatch_ms += d.per_call_us / 1e3;
+      p.dispatches.push_back(std::move(d));
+    }
+  }
+  if (p.dispatches.empty()) return fail(Code::kInternal, "the dispatch benchmarks reported nothing");
+  for (auto& d : p.dispatches) d.share = p.dispatch_ms > 0 ? d.per_call_us / 1e3 / p.dispatch_ms : 0;
+  std::sort(p.dispatches.begin(), p.dispatches.end(), [](const auto& a, const auto& b) { return a.per_call_us > b.per_call_us; });
   return p;
 }
 

@@ -35,6 +35,19 @@ struct Profile {
 // Profiles `calls` back-to-back calls.
 Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec, int calls);
 
+// Times the dispatch-benchmark modules the compiler dumps (one function per
+// dispatch, launching it `batch` times per call on zero-filled buffers):
+// per-dispatch device time where the driver has no native profiling.
+// Launches per call are taken as 1.
+Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                            const std::string& device, const std::vector<std::string>& runtime_flags,
+                                            const std::vector<fs::path>& modules, int batch,
+                                            std::chrono::milliseconds timeout, const fs::path& work_dir);
+
+// "main_dispatch_0_cuda_nvptx_fb_main_dispatch_0_matmul_..." (a benchmark
+// function) -> "main_dispatch_0_matmul_..." (the dispatch it launches).
+std::string dispatch_of_benchmark(const std::string& function);
+
 // Reads `iree-profile dispatch --format=jsonl` output (tested on its own).
 Result<Profile> parse_dispatch_report(const std::string& jsonl, int calls);
 
