@@ -1,3 +1,4 @@
+#include <chrono>
 #include <sys/stat.h>
 
 #include "harness.h"
@@ -156,6 +157,23 @@ TEST_F(Compile, OtherIreeReleaseIsRefused) {
   EXPECT_EQ(r.status, 4) << r.err;
   EXPECT_NE(r.err.find("release 3.1.0"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("3.13.0"), std::string::npos) << r.err;
+}
+
+TEST_F(Compile, AnErrorOnAMegabyteLineIsReportedNotACrash) {
+  // One long line with an error in it: the compiler quotes it whole.
+  std::string values;
+  for (int i = 0; i < 20000; ++i) values += (i ? ", " : "") + std::to_string(i) + ".5";
+  write("long.mlir", "func.func @main() -> tensor<3xf32> {\n  %0 = stablehlo.constant dense<[" + values +
+                         "]> : tensor<3xf32>\n  return %0 : tensor<3xf32>\n}\n");
+  auto started = std::chrono::steady_clock::now();
+  Outcome r = kiln({"compile", "long.mlir", "-t", "cpu", "-o", "out"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.status, 139) << "crashed";
+  EXPECT_NE(r.err.find("long.mlir:2:"), std::string::npos) << r.err.substr(0, 2000);
+  EXPECT_LT(r.err.size(), 20000u);
+  EXPECT_LT(seconds, 30);
+  EXPECT_TRUE(staging_left(dir() / "out").empty());
 }
 
 }  // namespace

@@ -81,4 +81,28 @@ TEST(Npz, NotAZipIsAnError) {
   EXPECT_NE(r.error().message.find("not a .npz"), std::string::npos);
 }
 
+TEST(Npy, HugeOrOddHeadersAreClearErrorsNotCrashes) {
+  // A 300 KB 'descr' (a backtracking regex overflowed the stack on it).
+  auto npy = [](const std::string& header) {
+    std::string out = "\x93NUMPY";
+    out += '\x02';
+    out += '\x00';
+    uint32_t n = static_cast<uint32_t>(header.size());
+    out.append(reinterpret_cast<const char*>(&n), 4);
+    return out + header;
+  };
+  auto big = parse_npy(npy("{'descr': '" + std::string(300000, 'f') + "', 'fortran_order': False, 'shape': (1,), }"));
+  ASSERT_FALSE(big);
+  EXPECT_NE(big.error().message.find("not supported"), std::string::npos) << big.error().message;
+  auto huge = parse_npy(npy(std::string(2 << 20, ' ')));
+  ASSERT_FALSE(huge);
+  EXPECT_NE(huge.error().message.find("kiln reads headers of up to"), std::string::npos) << huge.error().message;
+  EXPECT_FALSE(parse_npy(npy("{'descr': '<f4', 'shape': (2,), }")));                     // no fortran_order
+  EXPECT_FALSE(parse_npy(npy("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}")));
+  EXPECT_FALSE(parse_npy(npy("{'descr' '<f4', 'fortran_order': False, 'shape': (2,)}")));  // no colon
+  auto ok = parse_npy(npy("{'descr':'<f4','fortran_order':False,'shape':(2,)}") + std::string(8, '\0'));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->shape, (std::vector<int64_t>{2}));
+}
+
 }  // namespace kiln::array

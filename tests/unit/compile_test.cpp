@@ -57,4 +57,47 @@ TEST(Compile, DiagnosticsWithoutPositionsKeepFirstLines) {
   EXPECT_EQ(summarize_diagnostics("<unknown>:0: something odd\nStack dump:\nx\n"), "<unknown>:0: something odd");
 }
 
+TEST(Compile, MegabyteDiagnosticLinesAreCutNotRecursedOn) {
+  // The compiler quotes the offending source line: a constant of 200,000
+  // values is one line. A backtracking regex over it overflowed the stack.
+  std::string quoted = "    %0 = stablehlo.constant dense<[" + std::string(1 << 20, '7') + "]> : tensor<3xf32>";
+  std::string err = "/tmp/dir:with:colons/long.mlir:2:10: error: inferred shape is wrong\n" + quoted + "\n";
+  std::string s = summarize_diagnostics(err);
+  EXPECT_NE(s.find("long.mlir:2:10: error: inferred shape is wrong"), std::string::npos);
+  EXPECT_NE(s.find("more characters cut"), std::string::npos);
+  EXPECT_LT(s.size(), 2000u);
+  // A line that only looks like a diagnostic is not one.
+  EXPECT_EQ(summarize_diagnostics("x: error: y\nStack dump:\n"), "x: error: y");
+}
+
+TEST(Compile, OptimizationLevelsAreCheckedWithoutPatterns) {
+  Options o;
+  for (const char* ok : {"O0", "O1", "O2", "O3"}) {
+    o.opt_level = ok;
+    EXPECT_TRUE(validate(o)) << ok;
+  }
+  for (const char* bad : {"O4", "o1", "O", "O12", "3"}) {
+    o.opt_level = bad;
+    EXPECT_FALSE(validate(o)) << bad;
+  }
+}
+
+TEST(Compile, RemoteClientsPassOnlyFlagsThatNameNoFile) {
+  Options o;
+  for (const char* ok : {"--iree-opt-const-eval=false", "--iree-llvmcpu-enable-ukernels=all",
+                         "--iree-dispatch-creation-enable-aggressive-fusion"}) {
+    o.extra_flags = {ok};
+    EXPECT_TRUE(validate(o, Origin::kRemoteClient)) << ok;
+  }
+  for (const char* bad : {"-o=/tmp/x", "--iree-hal-dump-executable-sources-to=/tmp/x", "--mlir-print-ir-after-all",
+                          "--iree-codegen-tuning-spec-path=/etc/spec.mlir", "--iree-opt-level=/x",
+                          "--iree-hal-substitute-executable-configurations-from=d", "--iree-hal-executable-object-search-path=/"}) {
+    o.extra_flags = {bad};
+    EXPECT_FALSE(validate(o, Origin::kRemoteClient)) << bad;
+  }
+  // A local user may dump what they like.
+  o.extra_flags = {"--iree-hal-dump-executable-sources-to=/tmp/x"};
+  EXPECT_TRUE(validate(o, Origin::kLocalUser));
+}
+
 }  // namespace kiln::compile

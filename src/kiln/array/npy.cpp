@@ -1,9 +1,11 @@
 #include "kiln/array/npy.h"
 
+#include <cctype>
+#include <optional>
+
 #include <zlib.h>
 
 #include <cstring>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -36,6 +38,33 @@ std::string descr_for(const std::string& element) {
 }
 
 tl::unexpected<Error> bad(const std::string& why) { return fail(Code::kInvalidArgument, why); }
+
+constexpr size_t kMaxHeader = 1 << 20;
+
+// The value of 'key' in the header's dict: between `open` and `close`, or
+// (when they are 0) the bare word that follows the colon. A linear scan: the
+// header is input, and a backtracking regex over it can exhaust the stack.
+std::optional<std::string> header_value(const std::string& header, const std::string& key, char open, char close) {
+  size_t at = header.find("'" + key + "'");
+  if (at == std::string::npos) return std::nullopt;
+  size_t i = at + key.size() + 2;
+  auto skip_space = [&] {
+    while (i < header.size() && std::isspace(static_cast<unsigned char>(header[i]))) ++i;
+  };
+  skip_space();
+  if (i >= header.size() || header[i] != ':') return std::nullopt;
+  ++i;
+  skip_space();
+  if (open == 0) {
+    size_t end = i;
+    while (end < header.size() && std::isalpha(static_cast<unsigned char>(header[end]))) ++end;
+    return header.substr(i, end - i);
+  }
+  if (i >= header.size() || header[i] != open) return std::nullopt;
+  size_t end = header.find(close, i + 1);
+  if (end == std::string::npos) return std::nullopt;
+  return header.substr(i + 1, end - i - 1);
+}
 
 uint16_t u16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t u32(const unsigned char* p) { return u16(p) | static_cast<uint32_t>(u16(p + 2)) << 16; }
@@ -81,18 +110,20 @@ Result<Array> parse_npy(std::string_view bytes) {
     return bad(fmt::format(".npy format version {} is not supported (1 to 3 are)", major));
   }
   if (header_at + header_len > bytes.size()) return bad("truncated .npy header");
+  // A real header is a short dict; numpy itself writes under 4 KiB.
+  if (header_len > kMaxHeader) {
+    return bad(fmt::format("the .npy header is {} bytes; kiln reads headers of up to {} bytes", header_len, kMaxHeader));
+  }
   std::string header(bytes.substr(header_at, header_len));
-  std::smatch m;
-  static const std::regex descr_re(R"('descr'\s*:\s*'([^']*)')");
-  static const std::regex order_re(R"('fortran_order'\s*:\s*(True|False))");
-  static const std::regex shape_re(R"('shape'\s*:\s*\(([^)]*)\))");
-  if (!std::regex_search(header, m, descr_re)) return bad("the .npy header has no 'descr'");
-  std::string descr = m[1];
-  if (!std::regex_search(header, m, order_re)) return bad("the .npy header has no 'fortran_order'");
-  bool fortran = m[1] == "True";
-  if (!std::regex_search(header, m, shape_re)) return bad("the .npy header has no 'shape'");
+  auto descr = header_value(header, "descr", '\'', '\'');
+  if (!descr) return bad("the .npy header has no 'descr'");
+  auto order = header_value(header, "fortran_order", 0, 0);
+  if (!order || (*order != "True" && *order != "False")) return bad("the .npy header has no 'fortran_order'");
+  bool fortran = *order == "True";
+  auto shape = header_value(header, "shape", '(', ')');
+  if (!shape) return bad("the .npy header has no 'shape'");
   Array a;
-  for (const auto& part : util::split(std::string(m[1]), ',')) {
+  for (const auto& part : util::split(*shape, ',')) {
     auto dim = util::trim(part);
     if (dim.empty()) continue;
     char* end = nullptr;
@@ -102,11 +133,11 @@ Result<Array> parse_npy(std::string_view bytes) {
     a.shape.push_back(v);
   }
   for (const auto& d : kDescrs) {
-    if (descr == d.numpy) a.element = d.element;
+    if (*descr == d.numpy) a.element = d.element;
   }
-  if (descr == "|i1" || descr == "<i1") a.element = "i8";
+  if (*descr == "|i1" || *descr == "<i1") a.element = "i8";
   if (a.element.empty()) {
-    return bad("the .npy data type '" + descr + "' is not supported (big-endian, strings and objects are not; "
+    return bad("the .npy data type '" + *descr + "' is not supported (big-endian, strings and objects are not; "
                "use little-endian numbers or booleans)");
   }
   size_t width = a.element == "void2" ? 2 : a.element == "void1" ? 1 : element_size(a.element);
@@ -114,7 +145,7 @@ Result<Array> parse_npy(std::string_view bytes) {
   size_t data_at = header_at + header_len;
   if (bytes.size() - data_at != expected) {
     return bad(fmt::format("the .npy data is {} bytes, but shape ({}) of {} needs {} (truncated or corrupt file)",
-                           bytes.size() - data_at, a.shape_text(), descr, expected));
+                           bytes.size() - data_at, a.shape_text(), *descr, expected));
   }
   a.data.assign(bytes.begin() + data_at, bytes.end());
   if (fortran && a.shape.size() > 1) a.data = fortran_to_c(a.data, a.shape, width);

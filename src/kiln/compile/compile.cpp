@@ -1,7 +1,6 @@
 #include "kiln/compile/compile.h"
 
 #include <ctime>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -104,8 +103,8 @@ Status validate(const Options& options, Origin origin) {
   if (!options.precision.empty() && std::find(policies.begin(), policies.end(), options.precision) == policies.end()) {
     return fail(Code::kInvalidArgument, "precision '" + options.precision + "' is not one of " + util::join(policies, ", "));
   }
-  static const std::regex level("O[0-3]");
-  if (!options.opt_level.empty() && !std::regex_match(options.opt_level, level)) {
+  const auto& level = options.opt_level;
+  if (!level.empty() && !(level.size() == 2 && level[0] == 'O' && level[1] >= '0' && level[1] <= '3')) {
     return fail(Code::kInvalidArgument,
                 "optimization level '" + options.opt_level + "' is not one of O0, O1, O2, O3");
   }
@@ -160,20 +159,52 @@ std::string default_name(const fs::path& input) {
   return name;
 }
 
+namespace {
+
+// Longest diagnostic line kept: the compiler quotes the source line, which
+// can be a megabyte of constants.
+constexpr size_t kMaxDiagnosticLine = 400;
+
+// "file:line:col: error: message" -> "error" (or "" when the line is no
+// diagnostic). A linear scan: the text comes from the compiler and quotes
+// the user's program, and a backtracking regex can exhaust the stack on it.
+std::string severity_of(std::string_view line) {
+  for (const char* sev : {"error", "warning", "note", "remark"}) {
+    std::string marker = std::string(": ") + sev + ": ";
+    size_t at = line.find(marker);
+    if (at == std::string_view::npos) continue;
+    // Before the marker: PATH:LINE:COL with decimal LINE and COL.
+    std::string_view head = line.substr(0, at);
+    size_t c2 = head.rfind(':');
+    if (c2 == std::string_view::npos || c2 + 1 >= head.size()) continue;
+    size_t c1 = head.rfind(':', c2 - 1);
+    if (c1 == std::string_view::npos || c1 == 0 || c1 + 1 >= c2) continue;
+    auto digits = [](std::string_view v) { return !v.empty() && v.find_first_not_of("0123456789") == std::string_view::npos; };
+    if (digits(head.substr(c1 + 1, c2 - c1 - 1)) && digits(head.substr(c2 + 1))) return sev;
+  }
+  return "";
+}
+
+std::string shortened(const std::string& line) {
+  if (line.size() <= kMaxDiagnosticLine) return line;
+  return line.substr(0, kMaxDiagnosticLine) + fmt::format(" ... ({} more characters cut)", line.size() - kMaxDiagnosticLine);
+}
+
+}  // namespace
+
 std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lines) {
   // "file:line:col: error: message" and the source excerpt lines after it;
   // notes are kept, the stack dump of a crash is not.
-  static const std::regex diag(R"(^(.*?):(\d+):(\d+): (error|warning|note|remark): (.*)$)");
   std::vector<std::string> kept;
   bool in_error = false;
   for (const auto& line : util::split(stderr_text, '\n')) {
     if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
-    std::smatch m;
-    if (std::regex_match(line, m, diag)) {
-      in_error = m[4] == "error" || m[4] == "note";
-      if (in_error) kept.push_back(line);
+    std::string sev = severity_of(std::string_view(line).substr(0, 4096));
+    if (!sev.empty()) {
+      in_error = sev == "error" || sev == "note";
+      if (in_error) kept.push_back(shortened(line));
     } else if (in_error && !util::trim(line).empty()) {
-      kept.push_back(line);
+      kept.push_back(shortened(line));
     }
     if (kept.size() >= max_lines) break;
   }
@@ -181,7 +212,7 @@ std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lin
     // No structured diagnostic: keep the first non-empty lines.
     for (const auto& line : util::split(stderr_text, '\n')) {
       if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
-      if (!util::trim(line).empty()) kept.push_back(line);
+      if (!util::trim(line).empty()) kept.push_back(shortened(line));
       if (kept.size() >= 4) break;
     }
   }

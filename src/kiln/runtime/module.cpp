@@ -1,6 +1,5 @@
 #include "kiln/runtime/module.h"
 
-#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -82,10 +81,18 @@ Result<ModuleSignature> from_reflection(const fs::path& module, const std::strin
                 fmt::format("{} is not a module that this runtime (IREE {}) can read: {}", module.string(),
                             tools.runtime_release, util::trim(run->err.substr(0, 1000))));
   }
-  static const std::regex decl(R"(iree\.abi\.declaration: (?:sync |async )?func (@[^\n]*))");
+  // "iree.abi.declaration: [sync |async ]func @name(...) -> (...)", one per
+  // line of the dump; found by plain search (the dump quotes the module).
   std::string text;
-  for (auto it = std::sregex_iterator(run->out.begin(), run->out.end(), decl); it != std::sregex_iterator(); ++it) {
-    text += "func.func public " + (*it)[1].str() + " {\n}\n";
+  static const std::string marker = "iree.abi.declaration: ";
+  for (size_t at = run->out.find(marker); at != std::string::npos; at = run->out.find(marker, at + 1)) {
+    size_t end = run->out.find('\n', at);
+    std::string_view decl = std::string_view(run->out).substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size());
+    for (std::string_view prefix : {"sync ", "async "}) {
+      if (util::starts_with(decl, prefix)) decl.remove_prefix(prefix.size());
+    }
+    if (!util::starts_with(decl, "func @")) continue;
+    text += "func.func public " + std::string(decl.substr(5)) + " {\n}\n";
   }
   auto scanned = mlir::scan_text(text);
   if (text.empty() || !scanned) {

@@ -35,6 +35,23 @@ void split_name(DispatchTime& d) {
   d.op = util::join(kind, "_");
 }
 
+// Fills in what follows from a row's name and time, and counts it.
+void add(Profile& p, DispatchTime d) {
+  split_name(d);
+  double flops = flops_of(d.op, d.bounds);
+  if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
+  p.dispatch_ms += d.per_call_us / 1e3;
+  p.dispatches.push_back(std::move(d));
+}
+
+// Shares of the summed time, most time first.
+Result<Profile> finish(Profile p, const char* when_empty) {
+  if (p.dispatches.empty()) return fail(Code::kInternal, when_empty);
+  for (auto& d : p.dispatches) d.share = p.dispatch_ms > 0 ? d.per_call_us / 1e3 / p.dispatch_ms : 0;
+  std::sort(p.dispatches.begin(), p.dispatches.end(), [](const auto& a, const auto& b) { return a.per_call_us > b.per_call_us; });
+  return p;
+}
+
 }  // namespace
 
 double flops_of(const std::string& op, const std::vector<int64_t>& bounds) {
@@ -64,16 +81,9 @@ Result<Profile> parse_dispatch_report(const std::string& jsonl, int calls) {
     d.avg_us = total_ns / count / 1e3;
     d.launches_per_call = count / std::max(1, calls);
     d.per_call_us = total_ns / std::max(1, calls) / 1e3;
-    split_name(d);
-    double flops = flops_of(d.op, d.bounds);
-    if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
-    p.dispatch_ms += d.per_call_us / 1e3;
-    p.dispatches.push_back(std::move(d));
+    add(p, std::move(d));
   }
-  if (p.dispatches.empty()) return fail(Code::kInternal, "the runtime's profile holds no dispatch events");
-  for (auto& d : p.dispatches) d.share = p.dispatch_ms > 0 ? d.per_call_us / 1e3 / p.dispatch_ms : 0;
-  std::sort(p.dispatches.begin(), p.dispatches.end(), [](const auto& a, const auto& b) { return a.per_call_us > b.per_call_us; });
-  return p;
+  return finish(std::move(p), "the runtime's profile holds no dispatch events");
 }
 
 Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec, int calls) {
@@ -110,9 +120,7 @@ Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& ex
   if (!report.is_discarded() && report.contains("benchmarks") && report["benchmarks"].is_array()) {
     for (const auto& b : report["benchmarks"]) {
       if (!b.is_object() || !b.contains("real_time") || !b["real_time"].is_number()) continue;
-      std::string unit = b.value("time_unit", "ns");
-      double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
-      call_ms = b["real_time"].get<double>() * scale;
+      call_ms = benchmark_row_ms(b);
     }
   }
   auto read = KILN_TRY(executor.run({{tools.profile.string(), "dispatch", "--format=jsonl", bundle.string()}, bundle,
@@ -165,26 +173,17 @@ Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, c
       std::string name = b.value("name", "");
       if (util::starts_with(name, "BM_")) name = name.substr(3);
       name = name.substr(0, name.find('/'));
-      std::string unit = b.value("time_unit", "ns");
-      double scale = unit == "ns" ? 1e-3 : unit == "us" ? 1 : unit == "ms" ? 1e3 : 1e6;
       DispatchTime d;
       d.name = dispatch_of_benchmark(name);
       // iree-benchmark-module reports the time per invocation: it divides
       // each iteration's time by the batch size itself.
-      d.avg_us = b["real_time"].get<double>() * scale;
+      d.avg_us = benchmark_row_ms(b) * 1e3;
       d.launches_per_call = 1;
       d.per_call_us = d.avg_us;
-      split_name(d);
-      double flops = flops_of(d.op, d.bounds);
-      if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
-      p.dispatch_ms += d.per_call_us / 1e3;
-      p.dispatches.push_back(std::move(d));
+      add(p, std::move(d));
     }
   }
-  if (p.dispatches.empty()) return fail(Code::kInternal, "the dispatch benchmarks reported nothing");
-  for (auto& d : p.dispatches) d.share = p.dispatch_ms > 0 ? d.per_call_us / 1e3 / p.dispatch_ms : 0;
-  std::sort(p.dispatches.begin(), p.dispatches.end(), [](const auto& a, const auto& b) { return a.per_call_us > b.per_call_us; });
-  return p;
+  return finish(std::move(p), "the dispatch benchmarks reported nothing");
 }
 
 nlohmann::json to_json(const Profile& p) {

@@ -115,6 +115,30 @@ Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, compile
 
 namespace kiln::runtime {
 
+double benchmark_row_ms(const nlohmann::json& row) {
+  std::string unit = row.value("time_unit", "ns");
+  double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
+  return row.value("real_time", 0.0) * scale;
+}
+
+namespace {
+
+// iree-benchmark-module on one function with its inputs, JSON out.
+Result<std::vector<std::string>> benchmark_argv(const toolchain::Toolchain& tools, const RunSpec& run, int repetitions,
+                                                const std::string& min_time) {
+  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(run.signature.path).string(),
+                                   "--device=" + run.device, "--function=" + run.signature.function,
+                                   fmt::format("--benchmark_repetitions={}", repetitions),
+                                   "--benchmark_min_time=" + min_time, "--benchmark_format=json",
+                                   "--benchmark_enable_random_interleaving=false"};
+  argv.insert(argv.end(), run.runtime_flags.begin(), run.runtime_flags.end());
+  auto inputs = KILN_TRY(input_flags(run.inputs, run.work_dir));
+  argv.insert(argv.end(), inputs.begin(), inputs.end());
+  return argv;
+}
+
+}  // namespace
+
 Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile::Executor& executor,
                                       const BenchSpec& spec) {
   const auto& sig = spec.run.signature;
@@ -122,14 +146,7 @@ Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile
   if (tools.benchmark_module.empty()) {
     return fail(Code::kFailedPrecondition, "iree-benchmark-module is missing; install iree-base-runtime");
   }
-  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(sig.path).string(),
-                                   "--device=" + spec.run.device, "--function=" + sig.function,
-                                   fmt::format("--benchmark_repetitions={}", spec.warmup + spec.repetitions),
-                                   "--benchmark_min_time=1x", "--benchmark_format=json",
-                                   "--benchmark_enable_random_interleaving=false"};
-  argv.insert(argv.end(), spec.run.runtime_flags.begin(), spec.run.runtime_flags.end());
-  auto inputs = KILN_TRY(input_flags(spec.run.inputs, spec.run.work_dir));
-  argv.insert(argv.end(), inputs.begin(), inputs.end());
+  auto argv = KILN_TRY(benchmark_argv(tools, spec.run, spec.warmup + spec.repetitions, "1x"));
 
   int n = std::max(1, spec.concurrency);
   std::vector<Result<util::ProcessResult>> results(n, fail(Code::kInternal, "not run"));
@@ -159,10 +176,7 @@ Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile
     for (const auto& b : report["benchmarks"]) {
       if (b.value("run_type", "") != "iteration") continue;
       if (seen++ < spec.warmup) continue;
-      double t = b["real_time"].get<double>();
-      std::string unit = b.value("time_unit", "ns");
-      double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
-      samples.push_back(t * scale);
+      samples.push_back(benchmark_row_ms(b));
     }
   }
   return samples;
@@ -177,14 +191,7 @@ Result<std::vector<double>> benchmark_amortized(const toolchain::Toolchain& tool
   }
   // Google Benchmark grows the iteration count until a repetition lasts
   // min_seconds; its probe runs absorb the first calls' warm-up.
-  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(sig.path).string(),
-                                   "--device=" + spec.run.device, "--function=" + sig.function,
-                                   fmt::format("--benchmark_repetitions={}", std::max(1, spec.repetitions)),
-                                   fmt::format("--benchmark_min_time={}s", spec.min_seconds),
-                                   "--benchmark_format=json", "--benchmark_enable_random_interleaving=false"};
-  argv.insert(argv.end(), spec.run.runtime_flags.begin(), spec.run.runtime_flags.end());
-  auto inputs = KILN_TRY(input_flags(spec.run.inputs, spec.run.work_dir));
-  argv.insert(argv.end(), inputs.begin(), inputs.end());
+  auto argv = KILN_TRY(benchmark_argv(tools, spec.run, std::max(1, spec.repetitions), fmt::format("{}s", spec.min_seconds)));
   auto r = KILN_TRY(executor.run({argv, sig.path, spec.run.work_dir, spec.run.timeout, {}, wants_gpu(spec.run.device)}));
   if (r.timed_out) return fail(Code::kDeadlineExceeded, "the benchmark ran past its time limit and was killed");
   if (!r.ok()) {
@@ -198,9 +205,7 @@ Result<std::vector<double>> benchmark_amortized(const toolchain::Toolchain& tool
   std::vector<double> means;
   for (const auto& b : report["benchmarks"]) {
     if (!b.is_object() || b.value("run_type", "") != "iteration" || !b.contains("real_time") || !b["real_time"].is_number()) continue;
-    std::string unit = b.value("time_unit", "ns");
-    double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
-    means.push_back(b["real_time"].get<double>() * scale);
+    means.push_back(benchmark_row_ms(b));
   }
   if (means.empty()) return fail(Code::kInternal, "iree-benchmark-module reported no measurement");
   return means;

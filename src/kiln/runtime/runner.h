@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kiln/array/array.h"
 #include "kiln/runtime/module.h"
 
@@ -48,6 +50,9 @@ struct BenchSpec {
 Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile::Executor& executor,
                                       const BenchSpec& spec);
 
+
+// The wall time of one row of iree-benchmark-module's JSON report, in ms.
+double benchmark_row_ms(const nlohmann::json& row);
 
 // The figure that matters for deployment: the mean time per call over many
 // back-to-back calls with device-resident inputs, in milliseconds, once per

@@ -1,8 +1,9 @@
 #include "kiln/target/target.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <map>
-#include <regex>
 #include <sys/utsname.h>
 
 #include <fmt/format.h>
@@ -109,8 +110,9 @@ Result<Target> resolve_cpu(const std::string& spec, const std::vector<std::strin
   }
   t.arch = arch;
   t.cpu = parts.size() > 2 && !parts[2].empty() ? parts[2] : "generic";
-  static const std::regex cpu_name("[A-Za-z0-9][A-Za-z0-9_.+-]*");
-  if (!std::regex_match(t.cpu, cpu_name)) {
+  bool cpu_ok = !t.cpu.empty() && t.cpu.size() <= 64 && std::isalnum(static_cast<unsigned char>(t.cpu[0])) &&
+                t.cpu.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-") == std::string::npos;
+  if (!cpu_ok) {
     return fail(Code::kInvalidArgument, fmt::format("target '{}': '{}' is not a CPU name (such as znver4, "
                                                     "skylake-avx512, neoverse-v2)", spec, t.cpu));
   }

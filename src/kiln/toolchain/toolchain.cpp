@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -56,11 +55,17 @@ std::string dist_release(const fs::path& sp, const std::string& dist) {
 void read_version_py(const fs::path& file, std::string& build, std::string& revision) {
   auto text = util::read_file(file);
   if (!text) return;
-  std::smatch m;
-  static const std::regex version(R"(VERSION\s*=\s*"([^"]+)\")");
-  static const std::regex rev(R"("IREE"\s*:\s*"([0-9a-f]+)\")");
-  if (std::regex_search(*text, m, version)) build = m[1];
-  if (std::regex_search(*text, m, rev)) revision = m[1];
+  // The first double-quoted string after `key` and its '=' or ':'.
+  auto quoted_after = [&](const std::string& key) -> std::string {
+    size_t at = text->find(key);
+    if (at == std::string::npos) return "";
+    size_t open = text->find('"', at + key.size());
+    size_t close = open == std::string::npos ? open : text->find('"', open + 1);
+    if (close == std::string::npos || close - open > 200) return "";
+    return text->substr(open + 1, close - open - 1);
+  };
+  if (auto v = quoted_after("VERSION"); !v.empty()) build = v;
+  if (auto r = quoted_after("\"IREE\""); !r.empty() && r.find_first_not_of("0123456789abcdef") == std::string::npos) revision = r;
 }
 
 // A Python environment with the IREE wheels installed.
@@ -107,14 +112,21 @@ std::optional<Toolchain> from_folder(const fs::path& dir) {
   }
   auto run = util::run_process({.argv = {t.compile.string(), "--version"}, .timeout = std::chrono::seconds(30)});
   if (run && run->ok()) {
-    std::smatch m;
-    static const std::regex version(R"(IREE compiler version (\S+) @ ([0-9a-f]+))");
-    if (std::regex_search(run->out, m, version)) {
-      t.build = m[1];
-      t.revision = m[2];
-      // "3.13.0rc20261016" belongs to release "3.13.0".
-      t.release = std::regex_replace(t.build, std::regex(R"(rc\d+$)"), "");
-      t.runtime_release = t.run_module.empty() ? "" : t.release;
+    // "IREE compiler version 3.13.0rc20261016 @ <revision>"
+    static const std::string marker = "IREE compiler version ";
+    size_t at = run->out.find(marker);
+    if (at != std::string::npos) {
+      auto words = util::split(run->out.substr(at + marker.size(), run->out.find('\n', at) - at - marker.size()), ' ');
+      if (words.size() >= 3 && words[1] == "@") {
+        t.build = words[0];
+        t.revision = std::string(util::trim(words[2]));
+        // "3.13.0rc20261016" belongs to release "3.13.0".
+        size_t rc = t.build.rfind("rc");
+        bool rc_suffix = rc != std::string::npos && rc + 2 < t.build.size() &&
+                         t.build.find_first_not_of("0123456789", rc + 2) == std::string::npos;
+        t.release = rc_suffix ? t.build.substr(0, rc) : t.build;
+        t.runtime_release = t.run_module.empty() ? "" : t.release;
+      }
     }
   }
   t.root = dir;
