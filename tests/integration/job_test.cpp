@@ -37,6 +37,16 @@ TEST_F(Job, InvalidJobsAreRefusedWithThePath) {
   EXPECT_EQ(c.status, 2);
 }
 
+TEST_F(Job, DeeplyNestedJobsAreRefusedNotACrash) {
+  write("job.json", R"({"version": 1, "inputs": ["x.mlir"], "targets": ["cpu"], "options": {"x": )" +
+                        std::string(200000, '[') + std::string(200000, ']') + "}}");
+  for (const char* command : {"check", "compile"}) {
+    Outcome r = command == std::string("check") ? kiln({"check", "job.json"}) : kiln({"compile", "--job", "job.json"});
+    EXPECT_EQ(r.status, 2) << command << ": " << r.err;
+    EXPECT_NE(r.err.find("more than 64 levels deep"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(Job, OneFailingUnitDoesNotStopTheOthers) {
   write("bad.mlir", "module {\n  func.func @main(%a: tensor<2xf32>) -> tensor<2xi8> {\n    return %a : tensor<2xf32>\n  }\n}\n");
   write("job.json", R"({"version": 1, "inputs": ["bad.mlir", ")" + model("mlp.mlir").string() + R"("], "targets": ["cpu"]})");

@@ -175,6 +175,12 @@ TEST_F(Serve, BadSubmissions) {
     EXPECT_EQ(r.status, 400) << c.options << ": " << r.body;
     EXPECT_NE(r.body.find(c.says), std::string::npos) << c.options << ": " << r.body;
   }
+  // Nesting that would exhaust the stack of a recursive parser (400 KB, sent
+  // from a file: it is longer than one command-line argument may be).
+  write("deep.json", R"({"targets": ["cpu"], "options": {"x": )" + std::string(200000, '[') + std::string(200000, ']') + "}}");
+  Http deep = curl({"-F", "model=@" + model("mlp.mlir").string(), "-F", "options=<deep.json", url("/v1/jobs")});
+  EXPECT_EQ(deep.status, 400) << deep.body.substr(0, 300);
+  EXPECT_NE(deep.body.find("levels deep"), std::string::npos) << deep.body.substr(0, 300);
   write("garbage.mlir", "this is not a program");
   Http garbage = submit(dir() / "garbage.mlir", R"({"targets": ["cpu"]})");
   EXPECT_EQ(garbage.status, 400);

@@ -1,4 +1,5 @@
 #include "kiln/cache/store.h"
+#include "kiln/util/json.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -73,11 +74,7 @@ std::vector<Listed> list_entries(const fs::path& entries) {
 
 Result<nlohmann::json> read_json(const fs::path& file) {
   auto text = KILN_TRY(util::read_file(file));
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    return fail(Code::kInvalidArgument, file.string() + ": " + e.what());
-  }
+  return util::parse_json(text, file.string());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "kiln/job/job.h"
+#include "kiln/util/json.h"
 
 #include <set>
 
@@ -88,6 +89,11 @@ std::vector<Violation> validate_schema(const json& document) {
 Result<Job> load(const fs::path& file) {
   auto text = util::read_file(file);
   if (!text) return tl::unexpected(text.error().context("reading the job file"));
+  // Bounded before anything recursive walks it.
+  if (int depth = util::json_depth(*text); depth > util::kMaxJsonDepth) {
+    return fail(Code::kInvalidArgument, fmt::format("{}: the job nests arrays and objects more than {} levels deep; kiln "
+                                                    "reads at most {}", file.string(), depth - 1, util::kMaxJsonDepth));
+  }
   json document;
   try {
     document = json::parse(*text);

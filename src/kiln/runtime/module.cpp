@@ -1,4 +1,5 @@
 #include "kiln/runtime/module.h"
+#include "kiln/util/json.h"
 
 
 #include <fmt/format.h>
@@ -19,12 +20,8 @@ Result<mlir::ValueType> type_from_json(const nlohmann::json& value) {
 Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& meta_path, const std::string& function) {
   auto text = util::read_file(meta_path);
   if (!text) return tl::unexpected(text.error());
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(*text);
-  } catch (const std::exception& e) {
-    return fail(Code::kInvalidArgument, meta_path.string() + ": not valid JSON: " + e.what());
-  }
+  nlohmann::json meta = KILN_TRY(util::parse_json(*text, meta_path.string()));
+  if (!meta.is_object()) return fail(Code::kInvalidArgument, meta_path.string() + ": not kiln module metadata");
   if (meta.value("format", "") != "kiln-module-metadata") {
     return fail(Code::kInvalidArgument, meta_path.string() + ": not kiln module metadata");
   }

@@ -1,4 +1,5 @@
 #include "kiln/serve/service.h"
+#include "kiln/util/json.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -188,8 +189,10 @@ Response Service::submit(const Request& r) {
   }
   nlohmann::json options = {{"targets", {"cpu"}}};
   if (auto o = form->find("options"); o != form->end()) {
-    options = nlohmann::json::parse(o->second.body, nullptr, false);
-    if (options.is_discarded() || !options.is_object()) {
+    auto parsed = util::parse_json(o->second.body, "the 'options' field");
+    if (!parsed && util::json_depth(o->second.body) > util::kMaxJsonDepth) return error_response(parsed.error());
+    options = parsed ? *parsed : nlohmann::json();
+    if (!parsed || !options.is_object()) {
       return error_response(400, "invalid_argument", "the 'options' field is not a JSON object: " +
                                                          o->second.body.substr(0, 200));
     }

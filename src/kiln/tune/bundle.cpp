@@ -1,4 +1,5 @@
 #include "kiln/tune/bundle.h"
+#include "kiln/util/json.h"
 
 #include <fmt/format.h>
 
@@ -75,8 +76,8 @@ Result<Bundle> read_bundle(const fs::path& dir) {
                                              dir.string()));
   }
   auto text = KILN_TRY(util::read_file(file));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "kiln-tune-bundle") {
+  json j = KILN_TRY(util::parse_json(text, file.string()));
+  if (!j.is_object() || j.value("format", "") != "kiln-tune-bundle") {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln tuning bundle");
   }
   if (j.value("format_version", 0) != kBundleVersion) {
@@ -147,8 +148,8 @@ json to_json(const Results& r) {
 
 Result<Results> read_results(const fs::path& file) {
   auto text = KILN_TRY(util::read_file(file));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "kiln-tune-results") {
+  json j = KILN_TRY(util::parse_json(text, file.string()));
+  if (!j.is_object() || j.value("format", "") != "kiln-tune-results") {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln tuning results file");
   }
   if (j.value("format_version", 0) != kResultsVersion) {

@@ -1,4 +1,5 @@
 #include "kiln/tune/dispatch_bundle.h"
+#include "kiln/util/json.h"
 
 #include <algorithm>
 
@@ -76,8 +77,8 @@ Result<DispatchBundle> prepare_dispatch_bundle(const fs::path& model, const mlir
 Result<DispatchBundle> read_dispatch_bundle(const fs::path& dir) {
   fs::path file = dir / "profile.json";
   auto text = KILN_TRY(util::read_file(file));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "kiln-dispatch-bundle" || j.value("format_version", 0) != 1) {
+  json j = KILN_TRY(util::parse_json(text, file.string()));
+  if (!j.is_object() || j.value("format", "") != "kiln-dispatch-bundle" || j.value("format_version", 0) != 1) {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln dispatch-benchmark bundle (format 1)");
   }
   try {

@@ -1,4 +1,5 @@
 #include "kiln/tuning/database.h"
+#include "kiln/util/json.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -113,8 +114,7 @@ namespace {
 Result<Record> read_record(const fs::path& dir) {
   fs::path file = dir / "record.json";
   auto text = KILN_TRY(util::read_file(file));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return fail(Code::kInvalidArgument, file.string() + ": not JSON; remove it with 'kiln tune forget'");
+  json j = KILN_TRY(util::parse_json(text, file.string()));
   auto r = KILN_TRY(record_from_json(j, file.string()));
   if (r.key != dir.filename().string()) {
     return fail(Code::kInvalidArgument, file.string() + ": the record's key does not match its folder; remove it with "
