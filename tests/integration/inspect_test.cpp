@@ -1,3 +1,6 @@
+#include <sys/stat.h>
+
+#include <chrono>
 #include "harness.h"
 
 namespace kiln::testing {
@@ -106,6 +109,33 @@ TEST_F(Inspect, BadInputsGiveClearErrorsNotCrashes) {
     EXPECT_NE(r.err.find(c.file), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << c.file << ": " << r.err;
     EXPECT_EQ(r.err.rfind("kiln: error: ", 0), 0u) << r.err;
+  }
+}
+
+TEST_F(Inspect, SpecialFilesAreRefusedAtOnceByEveryCommand) {
+  ASSERT_EQ(::mkfifo((dir() / "pipe.mlir").c_str(), 0600), 0);
+  fs::create_directories(dir() / "folder.mlir");
+  struct Case {
+    std::string path;
+    const char* is;
+  } cases[] = {{"pipe.mlir", "is a FIFO"}, {"/dev/zero", "is a character device"}, {"folder.mlir", "is a folder"}};
+  for (const auto& c : cases) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"inspect", c.path},
+                                          std::vector<std::string>{"compile", c.path, "-t", "cpu", "-o", "out"},
+                                          std::vector<std::string>{"tune", "prepare", c.path, "-t", "cpu", "-o", "b"},
+                                          std::vector<std::string>{"run", "out/m.vmfb", "--input", c.path}}) {
+      auto started = std::chrono::steady_clock::now();
+      Outcome r = kiln(args);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (args[0] == "run") {
+        // No module there: refused before any input is opened.
+        EXPECT_NE(r.status, 0);
+        continue;
+      }
+      EXPECT_EQ(r.status, 2) << args[0] << " " << c.path << ": " << r.err;
+      EXPECT_NE(r.err.find(c.is), std::string::npos) << args[0] << ": " << r.err;
+      EXPECT_LT(seconds, 5) << args[0] << " " << c.path;
+    }
   }
 }
 

@@ -103,10 +103,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
     if (targets.empty()) return fail(Code::kInvalidArgument, "no target: add --target, e.g. --target cpu --target cuda:h100 ('kiln targets' lists them)");
     if (!name.empty() && inputs.size() > 1) return fail(Code::kInvalidArgument, "--name needs exactly one input");
     for (const auto& in : inputs) {
-      std::error_code ec;
-      if (!fs::is_regular_file(in, ec)) {
-        return fail(fs::exists(in, ec) ? Code::kInvalidArgument : Code::kNotFound, in + ": no such file");
-      }
+      KILN_TRY_STATUS(util::expect_regular_file(in));
       job.inputs.push_back({in, name.empty() ? compile::default_name(in) : name});
     }
     job.output_dir = output_dir.empty() ? fs::path(".") : fs::path(output_dir);

@@ -26,7 +26,7 @@ Result<int> prepare_dispatches(Context& context, const std::string& model, const
   options.use_tuning = !no_tuning;
   KILN_TRY_STATUS(compile::validate(options));
   std::error_code ec;
-  if (!fs::is_regular_file(model, ec)) return fail(Code::kNotFound, model + ": no such file");
+  KILN_TRY_STATUS(util::expect_regular_file(model));
   double seconds = KILN_TRY(config::parse_duration("compile_timeout", context.config.get("compile_timeout")));
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   auto selected = KILN_TRY(select_executor(context.config, "", Need::kCompiler));

@@ -45,7 +45,7 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   check.precision = a.precision;
   KILN_TRY_STATUS(compile::validate(check));
   std::error_code ec;
-  if (!fs::is_regular_file(a.model, ec)) return fail(Code::kNotFound, a.model + ": no such file");
+  KILN_TRY_STATUS(util::expect_regular_file(a.model));
   auto selected = KILN_TRY(select_executor(context.config, "", Need::kCompiler));
   auto module = KILN_TRY(mlir::inspect_file(a.model, lazy_printer(context.config)));
   tune::PrepareOptions o;

@@ -129,9 +129,8 @@ Result<Job> load(const fs::path& file) {
     input.path = (base / path).lexically_normal();
     input.name = inputs[i].is_object() && inputs[i].contains("name") ? inputs[i]["name"].get<std::string>()
                                                                      : compile::default_name(input.path);
-    std::error_code ec;
-    if (!fs::is_regular_file(input.path, ec)) {
-      return tl::unexpected(invalid(file, pointer, fmt::format("input '{}' ({}) is not a file", path, input.path.string())));
+    if (auto regular = util::expect_regular_file(input.path); !regular) {
+      return tl::unexpected(invalid(file, pointer, fmt::format("input '{}': {}", path, regular.error().message)));
     }
     if (!is_plain_name(input.name)) {
       return tl::unexpected(invalid(file, pointer, "output name '" + input.name + "' must be a plain file name"));

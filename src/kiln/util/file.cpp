@@ -59,8 +59,37 @@ Result<std::string> read_file(const fs::path& path) {
   return std::string(mapped.bytes());
 }
 
+namespace {
+
+const char* kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+Error not_regular(const fs::path& path, mode_t mode) {
+  return Error{Code::kInvalidArgument, path.string() + ": is " + kind_of(mode) + ", not a regular file; give a file"};
+}
+
+}  // namespace
+
+Status expect_regular_file(const fs::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return fail(Code::kNotFound, path.string() + ": no such file");
+    return fail_errno(path, "stat");
+  }
+  if (!S_ISREG(st.st_mode)) return tl::unexpected(not_regular(path, st.st_mode));
+  return {};
+}
+
 Result<MappedFile> MappedFile::open(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
+  // regular file is refused right after.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return fail_errno(path, "open");
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -68,9 +97,9 @@ Result<MappedFile> MappedFile::open(const fs::path& path) {
     ::close(fd);
     return error;
   }
-  if (S_ISDIR(st.st_mode)) {
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return fail(Code::kInvalidArgument, path.string() + ": is a folder, not a file");
+    return tl::unexpected(not_regular(path, st.st_mode));
   }
   if (st.st_size == 0) {
     ::close(fd);

@@ -12,7 +12,12 @@ namespace kiln::util {
 
 namespace fs = std::filesystem;
 
-// Reads a whole file. Errors name the path and the failing call.
+// A regular file (not a folder, FIFO, socket or device), checked without
+// opening it: kNotFound when missing, kInvalidArgument naming what it is.
+Status expect_regular_file(const fs::path& path);
+
+// Reads a whole file. Errors name the path and the failing call; anything
+// but a regular file is refused without blocking.
 Result<std::string> read_file(const fs::path& path);
 
 // A read-only view of a file's bytes through mmap; empty files give an empty
