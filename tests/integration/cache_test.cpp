@@ -178,5 +178,16 @@ TEST_F(Cache, ClearEmptiesTheCache) {
   EXPECT_NE(human.out.find("entries:   0"), std::string::npos) << human.out;
 }
 
+TEST_F(Cache, ACacheThatCannotBeReadCostsTheShortcutNotTheResult) {
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "first"}).status, 0);
+  // The statistics file cannot be replaced (as on a full or broken disk).
+  fs::remove(dir() / "cache/v1/stats.json");
+  fs::create_directories(dir() / "cache/v1/stats.json");
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "second"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir() / "second/mlp.cpu-host.vmfb"));
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -350,11 +350,19 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
 
   std::string explanation;
   if (cache.store) {
+    // A cache that cannot be read (full disk, permissions) costs this
+    // compile its shortcut, never its result.
     auto hit = cache.store->lookup(key);
-    if (!hit) return tl::unexpected(hit.error().context(context + ": reading the cache"));
+    if (!hit) {
+      warning += (warning.empty() ? "" : "; ") + std::string("the cache could not be read: ") + hit.error().message;
+      hit = std::optional<cache::Entry>();
+    }
+    if (*hit) fs::copy_file((*hit)->module, staged_module, ec);
+    if (*hit && ec) {
+      warning += (warning.empty() ? "" : "; ") + std::string("copying from the cache failed: ") + ec.message();
+      hit = std::optional<cache::Entry>();
+    }
     if (*hit) {
-      fs::copy_file((*hit)->module, staged_module, ec);
-      if (ec) return fail(Code::kResourceExhausted, context + ": copying from the cache: " + ec.message());
       nlohmann::json metadata = (*hit)->metadata;
       metadata["input"]["path"] = unit.input.string();
       metadata["output"]["path"] = final_module.filename().string();
