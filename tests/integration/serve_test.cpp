@@ -135,6 +135,23 @@ TEST_F(Serve, HappyPath) {
   EXPECT_EQ(curl({url("/v1/jobs")}).json()["jobs"].size(), 2u);
 }
 
+TEST_F(Serve, AnUploadWhoseErrorQuotesAMegabyteLineFailsTheJobNotTheService) {
+  start();
+  pid_t before = pid_;
+  std::string values;
+  for (int i = 0; i < 20000; ++i) values += (i ? ", " : "") + std::to_string(i) + ".5";
+  write("long.mlir", "func.func @main() -> tensor<3xf32> {\n  %0 = stablehlo.constant dense<[" + values +
+                         "]> : tensor<3xf32>\n  return %0 : tensor<3xf32>\n}\n");
+  Http accepted = submit(dir() / "long.mlir", R"({"targets": ["cpu"]})");
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  auto done = wait_for(accepted.json()["id"], {"succeeded", "failed"});
+  EXPECT_EQ(done["state"], "failed") << done.dump().substr(0, 500);
+  EXPECT_NE(done.dump().find("more characters cut"), std::string::npos) << done.dump().substr(0, 2000);
+  EXPECT_EQ(curl({url("/healthz")}, false).status, 200) << "the service stays up";
+  EXPECT_EQ(pid_, before);
+  EXPECT_EQ(::kill(pid_, 0), 0) << "the same process still runs";
+}
+
 TEST_F(Serve, Tokens) {
   start();
   EXPECT_EQ(curl({url("/v1/jobs")}, false).status, 401);
