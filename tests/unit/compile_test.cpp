@@ -91,7 +91,9 @@ TEST(Compile, RemoteClientsPassOnlyFlagsThatNameNoFile) {
   }
   for (const char* bad : {"-o=/tmp/x", "--iree-hal-dump-executable-sources-to=/tmp/x", "--mlir-print-ir-after-all",
                           "--iree-codegen-tuning-spec-path=/etc/spec.mlir", "--iree-opt-level=/x",
-                          "--iree-hal-substitute-executable-configurations-from=d", "--iree-hal-executable-object-search-path=/"}) {
+                          "--iree-hal-substitute-executable-configurations-from=d", "--iree-hal-executable-object-search-path=/",
+                          "--iree-hal-preprocess-executables-with=python3 -c print(1)",
+                          "--iree-codegen-transform-dialect-library=x.mlir", "--iree-hal-target-device=cuda"}) {
     o.extra_flags = {bad};
     EXPECT_FALSE(validate(o, Origin::kRemoteClient)) << bad;
   }

@@ -77,6 +77,18 @@ TEST_F(BundleTest, BadBundlesAreClearErrors) {
   j["candidates"][1]["module"] = "../../etc/passwd";
   ASSERT_TRUE(util::write_file_atomic(bundle_.dir / "bundle.json", j.dump()));
   EXPECT_NE(read_bundle(bundle_.dir).error().message.find("leaves the bundle"), std::string::npos);
+  j = to_json(bundle_);
+  j["candidates"][1]["configs"] = {{"../../escape", "configs/d0/x.mlir"}};
+  ASSERT_TRUE(util::write_file_atomic(bundle_.dir / "bundle.json", j.dump()));
+  EXPECT_NE(read_bundle(bundle_.dir).error().message.find("leaves the bundle"), std::string::npos);
+  j = to_json(bundle_);
+  j["candidates"][1]["id"] = "../x";
+  ASSERT_TRUE(util::write_file_atomic(bundle_.dir / "bundle.json", j.dump()));
+  EXPECT_NE(read_bundle(bundle_.dir).error().message.find("not a plain name"), std::string::npos);
+  ASSERT_TRUE(util::write_file_atomic(bundle_.dir / "bundle.json", R"({"format": 7, "format_version": "x", "n": 1e400})"));
+  EXPECT_FALSE(read_bundle(bundle_.dir));
+  ASSERT_TRUE(util::write_file_atomic(bundle_.dir / "bundle.json", R"({"format": 7, "format_version": "x"})"));
+  EXPECT_NE(read_bundle(bundle_.dir).error().message.find("not a kiln tuning bundle"), std::string::npos);
 }
 
 TEST_F(BundleTest, ApplyRecordsTheFastestCorrectCandidate) {

@@ -19,6 +19,8 @@ TEST(UtilJson, DeepDocumentsAreRefusedBeforeParsing) {
   EXPECT_NE(r.error().message.find("more than 64 levels deep"), std::string::npos) << r.error().message;
   std::string fine = std::string(64, '[') + std::string(64, ']');
   EXPECT_TRUE(parse_json(fine, "x"));
+  auto huge = parse_json(R"({"x": 1e400})", "options");  // a number too large to hold: an error, not a throw
+  ASSERT_FALSE(huge);
   auto bad = parse_json("{not json", "job.json");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("job.json is not valid JSON"), std::string::npos);

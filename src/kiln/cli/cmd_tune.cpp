@@ -182,13 +182,11 @@ Result<int> run_tune(Context& context) {
   PrepareArgs one;
   MeasureArgs one_measure;
   std::string work;
-  bool keep = false;
   add_prepare_args(app, one, false);
   add_measure_options(app, one_measure);
   app.add_option("--work-dir", work, "where the bundles go (default: MODEL.tune/)");
   app.get_option("model")->required(false);
   app.get_option("--target")->required(false);
-  (void)keep;
 
   PrepareArgs prep;
   auto* prepare = app.add_subcommand("prepare", "build the candidate bundle (compiler host)");

@@ -30,10 +30,6 @@ nlohmann::json comparison_json(size_t i, const mlir::Value& v, const array::Arra
   return j;
 }
 
-}  // namespace
-
-namespace {
-
 // Default tolerances follow the module's precision policy: narrow
 // contraction inputs round each product to 11 (f16) or 8 (bf16) bits.
 array::Tolerance policy_tolerance(const std::string& element, const std::string& precision) {

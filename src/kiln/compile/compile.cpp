@@ -81,15 +81,24 @@ std::string precision_name(const std::string& precision) { return precision.empt
 
 namespace {
 
-// A flag a remote client may pass: an --iree- option whose name does not
-// say it reads or writes a file, and whose value is not a path.
+// A flag a remote client may pass: an option of the compiler's optimization
+// and code-generation phases (never a HAL option: those name files and
+// tools), whose name does not say it reads or writes a file or runs a
+// program, and whose value is not a path.
 bool safe_for_remote(const std::string& flag) {
-  if (!util::starts_with(flag, "--iree-")) return false;
+  static const char* const kPhases[] = {"--iree-opt-",     "--iree-global-opt-", "--iree-dispatch-creation-",
+                                        "--iree-codegen-", "--iree-llvmgpu-",    "--iree-llvmcpu-",
+                                        "--iree-stream-",  "--iree-flow-",       "--iree-vm-",
+                                        "--iree-input-"};
+  bool phase = false;
+  for (const char* prefix : kPhases) phase = phase || util::starts_with(flag, prefix);
+  if (!phase) return false;
   std::string name = flag.substr(0, flag.find('='));
   std::string value = flag.find('=') == std::string::npos ? "" : flag.substr(flag.find('=') + 1);
   static const char* const kFileWords[] = {"dump", "path", "file", "-to", "substitute", "output", "search", "spec",
                                            "object", "source", "listing", "link", "reproducer", "trace", "dir",
-                                           "parameter", "archive", "plugin", "save", "load", "import", "export"};
+                                           "parameter", "archive", "plugin", "save", "load", "import", "export",
+                                           "library", "preprocess", "with", "tool", "command", "exec"};
   for (const char* word : kFileWords) {
     if (name.find(word) != std::string::npos) return false;
   }
@@ -118,9 +127,9 @@ Status validate(const Options& options, Origin origin) {
     }
     if (origin == Origin::kRemoteClient && !safe_for_remote(flag)) {
       return fail(Code::kInvalidArgument,
-                  "extra compiler flag '" + flag + "' is not accepted by the service: it may pass --iree-* options "
-                  "that read or write no file (no dumps, substitutions, tuning specs or paths); compile locally "
-                  "with 'kiln compile' to use it");
+                  "extra compiler flag '" + flag + "' is not accepted by the service: it may pass the compiler's "
+                  "optimization and code-generation options (--iree-opt-*, --iree-codegen-*, --iree-llvmgpu-*, ...) "
+                  "that read or write no file and run no program; compile locally with 'kiln compile' to use it");
     }
   }
   return {};
@@ -251,6 +260,23 @@ Result<Outcome> publish(const fs::path& staged_module, const fs::path& final_mod
   return Outcome{final_module, final_metadata, std::move(metadata)};
 }
 
+// The executable configurations (<executable>.mlir) in a folder, by name.
+Result<std::vector<std::pair<std::string, std::string>>> read_configs(const fs::path& dir) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() != ".mlir") continue;
+    auto text = util::read_file(it->path());
+    if (!text) return tl::unexpected(text.error().context("reading the executable configurations"));
+    texts.emplace_back(it->path().stem().string(), std::move(*text));
+  }
+  if (ec) return fail(Code::kNotFound, fmt::format("cannot read the executable configurations in {}: {}", dir.string(), ec.message()));
+  if (texts.empty()) return fail(Code::kNotFound, "no executable configurations in " + dir.string());
+  std::sort(texts.begin(), texts.end());
+  return texts;
+}
+
 std::string explain_miss(cache::Store& store, const cache::KeyParts& parts) {
   auto e = store.explain(parts);
   if (!e.found_nearest) return "cache miss: the cache is empty";
@@ -301,40 +327,45 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
   if (!input_hash) return tl::unexpected(input_hash.error().context(context));
 
-  std::vector<std::string> flags = unit.target.flags;
-  auto extra = option_flags(options);
-  flags.insert(flags.end(), extra.begin(), extra.end());
   std::string warning;
+  auto warn = [&](const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; };
   std::optional<tuning::Record> tuned;
   if (tuning && options.use_tuning) {
     auto found = tuning->find({*input_hash, unit.target.slug, tools.release, precision_name(options.precision)});
     // A damaged record costs this compile its tuning, not its result.
-    if (!found) warning = "the tuning record was not used: " + found.error().message;
-    if (found && *found) {
-      tuned = std::move(**found);
-      flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
-    }
+    if (!found) warn("the tuning record was not used: " + found.error().message);
+    if (found && *found) tuned = std::move(**found);
   }
-  // Executable configurations are copied into the staging folder and named
-  // by a relative path: the compiler records the path in the module, which
-  // then does not depend on where the tuning database is, and a container
-  // sees them in the one folder it has.
-  std::vector<std::string> key_flags = cache::normalize_flags(flags);
+  // Executable configurations are read before anything else: the key holds
+  // the digest of the texts actually compiled, never one a file claims.
   fs::path configs = tuned && !tuned->configs_dir.empty() ? tuned->configs_dir : options.executable_configs;
+  auto texts = configs.empty() ? Result<std::vector<std::pair<std::string, std::string>>>()
+                               : read_configs(configs);
+  if (!texts && tuned) {
+    warn("the tuning record was not used: " + texts.error().message);
+    tuned.reset();
+    configs = options.executable_configs;
+    texts = configs.empty() ? Result<std::vector<std::pair<std::string, std::string>>>() : read_configs(configs);
+  }
+  if (!texts) return tl::unexpected(texts.error().context(context));
+
+  std::vector<std::string> flags = unit.target.flags;
+  auto extra = option_flags(options);
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  if (tuned) flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
+  std::vector<std::string> key_flags = cache::normalize_flags(flags);
   std::string configs_digest;
   if (!configs.empty()) {
+    // Copied into the staging folder and named by a relative path: the
+    // compiler records the path in the module, which then does not depend
+    // on where the tuning database is, and a container sees the files in
+    // the one folder it mounts.
     std::error_code ec;
-    std::vector<std::pair<std::string, std::string>> texts;
     fs::create_directories(staging->path() / "executable-configs", ec);
-    for (const auto& entry : fs::directory_iterator(configs, ec)) {
-      if (entry.path().extension() != ".mlir") continue;
-      auto text = util::read_file(entry.path());
-      if (!text) return tl::unexpected(text.error().context(context + ": reading the executable configurations"));
-      texts.emplace_back(entry.path().stem().string(), *text);
-      KILN_TRY_STATUS(util::write_file_atomic(staging->path() / "executable-configs" / entry.path().filename(), *text));
+    for (const auto& [name, text] : *texts) {
+      KILN_TRY_STATUS(util::write_file_atomic(staging->path() / "executable-configs" / (name + ".mlir"), text));
     }
-    if (ec) return fail(Code::kNotFound, fmt::format("{}: cannot read {}: {}", context, configs.string(), ec.message()));
-    configs_digest = tuned ? tuned->module_digest : tuning::module_digest({}, texts);
+    configs_digest = tuning::module_digest({}, *texts);
     flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
   }
   std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
@@ -344,7 +375,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   recorded.insert(recorded.end(), {"-o", final_module.string()});
 
   cache::KeyParts parts{*input_hash, key_flags, unit.target.slug, tools.release, tools.build,
-                        tools.revision, configs_digest.empty() && tuned ? tuned->module_digest : configs_digest};
+                        tools.revision, tuned ? tuning::module_digest(tuned->compile_flags, *texts) : configs_digest};
   std::string key = cache::key_of(parts);
   std::error_code ec;
 
@@ -354,12 +385,12 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     // compile its shortcut, never its result.
     auto hit = cache.store->lookup(key);
     if (!hit) {
-      warning += (warning.empty() ? "" : "; ") + std::string("the cache could not be read: ") + hit.error().message;
+      warn("the cache could not be read: " + hit.error().message);
       hit = std::optional<cache::Entry>();
     }
     if (*hit) fs::copy_file((*hit)->module, staged_module, ec);
     if (*hit && ec) {
-      warning += (warning.empty() ? "" : "; ") + std::string("copying from the cache failed: ") + ec.message();
+      warn("copying from the cache failed: " + ec.message());
       hit = std::optional<cache::Entry>();
     }
     if (*hit) {
@@ -432,7 +463,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     // A cache that cannot take the entry (full disk, permissions) costs the
     // next run a compile, not this one its result.
     if (auto st = cache.store->insert(key, parts, staged_module, metadata); !st) {
-      warning += (warning.empty() ? "" : "; ") + std::string("the module was not cached: ") + st.error().message;
+      warn("the module was not cached: " + st.error().message);
     }
   }
   auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));

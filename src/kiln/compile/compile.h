@@ -69,7 +69,8 @@ struct CacheUse {
 // own compiler. A remote client of `kiln serve` may not make the service's
 // compiler read or write files it names (dumps, substitutions, tuning specs,
 // output paths), which would write where the client chooses or change what
-// the shared cache holds: only `--iree-*` flags that name no file pass.
+// the shared cache holds, or run a program: only options of the compiler's
+// optimization and code-generation phases that name no file pass.
 enum class Origin { kLocalUser, kRemoteClient };
 
 // Checks option values; the error names the option.

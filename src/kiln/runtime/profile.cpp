@@ -69,13 +69,15 @@ Result<Profile> parse_dispatch_report(const std::string& jsonl, int calls) {
   for (const auto& line : util::split(jsonl, '\n')) {
     if (util::trim(line).empty()) continue;
     auto row = nlohmann::json::parse(line, nullptr, false);
-    if (row.is_discarded() || !row.is_object()) continue;
+    if (row.is_discarded() || !row.is_object() || !row.contains("type") || !row["type"].is_string()) continue;
+    if (!row.contains("total_ns") || !row["total_ns"].is_number() || !row.contains("key") || !row["key"].is_string()) continue;
     std::string type = row.value("type", "");
     if (type != "dispatch_group" && type != "host_dispatch_group") continue;
     if (p.source.empty()) p.source = type == "dispatch_group" ? "device dispatch events" : "host execution events";
     DispatchTime d;
     d.name = row.value("key", "");
-    double count = row.value("valid", row.value("count", 0.0));
+    double count = row.contains("valid") && row["valid"].is_number() ? row["valid"].get<double>()
+                   : row.contains("count") && row["count"].is_number() ? row["count"].get<double>() : 0.0;
     double total_ns = row.value("total_ns", 0.0);
     if (count <= 0) continue;
     d.avg_us = total_ns / count / 1e3;

@@ -116,9 +116,9 @@ Result<std::vector<array::Array>> run(const toolchain::Toolchain& tools, compile
 namespace kiln::runtime {
 
 double benchmark_row_ms(const nlohmann::json& row) {
-  std::string unit = row.value("time_unit", "ns");
+  std::string unit = row.contains("time_unit") && row["time_unit"].is_string() ? row["time_unit"].get<std::string>() : "ns";
   double scale = unit == "ns" ? 1e-6 : unit == "us" ? 1e-3 : unit == "ms" ? 1 : 1e3;
-  return row.value("real_time", 0.0) * scale;
+  return row.contains("real_time") && row["real_time"].is_number() ? row["real_time"].get<double>() * scale : 0;
 }
 
 namespace {

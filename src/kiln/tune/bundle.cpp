@@ -34,12 +34,20 @@ Candidate candidate_from_json(const json& j) {
   c.dispatches = j.value("dispatches", std::map<std::string, std::string>{});
   c.runtime_name = j.at("runtime").at("name").get<std::string>();
   c.runtime_flags = j.at("runtime").at("flags").get<std::vector<std::string>>();
-  // Paths inside a bundle stay inside it.
-  for (const auto& p : {c.module}) {
-    if (p.empty() || p[0] == '/' || p.find("..") != std::string::npos) throw std::runtime_error("path '" + p + "' leaves the bundle");
-  }
+  // Paths inside a bundle stay inside it; ids and executable names become
+  // file names when a bundle is read back (round 2, apply).
+  auto plain = [](const std::string& name) {
+    return !name.empty() && name[0] != '.' &&
+           name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+@-") == std::string::npos;
+  };
+  auto inside = [](const std::string& p) { return !p.empty() && p[0] != '/' && p.find("..") == std::string::npos; };
+  if (!plain(c.id)) throw std::runtime_error("candidate id '" + c.id + "' is not a plain name");
+  if (!inside(c.module)) throw std::runtime_error("path '" + c.module + "' leaves the bundle");
   for (const auto& [exe, p] : c.configs) {
-    if (p.empty() || p[0] == '/' || p.find("..") != std::string::npos) throw std::runtime_error("path '" + p + "' leaves the bundle");
+    if (!plain(exe) || !inside(p)) throw std::runtime_error("configuration '" + exe + "' -> '" + p + "' leaves the bundle");
+  }
+  for (const auto& [exe, s] : c.dispatches) {
+    if (!plain(exe)) throw std::runtime_error("executable name '" + exe + "' is not a plain name");
   }
   return c;
 }
@@ -77,13 +85,14 @@ Result<Bundle> read_bundle(const fs::path& dir) {
   }
   auto text = KILN_TRY(util::read_file(file));
   json j = KILN_TRY(util::parse_json(text, file.string()));
-  if (!j.is_object() || j.value("format", "") != "kiln-tune-bundle") {
+  if (!j.is_object() || !j.contains("format") || j["format"] != "kiln-tune-bundle") {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln tuning bundle");
   }
-  if (j.value("format_version", 0) != kBundleVersion) {
+  if (!j.contains("format_version") || j["format_version"] != kBundleVersion) {
     return fail(Code::kInvalidArgument, fmt::format("{}: bundle format version {} is not known to this kiln ({} is); "
                                                     "prepare the bundle again with this kiln",
-                                                    file.string(), j.value("format_version", 0), kBundleVersion));
+                                                    file.string(), j.contains("format_version") ? j["format_version"].dump() : "(none)",
+                                                    kBundleVersion));
   }
   try {
     Bundle b;
@@ -149,12 +158,13 @@ json to_json(const Results& r) {
 Result<Results> read_results(const fs::path& file) {
   auto text = KILN_TRY(util::read_file(file));
   json j = KILN_TRY(util::parse_json(text, file.string()));
-  if (!j.is_object() || j.value("format", "") != "kiln-tune-results") {
+  if (!j.is_object() || !j.contains("format") || j["format"] != "kiln-tune-results") {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln tuning results file");
   }
-  if (j.value("format_version", 0) != kResultsVersion) {
+  if (!j.contains("format_version") || j["format_version"] != kResultsVersion) {
     return fail(Code::kInvalidArgument, fmt::format("{}: results format version {} is not known to this kiln ({} is)",
-                                                    file.string(), j.value("format_version", 0), kResultsVersion));
+                                                    file.string(), j.contains("format_version") ? j["format_version"].dump() : "(none)",
+                                                    kResultsVersion));
   }
   try {
     Results r;

@@ -78,7 +78,8 @@ Result<DispatchBundle> read_dispatch_bundle(const fs::path& dir) {
   fs::path file = dir / "profile.json";
   auto text = KILN_TRY(util::read_file(file));
   json j = KILN_TRY(util::parse_json(text, file.string()));
-  if (!j.is_object() || j.value("format", "") != "kiln-dispatch-bundle" || j.value("format_version", 0) != 1) {
+  if (!j.is_object() || !j.contains("format") || j["format"] != "kiln-dispatch-bundle" || !j.contains("format_version") ||
+      j["format_version"] != 1) {
     return fail(Code::kInvalidArgument, file.string() + ": not a kiln dispatch-benchmark bundle (format 1)");
   }
   try {

@@ -167,7 +167,9 @@ Result<Executable> parse_executable(const std::string& text) {
 
   exe.limits.max_threads = int_after(text, "max_thread_count_per_workgroup = ", exe.limits.max_threads);
   exe.limits.max_workgroup_memory = int_after(text, "max_workgroup_memory_bytes = ", exe.limits.max_workgroup_memory);
-  if (auto sizes = list_after(text, "max_workgroup_sizes = ["); !sizes.empty()) exe.limits.max_workgroup_sizes = parse_ints(sizes);
+  if (auto sizes = parse_ints(list_after(text, "max_workgroup_sizes = [")); sizes.size() >= 2) {
+    exe.limits.max_workgroup_sizes = sizes;
+  }
   if (auto choices = parse_ints(list_after(text, "subgroup_size_choices = [")); !choices.empty()) {
     exe.limits.subgroup_size = choices.front();
   }

@@ -96,7 +96,12 @@ Measurement check(const runtime::RunSpec& spec, const std::vector<array::Array>&
     return m;
   }
   m.status = "ok";
-  for (size_t i = 0; i < want.size() && i < got->size(); ++i) {
+  if (got->size() != want.size()) {
+    m.status = "mismatch";
+    m.message = fmt::format("{} outputs, the reference has {}", got->size(), want.size());
+    return m;
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
     auto c = array::compare((*got)[i], want[i], array::default_tolerance(want[i].element), array::NanPolicy::kEqual);
     m.max_abs_error = std::max(m.max_abs_error, c.max_abs_error);
     if (!c.passed) {
@@ -149,6 +154,13 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
     if (results.bundle_digest != digest) {
       return fail(Code::kInvalidArgument, fmt::format("{} holds results of another bundle; remove it or give --results",
                                                       results_file.string()));
+    }
+    std::string here = name.empty() ? "unknown" : name;
+    if (!results.measurements.empty() && (results.device_uri != device || results.device_name != here) && !o.any_device) {
+      return fail(Code::kFailedPrecondition,
+                  fmt::format("{} holds timings from {} ({}); timings from this device ({}, {}) cannot be mixed with "
+                              "them: measure into another --results file",
+                              results_file.string(), results.device_name, results.device_uri, here, device));
     }
     log(fmt::format("resuming: {} of {} candidates measured already", results.measurements.size(), bundle.candidates.size()));
   }

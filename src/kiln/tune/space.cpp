@@ -142,6 +142,7 @@ std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limi
   size_t open = kind.find('<');
   if (open == std::string::npos) return {};
   Intrinsic current = parse_intrinsic(kind.substr(open + 1, kind.size() - open - 2));
+  if (!current.m || !current.n || !current.k) return {};
   std::string prefix = kind.substr(0, open + 1);
   int bytes = element_bytes(exe.element);
   const auto& lim = exe.limits;
@@ -149,7 +150,7 @@ std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limi
   for (const auto& name : lim.mma) {
     Intrinsic in = parse_intrinsic(name);
     // Same accumulator and input types: the program's numerics stay as they are.
-    if (in.m && in.acc == current.acc && in.input == current.input) intrinsics.push_back(in);
+    if (in.m && in.n && in.k && in.acc == current.acc && in.input == current.input) intrinsics.push_back(in);
   }
   if (intrinsics.empty()) intrinsics.push_back(current);
   std::vector<DispatchCandidate> all;
@@ -197,7 +198,7 @@ std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limi
   size_t m = tiled[tiled.size() - 2], n = tiled.back();
   std::vector<DispatchCandidate> all;
   for (int64_t dm : {4, 8, 16, 32, 64, 128, 256}) for (int64_t dn : {8, 16, 32, 64, 128, 256}) for (int64_t vm : {4, 8, 16}) {
-    if (dm > b[m] || dn > b[n] || dm % vm || dn % vec0[n]) continue;
+    if (vec0[n] <= 0 || dm > b[m] || dn > b[n] || dm % vm || dn % vec0[n]) continue;
     auto dist = dist0, vec = vec0;
     dist[m] = dm, dist[n] = dn, vec[m] = vm;
     DispatchCandidate c;

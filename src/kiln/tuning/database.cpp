@@ -156,8 +156,13 @@ Result<Record> Database::put(Record record, const std::vector<std::pair<std::str
   fs::path final_dir = v1 / record.key;
   fs::path old = staging.path().string() + ".old";
   fs::rename(final_dir, old, ec);
+  ec.clear();
   fs::rename(staging.path(), final_dir, ec);
-  if (ec) return fail(Code::kFailedPrecondition, fmt::format("cannot store the tuning record in {}: {}", final_dir.string(), ec.message()));
+  if (ec) {
+    std::error_code back;
+    fs::rename(old, final_dir, back);  // keep the record there was
+    return fail(Code::kFailedPrecondition, fmt::format("cannot store the tuning record in {}: {}", final_dir.string(), ec.message()));
+  }
   staging.keep();
   fs::remove_all(old, ec);
   if (!configs.empty()) record.configs_dir = final_dir / "configs";

@@ -37,7 +37,7 @@ Result<nlohmann::json> parse_json(std::string_view text, const std::string& what
   }
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers too large to hold
     return fail(Code::kInvalidArgument, fmt::format("{} is not valid JSON: {}", what, e.what()));
   }
 }
