@@ -10,8 +10,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${1:-$root/.carry}
 target=${2:-cuda:h100}
 pyver=${3:-3.12}
-# shellcheck source=scripts/toolchain.env
-. "$root/scripts/toolchain.env"
 
 mkdir -p "$out/models" "$out/modules"
 "$root/.venv/bin/python" "$root/tests/models/export_models.py" "$out/models" >/dev/null
@@ -24,10 +22,5 @@ mkdir -p "$out/bench-models" "$out/bench-modules"
 "$root/.venv/bin/python" "$root/tests/models/export_models.py" --bench-sizes "$out/bench-models" >/dev/null
 "$root/build/kiln" compile "$out"/bench-models/*.mlir --target "$target" -o "$out/bench-modules" >/dev/null
 cp "$root/build/kiln" "$out/kiln"
-if ! ls "$out"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
-  "$root/.venv/bootstrap/bin/python" -m pip download -q --no-deps --only-binary=:all: \
-    --python-version "$pyver" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    -d "$out" "iree-base-runtime==$IREE_VERSION"
-fi
+bash "$root/scripts/gpu/runtime_wheel.sh" "$out" "$pyver"
 du -sh "$out"

@@ -19,8 +19,6 @@ target=${3:-cuda:h100}
 models=${KILN_TUNE_MODELS-mlp gemm_f32 gemm_bf16 attention conv layernorm_gelu}
 f16_models=${KILN_TUNE_F16_MODELS-mlp gemm_f32 attention conv}
 per_dispatch=${KILN_TUNE_PER_DISPATCH:-16}
-# shellcheck source=scripts/toolchain.env
-. "$root/scripts/toolchain.env"
 kiln="$root/build/kiln"
 
 mkdir -p "$carry/bench-models"
@@ -55,10 +53,5 @@ done < <(bundles)
 echo "prepared round $round in $(( $(date +%s) - start )) s" >&2
 
 cp "$kiln" "$carry/kiln"
-if ! ls "$carry"/iree_base_runtime-"$IREE_VERSION"-*.whl >/dev/null 2>&1; then
-  "$root/.venv/bootstrap/bin/python" -m pip download -q --no-deps --only-binary=:all: \
-    --python-version "${PYTHON_VERSION:-3.12}" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    -d "$carry" "iree-base-runtime==$IREE_VERSION"
-fi
+bash "$root/scripts/gpu/runtime_wheel.sh" "$carry" "${PYTHON_VERSION:-3.12}"
 du -sh "$carry/tune$round" "$carry"

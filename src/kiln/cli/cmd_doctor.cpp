@@ -29,15 +29,7 @@ struct Check {
   std::string fix;
 };
 
-std::string on_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  if (!path) return {};
-  for (const auto& dir : util::split(path, ':')) {
-    fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return {};
-}
+std::string on_path(const std::string& program) { return util::find_program(program).string(); }
 
 bool socket_answers(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

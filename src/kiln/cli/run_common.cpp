@@ -152,7 +152,7 @@ Result<std::vector<array::Array>> gather_inputs(const runtime::ModuleSignature& 
                               type.text(), sig.inputs[i].name.empty() ? std::to_string(i) : sig.inputs[i].name,
                               "4x8"));
     }
-    out.push_back(array::random_array(type.element, shapes[i], o.seed * 1000003u + i));
+    out.push_back(array::random_array(type.element, shapes[i], array::input_seed(o.seed, i)));
   }
   return out;
 }

@@ -13,31 +13,11 @@ namespace {
 
 bool on_host(const std::string& device) { return util::starts_with(device, "local"); }
 
-// "main_dispatch_0_matmul_256x4096x1024_f32" -> "matmul", {256, 4096, 1024}.
-void split_name(DispatchTime& d) {
-  auto tokens = util::split(d.name, '_');
-  std::vector<std::string> kind;
-  bool after_index = false;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const auto& t = tokens[i];
-    bool digits = !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
-    if (!after_index) {
-      after_index = digits && i > 0 && tokens[i - 1] == "dispatch";
-      continue;
-    }
-    bool sizes = !t.empty() && std::isdigit(static_cast<unsigned char>(t[0])) && t.find_first_not_of("0123456789x") == std::string::npos;
-    if (sizes) {
-      for (const auto& n : util::split(t, 'x')) d.bounds.push_back(std::atoll(n.c_str()));
-      break;
-    }
-    kind.push_back(t);
-  }
-  d.op = util::join(kind, "_");
-}
-
 // Fills in what follows from a row's name and time, and counts it.
 void add(Profile& p, DispatchTime d) {
-  split_name(d);
+  auto parsed = parse_dispatch_name(d.name);
+  d.op = parsed.op;
+  d.bounds = parsed.bounds;
   double flops = flops_of(d.op, d.bounds);
   if (flops > 0 && d.avg_us > 0) d.tflops = flops / (d.avg_us * 1e-6) / 1e12;
   p.dispatch_ms += d.per_call_us / 1e3;
@@ -53,6 +33,31 @@ Result<Profile> finish(Profile p, const char* when_empty) {
 }
 
 }  // namespace
+
+DispatchName parse_dispatch_name(const std::string& name) {
+  DispatchName out;
+  auto tokens = util::split(name, '_');
+  std::vector<std::string> kind;
+  bool after_index = false;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto& t = tokens[i];
+    if (!after_index) {
+      bool digits = !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+      after_index = digits && i > 0 && tokens[i - 1] == "dispatch";
+      continue;
+    }
+    bool sizes = !t.empty() && std::isdigit(static_cast<unsigned char>(t[0])) && t.find_first_not_of("0123456789x") == std::string::npos;
+    if (!sizes) {
+      kind.push_back(t);
+      continue;
+    }
+    for (const auto& n : util::split(t, 'x')) out.bounds.push_back(std::atoll(n.c_str()));
+    if (i + 1 < tokens.size()) out.element = tokens[i + 1];
+    break;
+  }
+  out.op = util::join(kind, "_");
+  return out;
+}
 
 double flops_of(const std::string& op, const std::vector<int64_t>& bounds) {
   bool contraction = op == "matmul" || op == "batch_matmul" || op == "conv" || util::starts_with(op, "matmul_transpose") ||
@@ -103,8 +108,7 @@ Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& ex
   argv.insert(argv.end(), spec.runtime_flags.begin(), spec.runtime_flags.end());
   auto inputs = KILN_TRY(input_flags(spec.inputs, spec.work_dir));
   argv.insert(argv.end(), inputs.begin(), inputs.end());
-  bool gpu = !on_host(spec.device);
-  auto r = KILN_TRY(executor.run({argv, spec.signature.path, spec.work_dir, spec.timeout, {}, gpu}));
+  auto r = KILN_TRY(executor.run({argv, spec.signature.path, spec.work_dir, spec.timeout, {}, wants_gpu(spec.device)}));
   if (!r.ok() && r.err.find("UNIMPLEMENTED") != std::string::npos && r.err.find("profiling") != std::string::npos) {
     return fail(Code::kFailedPrecondition,
                 fmt::format("the '{}' driver of this IREE runtime ({}) does not implement per-dispatch profiling: {}; "
@@ -161,7 +165,7 @@ Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, c
                                      "--device=" + device, fmt::format("--batch_size={}", batch),
                                      "--benchmark_format=json", "--benchmark_min_time=0.1s"};
     argv.insert(argv.end(), runtime_flags.begin(), runtime_flags.end());
-    auto r = KILN_TRY(executor.run({argv, module, work_dir, timeout, {}, !on_host(device)}));
+    auto r = KILN_TRY(executor.run({argv, module, work_dir, timeout, {}, wants_gpu(device)}));
     if (!r.ok()) {
       return fail(Code::kInvalidArgument, fmt::format("benchmarking {} on '{}' failed ({}): {}", module.filename().string(), device,
                                                       util::describe_outcome(r), std::string(util::trim(r.err)).substr(0, 1500)));

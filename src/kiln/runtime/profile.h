@@ -32,6 +32,16 @@ struct Profile {
   std::vector<DispatchTime> dispatches;  // most time first
 };
 
+// What a dispatch's name says: "main_dispatch_0_matmul_256x4096x1024_f32"
+// -> op "matmul", bounds {256, 4096, 1024}, element "f32". Bounds are empty
+// when the name gives none.
+struct DispatchName {
+  std::string op;
+  std::vector<int64_t> bounds;
+  std::string element;
+};
+DispatchName parse_dispatch_name(const std::string& name);
+
 // Profiles `calls` back-to-back calls.
 Result<Profile> profile(const toolchain::Toolchain& tools, compile::Executor& executor, const RunSpec& spec, int calls);
 

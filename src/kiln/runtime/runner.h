@@ -27,6 +27,9 @@ struct RunSpec {
   std::vector<std::string> runtime_flags = {};
 };
 
+// Whether tools running on `device` need the host's GPUs (for containers).
+bool wants_gpu(const std::string& device);
+
 // Checks inputs against the signature: count, element type, shape (dynamic
 // dimensions match any size).
 Status check_inputs(const ModuleSignature& signature, const std::vector<array::Array>& inputs);

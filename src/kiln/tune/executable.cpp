@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "kiln/runtime/profile.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::tune {
@@ -84,26 +85,6 @@ bool has(const Fields& f, const std::string& key) {
   return false;
 }
 
-// "main_dispatch_0_matmul_256x4096x1024_f32" -> kind, bounds, element.
-void parse_export_name(Executable& exe) {
-  std::string rest = exe.function;
-  if (util::starts_with(rest, exe.name + "_")) rest = rest.substr(exe.name.size() + 1);
-  auto tokens = util::split(rest, '_');
-  std::vector<std::string> kind;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const auto& t = tokens[i];
-    bool sizes = !t.empty() && std::isdigit(static_cast<unsigned char>(t[0])) &&
-                 t.find_first_not_of("0123456789x") == std::string::npos;
-    if (!sizes) {
-      kind.push_back(t);
-      continue;
-    }
-    for (const auto& d : util::split(t, 'x')) exe.bounds.push_back(std::strtoll(d.c_str(), nullptr, 10));
-    if (i + 1 < tokens.size()) exe.element = tokens[i + 1];
-    break;
-  }
-  exe.op_kind = util::join(kind, "_");
-}
 
 }  // namespace
 
@@ -163,7 +144,10 @@ Result<Executable> parse_executable(const std::string& text) {
   if (exe.name.empty() || exe.function.empty()) {
     return fail(Code::kInvalidArgument, "not a configured executable: no hal.executable with an export");
   }
-  parse_export_name(exe);
+  auto parsed = runtime::parse_dispatch_name(exe.function);
+  exe.op_kind = parsed.op;
+  exe.bounds = parsed.bounds;
+  exe.element = parsed.element;
 
   exe.limits.max_threads = int_after(text, "max_thread_count_per_workgroup = ", exe.limits.max_threads);
   exe.limits.max_workgroup_memory = int_after(text, "max_workgroup_memory_bytes = ", exe.limits.max_workgroup_memory);

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <fstream>
 
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -28,22 +27,12 @@ std::string driver_of(const std::string& uri) {
   return util::starts_with(d, "local-") ? "local" : d;
 }
 
-fs::path find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  for (const auto& dir : util::split(path ? path : "/usr/bin:/bin", ':')) {
-    std::error_code ec;
-    fs::path p = fs::path(dir.empty() ? "." : dir) / name;
-    if (fs::exists(p, ec) && access(p.c_str(), X_OK) == 0) return p;
-  }
-  return {};
-}
-
 // What the device is, in the vendor's words: the GPU's name from
 // nvidia-smi, or the CPU's model from /proc/cpuinfo.
 std::string device_name(const std::string& uri) {
   std::string driver = driver_of(uri);
   if (driver == "cuda") {
-    fs::path smi = find_in_path("nvidia-smi");
+    fs::path smi = util::find_program("nvidia-smi");
     if (smi.empty()) return "";
     std::string index = uri.find("://") != std::string::npos ? uri.substr(uri.find("://") + 3) : "0";
     if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) index = "0";
@@ -80,7 +69,7 @@ Result<std::vector<array::Array>> seeded_inputs(const runtime::ModuleSignature& 
       return fail(Code::kInvalidArgument, fmt::format("input {} has type {}, for which kiln cannot make values", i, type.text()));
     }
     // The same recipe as `kiln run --seed`, so a user can reproduce the inputs.
-    out.push_back(array::random_array(type.element, type.dims, seed * 1000003u + i));
+    out.push_back(array::random_array(type.element, type.dims, array::input_seed(seed, i)));
   }
   return out;
 }

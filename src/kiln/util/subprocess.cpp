@@ -1,5 +1,9 @@
 #include "kiln/util/subprocess.h"
 
+#include <cstdlib>
+
+#include "kiln/util/strings.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -167,6 +171,16 @@ std::string describe_outcome(const ProcessResult& result) {
            ::strsignal(result.term_signal) + ")";
   }
   return "exited with status " + std::to_string(result.exit_status);
+}
+
+std::filesystem::path find_program(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (!path) return {};
+  for (const auto& dir : split(path, ':')) {
+    std::filesystem::path candidate = std::filesystem::path(dir.empty() ? "." : dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
 }
 
 }  // namespace kiln::util

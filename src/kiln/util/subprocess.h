@@ -42,6 +42,9 @@ struct ProcessResult {
 // non-zero, crashes or times out is a successful run with that outcome.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
 
+// The first executable `program` in $PATH, or an empty path.
+std::filesystem::path find_program(const std::string& program);
+
 // "killed by signal 11 (Segmentation fault)" / "exited with status 2" / ...
 std::string describe_outcome(const ProcessResult& result);
 
