@@ -7,7 +7,10 @@
 # scripts/gpu/tune_report.py turns them into the tables.
 #
 # usage: scripts/gpu/tune_compare.sh CARRY_DIR OUT_DIR
-# environment: KILN_COMPARE_MODELS (default: every model with a round-2 bundle)
+# environment: KILN_COMPARE_MODELS (default: every model with a round-2 bundle),
+#   KILN_COMPARE_ROUND (the round-2 folder under CARRY_DIR: tune2, or
+#   tune2-async for the asynchronous calling convention), KILN_COMPARE_PROFILE
+#   (0: skip the per-dispatch profiles)
 set -euo pipefail
 carry=${1:?usage: tune_compare.sh CARRY_DIR OUT_DIR}
 out=${2:?}
@@ -30,7 +33,13 @@ pick() {
   if [ ${#flags[@]} -eq 0 ]; then flags=(--default-runtime); fi
 }
 
-for bundle in "$carry"/tune2/*/; do
+round2=${KILN_COMPARE_ROUND:-tune2}
+profile() {
+  if [ "${KILN_COMPARE_PROFILE:-1}" = 0 ]; then echo '{}'; return; fi
+  "$kiln" profile "$@" --json || echo '{}'
+}
+
+for bundle in "$carry/$round2"/*/; do
   name=$(basename "$bundle")
   case "$name" in *-f16) continue ;; esac
   case " ${KILN_COMPARE_MODELS:-$name} " in *" $name "*) ;; *) continue ;; esac
@@ -42,12 +51,12 @@ for bundle in "$carry"/tune2/*/; do
   python3 "$here/jax_reference.py" "$name" "$d/ref/inputs.npz" "$d/expected.npz" >"$d/jax.json"
   "$kiln" validate "$module" --default-runtime --inputs "$d/ref/inputs.npz" --expected "$d/expected.npz" \
     --report "$d/untuned.validate.json" >/dev/null || true
-  "$kiln" profile "$module" --default-runtime --json >"$d/untuned.profile.json" || echo '{}' >"$d/untuned.profile.json"
+  profile "$module" --default-runtime >"$d/untuned.profile.json"
   pick "$bundle" winner
   "$kiln" validate "$module" "${flags[@]}" --inputs "$d/ref/inputs.npz" --expected "$d/expected.npz" \
     --report "$d/tuned.validate.json" >/dev/null || true
-  "$kiln" profile "$module" "${flags[@]}" --json >"$d/tuned.profile.json" || echo '{}' >"$d/tuned.profile.json"
-  f16="$carry/tune2/$name-f16"
+  profile "$module" "${flags[@]}" >"$d/tuned.profile.json"
+  f16="$carry/$round2/$name-f16"
   [ -f "$f16/results.json" ] || f16="$carry/tune1/$name-f16"
   echo '{}' >"$d/f16.validate.json"
   echo '{}' >"$d/f16.results.json"

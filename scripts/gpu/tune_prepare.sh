@@ -10,7 +10,10 @@
 #            combine the winners go to CARRY_DIR/tune2/
 # environment: KILN_TUNE_MODELS (default: all six), KILN_TUNE_F16_MODELS
 #   (also tuned with --precision f16-inputs; default: the f32 contractions),
-#   KILN_TUNE_PER_DISPATCH (default 16; twice that for the one-dispatch GEMMs), PYTHON_VERSION of the GPU host (3.12)
+#   KILN_TUNE_PER_DISPATCH (default 16; twice that for the one-dispatch GEMMs),
+#   KILN_TUNE_INVOCATION (round 2 only: "async" builds the combinations for
+#   calls queued back to back, into CARRY_DIR/tune2-async/), PYTHON_VERSION of
+#   the GPU host (3.12)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 round=${1:?usage: tune_prepare.sh ROUND [CARRY_DIR] [TARGET]}
@@ -18,6 +21,9 @@ carry=${2:-$root/.carry}
 target=${3:-cuda:h100}
 models=${KILN_TUNE_MODELS-mlp gemm_f32 gemm_bf16 attention conv layernorm_gelu}
 f16_models=${KILN_TUNE_F16_MODELS-mlp gemm_f32 attention conv}
+invocation=${KILN_TUNE_INVOCATION:-sync}
+round2=tune2
+[ "$invocation" = sync ] || round2=tune2-$invocation
 per_dispatch=${KILN_TUNE_PER_DISPATCH:-16}
 kiln="$root/build/kiln"
 
@@ -45,13 +51,13 @@ while read -r name model precision; do
     results="$carry/results1/$name.json"
     if [ ! -f "$results" ]; then echo "no round-1 results for $name; skipped" >&2; continue; fi
     cp "$results" "$carry/tune1/$name/results.json"
-    rm -rf "$carry/tune2/$name"
+    rm -rf "${carry:?}/$round2/$name"
     "$kiln" tune prepare "$carry/bench-models/$model.mlir" --target "$target" --precision "$precision" \
-      -o "$carry/tune2/$name" --from "$carry/tune1/$name/results.json"
+      --invocation "$invocation" -o "$carry/$round2/$name" --from "$carry/tune1/$name/results.json"
   fi
 done < <(bundles)
 echo "prepared round $round in $(( $(date +%s) - start )) s" >&2
 
 cp "$kiln" "$carry/kiln"
 bash "$root/scripts/gpu/runtime_wheel.sh" "$carry" "${PYTHON_VERSION:-3.12}"
-du -sh "$carry/tune$round" "$carry"
+du -sh "$carry/$([ "$round" = 1 ] && echo tune1 || echo "$round2")" "$carry"

@@ -101,6 +101,33 @@ TEST_F(Compile, OptionsAreAppliedAndRecorded) {
   EXPECT_TRUE(fs::exists(dir() / "out/conv.cpu-x86_64-znver3.vmfb"));
 }
 
+TEST_F(Compile, AsyncInvocationModulesRunAndGiveTheSyncModulesNumbers) {
+  Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out", "--invocation", "async", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto meta = r.json()["units"][0]["record"];
+  EXPECT_EQ(meta["invocation"], "async");
+  std::string line = meta["compiler_command_line"];
+  EXPECT_NE(line.find("--iree-execution-model=async-external"), std::string::npos) << line;
+  fs::path module = dir() / "out/mlp.cpu-host.vmfb";
+  // The runtime tools pass the fences; kiln's inputs and outputs are the
+  // source signature's, with the metadata and without it.
+  Outcome run = kiln({"run", module.string(), "--seed", "3", "-o", "ran", "--json"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  Outcome sync = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "sync"});
+  ASSERT_EQ(sync.status, 0) << sync.err;
+  Outcome check = kiln({"validate", (dir() / "sync/mlp.cpu-host.vmfb").string(), "--inputs", (dir() / "ran/inputs.npz").string(),
+                        "--expected", (dir() / "ran/outputs.npz").string(), "--json"});
+  ASSERT_EQ(check.status, 0) << check.out << check.err;
+  fs::remove(dir() / "out/mlp.cpu-host.json");
+  Outcome bare = kiln({"run", module.string(), "--seed", "3", "-o", "bare"});
+  ASSERT_EQ(bare.status, 0) << bare.err;
+  EXPECT_EQ(*util::read_file(dir() / "bare/outputs.npz"), *util::read_file(dir() / "ran/outputs.npz"));
+  // A wrong value is refused before it reaches the compiler.
+  Outcome bad = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "bad", "--invocation", "pipelined"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("invocation 'pipelined' is not one of sync, async"), std::string::npos) << bad.err;
+}
+
 TEST_F(Compile, CompilerErrorsShowPositionAndLeaveNothing) {
   write("bad.mlir",
         "module @bad {\n  func.func public @main(%a: tensor<4xf32>, %b: tensor<4xi32>) -> tensor<4xf32> {\n"

@@ -82,6 +82,23 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
                     model("mlp.expected.npz").string()});
   EXPECT_EQ(v.status, 0) << v.out << v.err;
 
+  // Round 2 again for queued calls: every candidate is built with the
+  // asynchronous convention and timed in fenced batches; its record is
+  // another record, used only by compiles that ask for that convention.
+  Outcome pa = prepare("b2a", {"--from", "b1/results.json", "--invocation", "async"});
+  ASSERT_EQ(pa.status, 0) << pa.err;
+  EXPECT_EQ(read_json("b2a/bundle.json")["invocation"], "async");
+  ASSERT_EQ(measure("b2a").status, 0);
+  for (const auto& r : read_json("b2a/results.json")["measurements"]) EXPECT_EQ(r["status"], "ok") << r.dump();
+  ASSERT_EQ(kiln({"tune", "apply", "b2a/results.json"}).status, 0);
+  json both = kiln({"tune", "list", "--json"}).json();
+  ASSERT_EQ(both.size(), 2u);
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "async", "--invocation", "async"}).status, 0);
+  json async_meta = read_json("async/mlp.cpu-host.json");
+  EXPECT_EQ(async_meta["invocation"], "async");
+  EXPECT_NE(async_meta["tuning"]["record"], key);
+  EXPECT_EQ(read_json("out/mlp.cpu-host.json")["tuning"]["record"], key) << "the synchronous record is unchanged";
+
   ASSERT_EQ(kiln({"tune", "forget", "mlp"}).status, 0);
   EXPECT_EQ(kiln({"tune", "list", "--json"}).json().size(), 0u);
 }

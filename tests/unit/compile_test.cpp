@@ -19,6 +19,12 @@ TEST(Compile, OptionFlags) {
   EXPECT_EQ(option_flags(o), (std::vector<std::string>{"--iree-opt-level=O3", "--iree-opt-data-tiling=false",
                                                         "--iree-opt-const-eval=false"}));
   EXPECT_TRUE(option_flags(Options{}).empty());
+  Options async;
+  async.invocation = "async";
+  EXPECT_EQ(option_flags(async), (std::vector<std::string>{"--iree-execution-model=async-external"}));
+  Options sync;
+  sync.invocation = "sync";
+  EXPECT_TRUE(option_flags(sync).empty());
 }
 
 TEST(Compile, ValidateRejectsBadOptions) {
@@ -31,6 +37,11 @@ TEST(Compile, ValidateRejectsBadOptions) {
   Options bare;
   bare.extra_flags = {"iree-opt-level=O2"};
   EXPECT_FALSE(validate(bare));
+  Options invocation;
+  invocation.invocation = "pipelined";
+  auto refused = validate(invocation);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("sync, async"), std::string::npos) << refused.error().message;
   Options good;
   good.opt_level = "O2";
   good.extra_flags = {"--mlir-timing"};

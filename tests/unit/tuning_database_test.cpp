@@ -37,6 +37,9 @@ TEST_F(DatabaseTest, KeysSeparateEveryPartOfTheIdentity) {
     b.*change += "x";
     EXPECT_NE(key_of(b), k);
   }
+  Identity async = a;
+  async.invocation = "async";
+  EXPECT_NE(key_of(async), k) << "a record tuned for queued calls is not the synchronous one";
   // Parts cannot run together.
   EXPECT_NE(key_of({"ab", "c", "3", "h"}), key_of({"a", "bc", "3", "h"}));
 }

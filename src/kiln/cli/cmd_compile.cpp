@@ -38,6 +38,7 @@ struct Request {
   bool no_cache = false;
   bool explain_cache = false;
   std::string precision;
+  std::string invocation;
   bool no_tuning = false;
   std::string executor;
 };
@@ -82,6 +83,9 @@ Result<std::optional<Request>> parse_request(Context& context) {
   bool no_tuning = false;
   app.add_option("--precision", precision, "highest (default), f16-inputs or bf16-inputs: contractions take narrow inputs, "
                                            "accumulate in f32");
+  std::string invocation;
+  app.add_option("--invocation", invocation, "sync (default) or async: the module's functions take a wait and a signal "
+                                             "fence, so calls can be queued back to back");
   app.add_flag("--no-tuning", no_tuning, "ignore tuning records ('kiln tune') for these programs");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
   if (KILN_TRY(parse_args(app, context))) return std::nullopt;
@@ -91,6 +95,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   request.jobs = jobs;
   request.no_cache = no_cache;
   request.precision = precision;
+  request.invocation = invocation;
   request.no_tuning = no_tuning;
   request.explain_cache = explain;
   request.executor = executor;
@@ -116,6 +121,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   if (!output_dir.empty()) job.output_dir = output_dir;
   if (!opt_level.empty()) job.options.opt_level = opt_level;
   if (!request.precision.empty()) job.options.precision = request.precision;
+  if (!request.invocation.empty()) job.options.invocation = request.invocation;
   if (request.no_tuning) job.options.use_tuning = false;
   if (tiling && no_tiling) return fail(Code::kInvalidArgument, "--data-tiling and --no-data-tiling contradict each other");
   if (tiling || no_tiling) job.options.data_tiling = tiling;

@@ -21,7 +21,7 @@ namespace {
 void log_line(const std::string& line) { std::cerr << "[tune] " << line << "\n"; }
 
 struct PrepareArgs {
-  std::string model, target, output, precision, from;
+  std::string model, target, output, precision, invocation, from;
   size_t per_dispatch = 0;
   int jobs = 0;
   uint64_t seed = 0;
@@ -33,6 +33,7 @@ void add_prepare_args(CLI::App& app, PrepareArgs& a, bool needs_output) {
   auto* out = app.add_option("-o,--output", a.output, "the bundle folder (new)");
   if (needs_output) out->required();
   app.add_option("--precision", a.precision, "highest (default), f16-inputs or bf16-inputs");
+  app.add_option("--invocation", a.invocation, "sync (default) or async: tune the module for calls queued back to back");
   app.add_option("--per-dispatch", a.per_dispatch, "configurations tried per dispatch (default 24 on GPUs, 6 on CPUs)")
       ->check(CLI::Range(0, 500));
   app.add_option("-j,--jobs", a.jobs, "compiles at once (default: one per CPU)")->check(CLI::Range(1, 1024));
@@ -43,6 +44,7 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   auto target = KILN_TRY(target::resolve(a.target));
   compile::Options check;
   check.precision = a.precision;
+  check.invocation = a.invocation;
   KILN_TRY_STATUS(compile::validate(check));
   std::error_code ec;
   KILN_TRY_STATUS(util::expect_regular_file(a.model));
@@ -54,6 +56,7 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   o.target = target;
   o.output = output;
   o.precision = a.precision == "highest" ? "" : a.precision;
+  o.invocation = a.invocation == "sync" ? "" : a.invocation;
   o.per_dispatch = a.per_dispatch ? a.per_dispatch : target.backend == target::Backend::kCpu ? 6 : 24;
   o.pool.jobs = a.jobs ? a.jobs : compile::available_cpus();
   o.from = from;
@@ -137,8 +140,9 @@ Result<int> tune_list(Context& context, bool json) {
   }
   if (records.empty()) std::cout << "no tuning records in " << db.root().string() << "\n";
   for (const auto& r : records) {
-    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:>9.4f} ms (was {:.4f})  {}  {}\n", r.key.substr(0, 12), r.program_name,
-                             r.target_spec, r.id.precision, r.latency_ms, r.baseline_ms, r.device, r.measured_at);
+    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:<5} {:>9.4f} ms (was {:.4f})  {}  {}\n", r.key.substr(0, 12),
+                             r.program_name, r.target_spec, r.id.precision, r.id.invocation, r.latency_ms, r.baseline_ms,
+                             r.device, r.measured_at);
   }
   return 0;
 }

@@ -79,6 +79,13 @@ const std::vector<std::string>& precision_policies() {
 
 std::string precision_name(const std::string& precision) { return precision.empty() ? "highest" : precision; }
 
+const std::vector<std::string>& invocation_models() {
+  static const std::vector<std::string> models = {"sync", "async"};
+  return models;
+}
+
+std::string invocation_name(const std::string& invocation) { return invocation.empty() ? "sync" : invocation; }
+
 namespace {
 
 // A flag a remote client may pass: an option of the compiler's optimization
@@ -111,6 +118,10 @@ Status validate(const Options& options, Origin origin) {
   const auto& policies = precision_policies();
   if (!options.precision.empty() && std::find(policies.begin(), policies.end(), options.precision) == policies.end()) {
     return fail(Code::kInvalidArgument, "precision '" + options.precision + "' is not one of " + util::join(policies, ", "));
+  }
+  const auto& models = invocation_models();
+  if (!options.invocation.empty() && std::find(models.begin(), models.end(), options.invocation) == models.end()) {
+    return fail(Code::kInvalidArgument, "invocation '" + options.invocation + "' is not one of " + util::join(models, ", "));
   }
   const auto& level = options.opt_level;
   if (!level.empty() && !(level.size() == 2 && level[0] == 'O' && level[1] >= '0' && level[1] <= '3')) {
@@ -148,6 +159,7 @@ std::vector<std::string> option_flags(const Options& options) {
                     (options.precision == "f16-inputs" ? "f16" : "bf16"));
     flags.push_back("--iree-global-opt-demote-contraction-inputs-operations=all");
   }
+  if (options.invocation == "async") flags.push_back("--iree-execution-model=async-external");
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   return flags;
 }
@@ -331,7 +343,8 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   auto warn = [&](const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; };
   std::optional<tuning::Record> tuned;
   if (tuning && options.use_tuning) {
-    auto found = tuning->find({*input_hash, unit.target.slug, tools.release, precision_name(options.precision)});
+    auto found = tuning->find({*input_hash, unit.target.slug, tools.release, precision_name(options.precision),
+                               invocation_name(options.invocation)});
     // A damaged record costs this compile its tuning, not its result.
     if (!found) warn("the tuning record was not used: " + found.error().message);
     if (found && *found) tuned = std::move(**found);
@@ -447,6 +460,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
       {"cache", {{"hit", false}, {"key", key}}},
       {"precision", precision_name(options.precision)},
+      {"invocation", invocation_name(options.invocation)},
   };
   if (tuned) {
     metadata["tuning"] = {{"record", tuned->key},

@@ -30,6 +30,10 @@ struct Options {
   // "" or "highest": the compiler's own numerics. "f16-inputs" and
   // "bf16-inputs": contractions take narrow inputs and accumulate in f32.
   std::string precision;
+  // "" or "sync": each call returns when its results are ready. "async": the
+  // module's functions take a wait and a signal fence (IREE's coarse-fences
+  // ABI), so a caller can queue calls back to back and wait once.
+  std::string invocation;
   // Apply the tuning record for this program and target, when there is one.
   bool use_tuning = true;
   // A folder of executable configurations (<executable>.mlir) to compile in
@@ -41,6 +45,10 @@ struct Options {
 const std::vector<std::string>& precision_policies();
 // The policy's name as records and metadata spell it ("" -> "highest").
 std::string precision_name(const std::string& precision);
+
+// The calling conventions, and their names in records and metadata.
+const std::vector<std::string>& invocation_models();
+std::string invocation_name(const std::string& invocation);
 
 struct Unit {
   fs::path input;

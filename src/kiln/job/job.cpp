@@ -157,6 +157,7 @@ Result<Job> load(const fs::path& file) {
     if (o.contains("opt_level")) job.options.opt_level = o["opt_level"].get<std::string>();
     if (o.contains("data_tiling")) job.options.data_tiling = o["data_tiling"].get<bool>();
     if (o.contains("precision")) job.options.precision = o["precision"].get<std::string>();
+    if (o.contains("invocation")) job.options.invocation = o["invocation"].get<std::string>();
     if (o.contains("tuning")) job.options.use_tuning = o["tuning"].get<bool>();
     if (o.contains("extra_flags")) job.options.extra_flags = o["extra_flags"].get<std::vector<std::string>>();
     if (o.contains("timeout_seconds")) {

@@ -1,6 +1,6 @@
 #include "kiln/runtime/module.h"
-#include "kiln/util/json.h"
 
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -8,6 +8,7 @@
 #include "kiln/mlir/scanner.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
+#include "kiln/util/json.h"
 #include "kiln/util/subprocess.h"
 
 namespace kiln::runtime {
@@ -35,6 +36,7 @@ Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& me
   sig.iree_release = meta["iree"].value("release", "");
   sig.default_device = meta["target"].value("runtime_device", "");
   if (auto p = meta.find("precision"); p != meta.end() && p->is_string()) sig.precision = p->get<std::string>();
+  if (auto p = meta.find("invocation"); p != meta.end() && p->is_string()) sig.invocation = p->get<std::string>();
   if (auto d = meta.find("deployment"); d != meta.end() && d->is_object()) {
     if (auto flags = d->find("runtime_flags"); flags != d->end() && flags->is_array()) {
       for (const auto& f : *flags) {
@@ -81,14 +83,17 @@ Result<ModuleSignature> from_reflection(const fs::path& module, const std::strin
   // "iree.abi.declaration: [sync |async ]func @name(...) -> (...)", one per
   // line of the dump; found by plain search (the dump quotes the module).
   std::string text;
+  std::set<std::string> async_functions;
   static const std::string marker = "iree.abi.declaration: ";
   for (size_t at = run->out.find(marker); at != std::string::npos; at = run->out.find(marker, at + 1)) {
     size_t end = run->out.find('\n', at);
     std::string_view decl = std::string_view(run->out).substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size());
+    bool async = util::starts_with(decl, "async ");
     for (std::string_view prefix : {"sync ", "async "}) {
       if (util::starts_with(decl, prefix)) decl.remove_prefix(prefix.size());
     }
     if (!util::starts_with(decl, "func @")) continue;
+    if (async) async_functions.insert(std::string(decl.substr(6, decl.find('(') - 6)));
     text += "func.func public " + std::string(decl.substr(5)) + " {\n}\n";
   }
   auto scanned = mlir::scan_text(text);
@@ -115,6 +120,7 @@ Result<ModuleSignature> from_reflection(const fs::path& module, const std::strin
                                              util::join(names, ", ")));
   }
   sig.function = chosen->name;
+  if (async_functions.count(chosen->name)) sig.invocation = "async";
   sig.inputs = chosen->arguments;
   sig.outputs = chosen->results;
   return sig;

@@ -26,6 +26,9 @@ struct ModuleSignature {
   std::string source;          // "kiln metadata" or "module reflection"
   // The precision policy that built the module ("highest" when unknown).
   std::string precision = "highest";
+  // The calling convention: "sync", or "async" (the function takes a wait
+  // and a signal fence after its inputs; the runtime tools pass them).
+  std::string invocation = "sync";
   // The deployment recipe kiln recorded (tuned runtime options), if any.
   std::vector<std::string> runtime_flags;
 };

@@ -60,6 +60,9 @@ double benchmark_row_ms(const nlohmann::json& row);
 // The figure that matters for deployment: the mean time per call over many
 // back-to-back calls with device-resident inputs, in milliseconds, once per
 // repetition (each repetition runs calls for at least `min_seconds`).
+// Calls to an asynchronous module are queued kAsyncBatch at a time, chained
+// by fences, with one wait per batch.
+inline constexpr int kAsyncBatch = 32;
 struct AmortizedSpec {
   RunSpec run;
   double min_seconds = 0.2;

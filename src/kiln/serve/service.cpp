@@ -44,6 +44,7 @@ Result<compile::Options> compile_options(const nlohmann::json& request, std::chr
   options.opt_level = o.value("opt_level", "");
   if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
   if (o.contains("precision")) options.precision = o["precision"].get<std::string>();
+  if (o.contains("invocation")) options.invocation = o["invocation"].get<std::string>();
   if (o.contains("tuning")) options.use_tuning = o["tuning"].get<bool>();
   options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
   double limit = std::min<double>(o.value("timeout_seconds", 1e9), static_cast<double>(job_timeout.count()));

@@ -60,7 +60,8 @@ Result<tuning::Record> apply(const fs::path& results_file, const fs::path& bundl
   }
 
   tuning::Record record;
-  record.id = {bundle.program_sha256, bundle.target_slug, bundle.iree_release, bundle.precision};
+  record.id = {bundle.program_sha256, bundle.target_slug, bundle.iree_release, bundle.precision,
+               bundle.invocation};
   record.program_name = bundle.program_name;
   record.target_spec = bundle.target_spec;
   record.device = results.device_name;

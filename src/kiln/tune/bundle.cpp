@@ -66,6 +66,7 @@ json to_json(const Bundle& b) {
                       {"runtime_device", b.runtime_device}, {"gpu", b.gpu}}},
           {"program", {{"name", b.program_name}, {"sha256", b.program_sha256}, {"function", b.function}}},
           {"precision", b.precision},
+          {"invocation", b.invocation},
           {"inputs", {{"seed", b.seed}}},
           {"dispatches", b.dispatches},
           {"candidates", candidates},
@@ -111,6 +112,7 @@ Result<Bundle> read_bundle(const fs::path& dir) {
     b.program_sha256 = p.at("sha256").get<std::string>();
     b.function = p.at("function").get<std::string>();
     b.precision = j.at("precision").get<std::string>();
+    b.invocation = j.value("invocation", "sync");
     b.seed = j.at("inputs").at("seed").get<uint64_t>();
     b.dispatches = j.value("dispatches", json::array());
     b.dropped = j.value("dropped", json::array());

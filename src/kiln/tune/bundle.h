@@ -49,6 +49,7 @@ struct Bundle {
   std::string gpu;  // the GPU the target names ("h100"), "" for an architecture or a CPU
   std::string program_name, program_sha256;
   std::string precision;
+  std::string invocation = "sync";  // the calling convention every candidate was built with
   std::string function;
   uint64_t seed = 0;
   std::vector<Candidate> candidates;

@@ -56,6 +56,7 @@ void compile_all(std::vector<Build>& builds, const PrepareOptions& o, const fs::
     Build& b = builds[i];
     compile::Options options;
     options.precision = o.precision;
+    options.invocation = o.invocation;
     options.use_tuning = false;
     options.timeout = o.compile_timeout;
     options.extra_flags = b.compile_flags;
@@ -169,9 +170,17 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
   if (program) builds.push_back({program->id, program->compile_flags, {}, {}, program->summary, "program"});
   std::sort(runtimes.begin(), runtimes.end(), by_time);
   runtime_names = {"defaults"};
+  // Round 1's ranking of runtime options holds for its own calling
+  // convention; under another (queued calls) the allocator's choices weigh
+  // differently, so more of them are measured again.
+  size_t keep = first.invocation == compile::invocation_name(o.invocation) ? 2 : 4;
   for (const auto& r : runtimes) {
-    if (runtime_names.size() >= 2) break;
+    if (runtime_names.size() >= keep) break;
     if (r.candidate->runtime_name != "defaults") runtime_names.push_back(r.candidate->runtime_name);
+  }
+  if (first.invocation != compile::invocation_name(o.invocation)) {
+    log(fmt::format("round 2 builds for {} calls; round 1 measured {} calls", compile::invocation_name(o.invocation),
+                    first.invocation));
   }
   log(fmt::format("round 2: {} combined modules x {} runtime option sets ({})", builds.size() + 1, runtime_names.size(),
                   util::join(runtime_names, ", ")));
@@ -242,6 +251,7 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
   bundle.program_name = compile::default_name(o.model);
   bundle.program_sha256 = sha;
   bundle.precision = compile::precision_name(o.precision);
+  bundle.invocation = compile::invocation_name(o.invocation);
   bundle.function = fn->name;
   bundle.seed = o.seed;
   bundle.created_at = util::utc_timestamp();

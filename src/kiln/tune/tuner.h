@@ -32,6 +32,7 @@ struct PrepareOptions {
   target::Target target;
   fs::path output;          // the bundle folder: must not hold a bundle yet
   std::string precision;    // a compile::precision_policies() name, "" = highest
+  std::string invocation;   // a compile::invocation_models() name, "" = sync
   size_t per_dispatch = 24; // configurations tried per dispatch
   compile::PoolOptions pool;
   fs::path from;            // round 2: the round-1 results file (its bundle is its folder)

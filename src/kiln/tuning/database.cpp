@@ -33,6 +33,8 @@ std::string key_of(const Identity& id) {
   section(bytes, "target", id.target_slug);
   section(bytes, "iree.release", id.iree_release);
   section(bytes, "precision", id.precision);
+  // Absent for the synchronous convention, so records keep their keys.
+  if (id.invocation != "sync") section(bytes, "invocation", id.invocation);
   return util::sha256_hex(bytes);
 }
 
@@ -59,6 +61,7 @@ json to_json(const Record& r) {
           {"target", {{"spec", r.target_spec}, {"slug", r.id.target_slug}}},
           {"iree_release", r.id.iree_release},
           {"precision", r.id.precision},
+          {"invocation", r.id.invocation},
           {"device", r.device},
           {"candidate", r.candidate},
           {"summary", r.summary},
@@ -91,6 +94,7 @@ Result<Record> record_from_json(const json& j, const std::string& where) {
     r.id.target_slug = j.at("target").at("slug").get<std::string>();
     r.id.iree_release = j.at("iree_release").get<std::string>();
     r.id.precision = j.at("precision").get<std::string>();
+    r.id.invocation = j.value("invocation", "sync");
     r.device = j.value("device", "");
     r.candidate = j.value("candidate", "");
     r.summary = j.value("summary", "");
@@ -179,7 +183,8 @@ Result<std::vector<Record>> Database::list() const {
     out.push_back(KILN_TRY(read_record(entry.path())));
   }
   std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
-    return std::tie(a.program_name, a.target_spec, a.id.precision) < std::tie(b.program_name, b.target_spec, b.id.precision);
+    return std::tie(a.program_name, a.target_spec, a.id.precision, a.id.invocation) <
+           std::tie(b.program_name, b.target_spec, b.id.precision, b.id.invocation);
   });
   return out;
 }

@@ -32,6 +32,7 @@ struct Identity {
   std::string target_slug;   // "cuda-sm_90"
   std::string iree_release;  // "3.13.0"
   std::string precision;     // "highest", "f16-inputs", "bf16-inputs"
+  std::string invocation = "sync";  // "sync", "async" (coarse fences)
 };
 
 // The tagged digest of an identity: the record's folder name.
