@@ -1,5 +1,6 @@
 #include "kiln/util/subprocess.h"
 
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -45,6 +46,39 @@ TEST(Subprocess, TimeoutKillsTheWholeProcessGroup) {
   EXPECT_LT(r->wall_seconds, 5.0);
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(Subprocess, TheDeadlineHoldsAfterTheChildClosesItsPipes) {
+  // The child closes stdout and stderr, then runs on: the wait for it keeps
+  // the deadline (it used to block until the child ended, 6 s later).
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_process({.argv = {"/bin/sh", "-c", "exec >&- 2>&-; sleep 6"}, .timeout = std::chrono::milliseconds(300)});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST(Subprocess, CancellationHoldsAfterTheChildClosesItsPipes) {
+  std::atomic<bool> cancel{false};
+  std::thread setter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_process({.argv = {"/bin/sh", "-c", "exec >&- 2>&-; sleep 6"}, .cancel = &cancel});
+  setter.join();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kCancelled);
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST(Subprocess, ABadWorkingFolderIsAnErrorNotAHalfSetUpChild) {
+  auto r = run_process({.argv = {"/bin/true"}, .cwd = std::filesystem::path("/nonexistent/kiln/folder")});
+  // glibc reports a failed chdir as posix_spawn's own error.
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/bin/true"), std::string::npos) << r.error().message;
 }
 
 TEST(Subprocess, ReportsCrashSignal) {
