@@ -33,13 +33,30 @@ struct Removal {
   }
 };
 
-// As root, the image's user must own the writable folder; afterwards its
-// files go back to root. Without root, the container runs as the caller.
 void give_folder(const fs::path& dir, uid_t uid, gid_t gid) {
   std::error_code ec;
-  ::chown(dir.c_str(), uid, gid);
-  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) ::lchown(e.path().c_str(), uid, gid);
+  (void)::chown(dir.c_str(), uid, gid);
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) (void)::lchown(e.path().c_str(), uid, gid);
 }
+
+// As root, the image's user must own the writable folder while the
+// container runs; on every way out, early errors included, its files go
+// back to root. Without root, the container runs as the caller: no loan.
+class FolderLoan {
+ public:
+  explicit FolderLoan(fs::path dir) : dir_(std::move(dir)), root_(::geteuid() == 0) {
+    if (root_) give_folder(dir_, kImageUser, kImageUser);
+  }
+  ~FolderLoan() {
+    if (root_) give_folder(dir_, 0, 0);
+  }
+  FolderLoan(const FolderLoan&) = delete;
+  FolderLoan& operator=(const FolderLoan&) = delete;
+
+ private:
+  fs::path dir_;
+  bool root_;
+};
 
 }  // namespace
 
@@ -133,8 +150,9 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
   using Clock = std::chrono::steady_clock;
   fs::path out = fs::absolute(request.output_dir);
   std::string report = (out / ".kiln-exec.json").string();
-  bool root = ::geteuid() == 0;
-  if (root) give_folder(out, kImageUser, kImageUser);
+  // Declared before the container's removal: the container goes first,
+  // then the folder comes back.
+  FolderLoan loan(out);
 
   std::string name = fmt::format("kiln-{}-{}", ::getpid(), counter_++);
   auto created = engine_.call("POST", "/containers/create?name=" + name, container_config(request, report));
@@ -188,7 +206,6 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
     if (!j.is_discarded()) result.peak_rss_kib = j.value("peak_rss_kib", 0L);
     fs::remove(report);
   }
-  if (root) give_folder(out, 0, 0);
   if (cancelled_by == -1) return fail(Code::kCancelled, "cancelled; stopped and removed container " + name);
   if (cancelled_by) {
     return fail(Code::kCancelled, std::string("interrupted by ") + ::strsignal(cancelled_by) +
