@@ -113,6 +113,29 @@ TEST_F(Cache, CorruptEntryIsDetectedDroppedAndRebuilt) {
   EXPECT_TRUE(hit(compile({mlp, "-t", "cpu", "-o", "c"}))) << "rebuilt and cached again";
 }
 
+TEST_F(Cache, DamagedMetadataInAnEntryIsAMissNotACrash) {
+  // An entry whose module is intact but whose metadata is not a record
+  // (here `{}`) used to end the compile in std::terminate (exit 134).
+  std::string mlp = model("mlp.mlir").string();
+  ASSERT_EQ(compile({mlp, "-t", "cpu", "-o", "a"}).status, 0);
+  fs::path shard;
+  for (const auto& s : fs::directory_iterator(dir() / "cache/v1/entries")) shard = s.path();
+  fs::path entry = fs::directory_iterator(shard)->path();
+  write(entry / "metadata.json", "{}");
+  Outcome r = compile({mlp, "-t", "cpu", "-o", "b"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto unit = r.json()["units"][0];
+  EXPECT_FALSE(unit["cache_hit"].get<bool>());
+  EXPECT_NE(unit.value("warning", "").find("not kiln module metadata"), std::string::npos) << unit.dump();
+  EXPECT_EQ(stats()["corrupt_dropped"], 1);
+  EXPECT_TRUE(hit(compile({mlp, "-t", "cpu", "-o", "c"}))) << "rebuilt and cached again";
+  // The same damage in a module's own metadata file: a clear error, exit 2.
+  write(dir() / "c/mlp.cpu-host.json", R"({"format": "kiln-module-metadata", "format_version": 1, "iree": []})");
+  Outcome run = kiln({"run", (dir() / "c/mlp.cpu-host.vmfb").string()});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_NE(run.err.find(".iree is not an object"), std::string::npos) << run.err;
+}
+
 TEST_F(Cache, FullDisks) {
   fs::create_directories(dir() / "small");
   if (::mount("tmpfs", (dir() / "small").c_str(), "tmpfs", 0, "size=16k") != 0) {

@@ -1,6 +1,9 @@
 #include "kiln/compile/pool.h"
 
 #include <atomic>
+#include <stdexcept>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -49,6 +52,26 @@ TEST(Pool, EventsFireForEveryUnit) {
   run_pool(5, {2, 0}, [] { return uint64_t{1}; }, [](size_t) {}, events);
   EXPECT_EQ(started.load(), 5);
   EXPECT_EQ(finished.load(), 5);
+}
+
+TEST(Pool, AnExceptionInAUnitFailsThatUnitOnly) {
+  // Before the catch at the thread's entry this ended the process in
+  // std::terminate.
+  std::atomic<int> done{0}, finished{0};
+  std::vector<std::string> crashes(4);
+  PoolEvents events;
+  events.finished = [&](size_t) { ++finished; };
+  events.crashed = [&](size_t i, const std::string& what) { crashes[i] = what; };
+  run_pool(4, {2, 0}, [] { return uint64_t{1}; },
+           [&](size_t i) {
+             if (i == 1) throw std::runtime_error("type must be number, but is null");
+             ++done;
+           },
+           events);
+  EXPECT_EQ(done.load(), 3);
+  EXPECT_EQ(finished.load(), 4);
+  EXPECT_EQ(crashes[1], "type must be number, but is null");
+  EXPECT_TRUE(crashes[0].empty());
 }
 
 TEST(Pool, MachineFacts) {

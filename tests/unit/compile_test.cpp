@@ -114,3 +114,46 @@ TEST(Compile, RemoteClientsPassOnlyFlagsThatNameNoFile) {
 }
 
 }  // namespace kiln::compile
+
+namespace kiln::compile {
+
+TEST(ModuleRecord, ReadsEveryFieldItsReadersUseAndNamesTheDamagedOne) {
+  nlohmann::json good = nlohmann::json::parse(R"({
+    "format": "kiln-module-metadata", "format_version": 1,
+    "iree": {"release": "3.13.0"}, "target": {"spec": "cpu", "runtime_device": "local-task"},
+    "input": {}, "output": {"sha256": "ab", "size_bytes": 12},
+    "compile": {"wall_seconds": 0.5, "peak_rss_bytes": 1024},
+    "invocation": "async",
+    "functions": [{"name": "main", "visibility": "public",
+                   "arguments": [{"name": "x", "type": "tensor<2x3xf32>"}], "results": [{"type": "tensor<2xbf16>"}]}],
+    "deployment": {"runtime_flags": ["--device_allocator=caching"]}})");
+  auto r = record_from_json(good, "m.json");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->iree_release, "3.13.0");
+  EXPECT_EQ(r->invocation, "async");
+  EXPECT_EQ(r->precision, "highest");
+  EXPECT_EQ(r->output_size_bytes, 12u);
+  ASSERT_EQ(r->functions.size(), 1u);
+  EXPECT_EQ(r->functions[0].arguments[0].type.dims, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(r->runtime_flags, (std::vector<std::string>{"--device_allocator=caching"}));
+
+  auto damaged = [&](const char* pointer, nlohmann::json value) {
+    nlohmann::json j = good;
+    j[nlohmann::json::json_pointer(pointer)] = value;
+    auto bad = record_from_json(j, "m.json");
+    return bad ? std::string("accepted") : bad.error().message;
+  };
+  EXPECT_NE(damaged("/iree", nlohmann::json::array()).find("m.json: damaged module metadata: .iree is not an object"),
+            std::string::npos);
+  EXPECT_NE(damaged("/output/size_bytes", "12").find(".output.size_bytes is not a number"), std::string::npos);
+  EXPECT_NE(damaged("/functions/0/arguments/0/type", 3).find(".functions[0].arguments[0].type is not a string"),
+            std::string::npos);
+  EXPECT_NE(damaged("/functions/0/arguments/0/type", "tensor<2x").find(".functions[0].arguments[0].type"),
+            std::string::npos);
+  EXPECT_NE(damaged("/deployment/runtime_flags/0", nullptr).find("runtime_flags"), std::string::npos);
+  EXPECT_NE(damaged("/format_version", "1").find("format version"), std::string::npos);
+  EXPECT_FALSE(record_from_json(nlohmann::json::object(), "m.json"));
+  EXPECT_FALSE(record_from_json(nlohmann::json::array(), "m.json"));
+}
+
+}  // namespace kiln::compile

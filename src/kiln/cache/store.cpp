@@ -137,10 +137,7 @@ Result<std::optional<Entry>> Store::lookup(const std::string& key) {
             entry->value("format_version", 0) == kFormatVersion && entry->value("key", "") == key &&
             entry->value("module_sha256", "") == *sha;
   if (!ok) {
-    fs::path doomed = root_ / "tmp" / (".corrupt-" + key);
-    fs::rename(dir, doomed, ec);
-    fs::remove_all(ec ? dir : doomed, ec);
-    KILN_TRY_STATUS(bump("corrupt"));
+    KILN_TRY_STATUS(discard(key));
     KILN_TRY_STATUS(bump("misses"));
     return std::nullopt;
   }
@@ -148,6 +145,16 @@ Result<std::optional<Entry>> Store::lookup(const std::string& key) {
   ::utimensat(AT_FDCWD, (dir / "used").c_str(), nullptr, 0);
   KILN_TRY_STATUS(bump("hits"));
   return Entry{key, dir / "module.vmfb", std::move(*metadata)};
+}
+
+Status Store::discard(const std::string& key) {
+  // Renamed away first, so no reader ever sees half an entry.
+  std::error_code ec;
+  fs::path dir = entry_dir(key);
+  fs::path doomed = root_ / "tmp" / (".corrupt-" + key);
+  fs::rename(dir, doomed, ec);
+  fs::remove_all(ec ? dir : doomed, ec);
+  return bump("corrupt");
 }
 
 Status Store::insert(const std::string& key, const KeyParts& parts, const fs::path& module, const nlohmann::json& metadata) {

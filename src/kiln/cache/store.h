@@ -53,6 +53,8 @@ class Store {
   Result<std::optional<Entry>> lookup(const std::string& key);
   // Adds an entry (a no-op if another process added it first), then evicts
   // least-recently-used entries while the cache is over its size limit.
+  // Removes an entry that a reader found damaged (counted as corrupt).
+  Status discard(const std::string& key);
   Status insert(const std::string& key, const KeyParts& parts, const fs::path& module, const nlohmann::json& metadata);
   Result<Stats> stats();
   // Removes every entry; keeps the counters.

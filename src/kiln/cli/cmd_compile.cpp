@@ -171,10 +171,10 @@ nlohmann::json manifest_json(const std::vector<UnitRun>& runs) {
   nlohmann::json artifacts = nlohmann::json::array(), failures = nlohmann::json::array();
   for (const auto& r : runs) {
     if (r.outcome) {
-      const auto& m = r.outcome->metadata;
+      const auto& m = r.outcome->record;
       artifacts.push_back({{"input", r.input->path.string()}, {"name", r.input->name}, {"target", r.target->spec},
-                           {"module", r.outcome->module_path.filename().string()}, {"sha256", m["output"]["sha256"]},
-                           {"size_bytes", m["output"]["size_bytes"]},
+                           {"module", r.outcome->module_path.filename().string()}, {"sha256", m.output_sha256},
+                           {"size_bytes", m.output_size_bytes},
                            {"metadata", r.outcome->metadata_path.filename().string()},
                            {"cache_hit", r.outcome->cache_hit}});
     } else {
@@ -192,7 +192,7 @@ void print_summary(const std::vector<UnitRun>& runs) {
     if (r.outcome) {
       std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec,
                                r.outcome->cache_hit ? "cached" : "built", r.seconds,
-                               util::human_bytes(r.outcome->metadata["output"]["size_bytes"].get<double>()),
+                               util::human_bytes(static_cast<double>(r.outcome->record.output_size_bytes)),
                                r.outcome->module_path.string());
     } else {
       std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec, "FAILED",
@@ -254,13 +254,17 @@ Result<int> run_compile(Context& context) {
                        : Result<compile::Outcome>(tl::unexpected(module.error()));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (r.outcome) {
-      uint64_t peak = r.outcome->metadata["compile"]["peak_rss_bytes"].get<uint64_t>();
+      uint64_t peak = r.outcome->record.peak_rss_bytes;
       uint64_t seen = largest_peak.load();
       while (peak > seen && !largest_peak.compare_exchange_weak(seen, peak)) {
       }
     }
   };
   compile::PoolEvents events;
+  events.crashed = [&](size_t i, const std::string& what) {
+    runs[i].outcome = fail(Code::kInternal, "internal error while compiling this unit: " + what +
+                                                "; the other units were not affected; please report it");
+  };
   if (!quiet) {
     events.started = [&](size_t i) { progress.started(i); };
     events.finished = [&](size_t i) {
@@ -286,12 +290,13 @@ Result<int> run_compile(Context& context) {
     if (r.outcome) {
       units.push_back({{"input", r.input->path.string()}, {"target", r.target->spec}, {"ok", true},
                        {"module", r.outcome->module_path.string()}, {"metadata", r.outcome->metadata_path.string()},
-                       {"cache_hit", r.outcome->cache_hit}, {"record", r.outcome->metadata}});
+                       {"cache_hit", r.outcome->cache_hit}, {"record", r.outcome->record.json}});
+      if (!r.outcome->warning.empty()) units.back()["warning"] = r.outcome->warning;
       if (!quiet) {
         if (!r.outcome->cache_explanation.empty()) std::cerr << r.label << ": " << r.outcome->cache_explanation << "\n";
         if (!r.outcome->warning.empty()) std::cerr << "kiln: warning: " << r.label << ": " << r.outcome->warning << "\n";
-        if (r.outcome->metadata["target"].contains("note") && !r.outcome->cache_hit && runs.size() == 1) {
-          std::cerr << "note: " << r.outcome->metadata["target"]["note"].get<std::string>() << "\n";
+        if (!r.outcome->record.target_note.empty() && !r.outcome->cache_hit && runs.size() == 1) {
+          std::cerr << "note: " << r.outcome->record.target_note << "\n";
         }
       }
     } else {

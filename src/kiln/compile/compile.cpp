@@ -269,7 +269,9 @@ Result<Outcome> publish(const fs::path& staged_module, const fs::path& final_mod
     fs::remove(final_module, ec);
     return tl::unexpected(published.error().context(context));
   }
-  return Outcome{final_module, final_metadata, std::move(metadata)};
+  auto record = record_from_json(metadata, final_metadata.string());
+  if (!record) return tl::unexpected(record.error().context(context));
+  return Outcome{final_module, final_metadata, std::move(*record)};
 }
 
 // The executable configurations (<executable>.mlir) in a folder, by name.
@@ -400,6 +402,14 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     if (!hit) {
       warn("the cache could not be read: " + hit.error().message);
       hit = std::optional<cache::Entry>();
+    }
+    // An entry whose metadata is damaged is a miss: this compile replaces it.
+    if (*hit) {
+      if (auto checked = record_from_json((*hit)->metadata, "the cache entry " + key.substr(0, 12)); !checked) {
+        warn(checked.error().message);
+        (void)cache.store->discard(key);
+        hit = std::optional<cache::Entry>();
+      }
     }
     if (*hit) fs::copy_file((*hit)->module, staged_module, ec);
     if (*hit && ec) {

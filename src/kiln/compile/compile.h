@@ -13,6 +13,7 @@
 
 #include "kiln/cache/store.h"
 #include "kiln/compile/executor.h"
+#include "kiln/compile/record.h"
 #include "kiln/mlir/module_info.h"
 #include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
@@ -62,7 +63,7 @@ struct Unit {
 struct Outcome {
   fs::path module_path;
   fs::path metadata_path;
-  nlohmann::json metadata;
+  ModuleRecord record;  // the metadata, checked; record.json is the file's content
   bool cache_hit = false;
   std::string cache_explanation;  // with CacheUse::explain, why a lookup missed
   std::string warning;            // a problem that did not fail the unit (the cache was full, ...)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -37,7 +38,21 @@ void run_pool(size_t count, const PoolOptions& options, const std::function<uint
       lock.unlock();
       if (events.started) events.started(i);
       threads.emplace_back([&, i] {
-        work(i);
+        std::string what;
+        try {
+          work(i);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+          what = "an exception of unknown type";
+        }
+        if (!what.empty()) {
+          if (events.crashed) {
+            events.crashed(i, what);
+          } else {
+            std::fprintf(stderr, "kiln: internal error in unit %zu: %s\n", i, what.c_str());
+          }
+        }
         std::lock_guard<std::mutex> guard(mu);
         finished_queue.push_back(i);
         done_cv.notify_all();

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kiln/compile/record.h"
 #include "kiln/mlir/scanner.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
@@ -14,47 +15,28 @@
 namespace kiln::runtime {
 namespace {
 
-Result<mlir::ValueType> type_from_json(const nlohmann::json& value) {
-  return mlir::parse_type(value.at("type").get<std::string>());
-}
-
 Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& meta_path, const std::string& function) {
   auto text = util::read_file(meta_path);
   if (!text) return tl::unexpected(text.error());
   nlohmann::json meta = KILN_TRY(util::parse_json(*text, meta_path.string()));
-  if (!meta.is_object()) return fail(Code::kInvalidArgument, meta_path.string() + ": not kiln module metadata");
-  if (meta.value("format", "") != "kiln-module-metadata") {
-    return fail(Code::kInvalidArgument, meta_path.string() + ": not kiln module metadata");
-  }
-  if (meta.value("format_version", 0) != 1) {
-    return fail(Code::kInvalidArgument, fmt::format("{}: metadata format version {} is not known to this kiln (1 is)",
-                                                    meta_path.string(), meta.value("format_version", 0)));
-  }
+  auto record = KILN_TRY(compile::record_from_json(meta, meta_path.string()));
   ModuleSignature sig;
   sig.path = module;
   sig.source = "kiln metadata";
-  sig.iree_release = meta["iree"].value("release", "");
-  sig.default_device = meta["target"].value("runtime_device", "");
-  if (auto p = meta.find("precision"); p != meta.end() && p->is_string()) sig.precision = p->get<std::string>();
-  if (auto p = meta.find("invocation"); p != meta.end() && p->is_string()) sig.invocation = p->get<std::string>();
-  if (auto d = meta.find("deployment"); d != meta.end() && d->is_object()) {
-    if (auto flags = d->find("runtime_flags"); flags != d->end() && flags->is_array()) {
-      for (const auto& f : *flags) {
-        if (f.is_string()) sig.runtime_flags.push_back(f.get<std::string>());
-      }
-    }
-  }
+  sig.iree_release = record.iree_release;
+  sig.default_device = record.runtime_device;
+  sig.precision = record.precision;
+  sig.invocation = record.invocation;
+  sig.runtime_flags = record.runtime_flags;
   std::vector<std::string> publics;
-  for (const auto& f : meta["functions"]) {
-    if (f.value("visibility", "") != "public") continue;
-    publics.push_back(f["name"]);
-    if (!function.empty() && f["name"] != function) continue;
+  for (const auto& f : record.functions) {
+    if (!f.is_public) continue;
+    publics.push_back(f.name);
+    if (!function.empty() && f.name != function) continue;
     if (function.empty() && publics.size() > 1) continue;
-    sig.function = f["name"];
-    sig.inputs.clear();
-    sig.outputs.clear();
-    for (const auto& a : f["arguments"]) sig.inputs.push_back({a.value("name", ""), KILN_TRY(type_from_json(a))});
-    for (const auto& r : f["results"]) sig.outputs.push_back({r.value("name", ""), KILN_TRY(type_from_json(r))});
+    sig.function = f.name;
+    sig.inputs = f.arguments;
+    sig.outputs = f.results;
   }
   if (function.empty() && publics.size() > 1) {
     return fail(Code::kInvalidArgument, fmt::format("{} has {} public functions ({}); choose one with --function",

@@ -153,7 +153,11 @@ Result<std::vector<double>> benchmark(const toolchain::Toolchain& tools, compile
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
-      results[i] = executor.run({argv, sig.path, spec.run.work_dir, spec.run.timeout, {}, wants_gpu(spec.run.device)});
+      try {
+        results[i] = executor.run({argv, sig.path, spec.run.work_dir, spec.run.timeout, {}, wants_gpu(spec.run.device)});
+      } catch (const std::exception& e) {
+        results[i] = fail(Code::kInternal, std::string("internal error while benchmarking: ") + e.what());
+      }
     });
   }
   for (auto& t : threads) t.join();

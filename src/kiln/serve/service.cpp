@@ -337,7 +337,26 @@ void Service::worker_loop() {
       wake_.wait_for(lock, std::chrono::milliseconds(250));
       continue;
     }
-    run_job(std::move(*job));
+    std::string id = job->id;
+    // Caught at the thread's entry: an exception fails this job, never the
+    // service and the jobs of the other workers.
+    std::string what;
+    try {
+      run_job(std::move(*job));
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "an exception of unknown type";
+    }
+    if (!what.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cancels_.erase(id);
+      }
+      log("job " + id + " failed with an internal error: " + what);
+      (void)store_->finish(id, "failed", nlohmann::json::array(), code_name(Code::kInternal),
+                           "internal error while running the job: " + what + "; please report it");
+    }
   }
 }
 
@@ -373,8 +392,8 @@ void Service::run_job(JobRecord job) {
                                                                 options, *module, tools_, *executor_, cache_use,
                                                                 tuning ? &*tuning : nullptr);
     if (outcome) {
-      const auto& m = outcome->metadata;
-      double seconds = m["compile"]["wall_seconds"].get<double>();
+      const auto& m = outcome->record;
+      double seconds = m.compile_wall_seconds;
       {
         std::lock_guard<std::mutex> lock(metrics_mu_);
         if (outcome->cache_hit) {
@@ -389,8 +408,8 @@ void Service::run_job(JobRecord job) {
         }
       }
       units.push_back({{"target", spec}, {"ok", true}, {"module", outcome->module_path.filename().string()},
-                       {"metadata", outcome->metadata_path.filename().string()}, {"sha256", m["output"]["sha256"]},
-                       {"size_bytes", m["output"]["size_bytes"]}, {"cache_hit", outcome->cache_hit},
+                       {"metadata", outcome->metadata_path.filename().string()}, {"sha256", m.output_sha256},
+                       {"size_bytes", m.output_size_bytes}, {"cache_hit", outcome->cache_hit},
                        {"compile_seconds", seconds},
                        {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, outcome->module_path.filename().string())},
                                   {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, outcome->metadata_path.filename().string())}}}});

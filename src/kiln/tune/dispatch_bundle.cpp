@@ -47,7 +47,10 @@ Result<DispatchBundle> prepare_dispatch_bundle(const fs::path& model, const mlir
   b.runtime_device = target.runtime_device;
   b.program_name = compile::default_name(model);
   b.program_sha256 = sha;
-  if (program.metadata.contains("tuning")) b.tuning_record = program.metadata["tuning"].value("record", "");
+  const auto& meta = program.record.json;
+  if (auto t = meta.find("tuning"); t != meta.end() && t->is_object() && t->contains("record") && (*t)["record"].is_string()) {
+    b.tuning_record = (*t)["record"].get<std::string>();
+  }
   for (const auto& src : sources) {
     std::string name = src.stem().string() + ".vmfb";
     std::vector<std::string> argv = {tools.compile.string(), src.string()};

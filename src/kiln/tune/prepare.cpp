@@ -65,7 +65,11 @@ void compile_all(std::vector<Build>& builds, const PrepareOptions& o, const fs::
     size_t n = ++done;
     if (n % 10 == 0 || n == builds.size()) log(fmt::format("compiled {}/{} candidates", n, builds.size()));
   };
-  compile::run_pool(builds.size(), o.pool, [] { return uint64_t{1} << 30; }, work, {});
+  compile::PoolEvents events;
+  events.crashed = [&](size_t i, const std::string& what) {
+    builds[i].outcome = fail(Code::kInternal, "internal error while compiling this candidate: " + what);
+  };
+  compile::run_pool(builds.size(), o.pool, [] { return uint64_t{1} << 30; }, work, events);
 }
 
 Status write_configs(const fs::path& stage, const Build& b) {
@@ -264,7 +268,7 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
                     "the compiler's own choices", "reference"});
   compile_all(builds, o, stage, tools, executor, sha, [](const std::string&) {});
   if (!builds[0].outcome) return tl::unexpected(builds[0].outcome.error().context("the reference module"));
-  std::string ref_sha = builds[0].outcome->metadata["output"]["sha256"];
+  std::string ref_sha = builds[0].outcome->record.output_sha256;
   builds[0].compile_flags.clear();
 
   std::vector<std::string> runtime_names;
@@ -284,7 +288,7 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
       bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", first_line(b.outcome.error().message)}});
       continue;
     }
-    std::string out_sha = b.outcome->metadata["output"]["sha256"];
+    std::string out_sha = b.outcome->record.output_sha256;
     auto [it, fresh] = seen.emplace(out_sha, b.id);
     if (!fresh) {
       bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", "the same module as " + it->second}});
