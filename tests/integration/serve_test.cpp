@@ -4,6 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <thread>
 
 #include "harness.h"
@@ -96,6 +101,27 @@ class Serve : public KilnTest {
           "while [ $# -gt 1 ]; do [ \"$1\" = -o ] && printf 'module' > \"$2\"; shift; done\n");
     ::chmod((dir() / "slow-iree/iree-compile").c_str(), 0755);
     return dir() / "slow-iree";
+  }
+
+  // A raw TCP connection to the server, for clients that misbehave.
+  int connect_raw() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(port_)));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  // True when the server closed `fd` within `ms` (end of stream or reset).
+  static bool closed_within(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return ::recv(fd, &c, 1, 0) <= 0;
   }
 
   pid_t pid_ = -1;
@@ -253,6 +279,65 @@ TEST_F(Serve, CancelStopsTheCompiler) {
   std::string pid = std::string(util::trim(*util::read_file(dir() / "compiler.pids")));
   EXPECT_FALSE(fs::exists("/proc/" + pid)) << "the compiler was left running";
   EXPECT_EQ(curl({"-X", "POST", url("/v1/jobs/" + running + "/cancel")}).status, 200) << "cancelling twice is fine";
+}
+
+TEST_F(Serve, HealthzIsAnsweredWhileManyIdleConnectionsAreHeldOpen) {
+  // 300 idle connections from one address, more than both caps: each new
+  // one displaces the longest-idle, and /healthz is still answered (it used
+  // to be reset for as long as 256 idle connections stayed open).
+  start();
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    int fd = connect_raw();
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  auto started = std::chrono::steady_clock::now();
+  Http health = curl({url("/healthz")}, false);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(health.status, 200) << log();
+  EXPECT_LT(ms, 2000) << "answered, not after a client timeout";
+  // The earliest idle connections were closed to make room.
+  EXPECT_TRUE(closed_within(idle.front(), 1000));
+  for (int fd : idle) ::close(fd);
+}
+
+TEST_F(Serve, HeadersThatDoNotArriveInTimeEndTheConnection) {
+  start({"--header-timeout", "0.5"});
+  int slow = connect_raw();
+  ASSERT_GE(slow, 0);
+  // Half a request line, then nothing: closed at the deadline.
+  ASSERT_GT(::send(slow, "GET /healthz HT", 15, 0), 0);
+  EXPECT_TRUE(closed_within(slow, 3000)) << "the connection outlived its header deadline";
+  ::close(slow);
+  // A keep-alive connection left idle ends the same way; the service answers throughout.
+  int idle = connect_raw();
+  EXPECT_TRUE(closed_within(idle, 3000));
+  ::close(idle);
+  EXPECT_EQ(curl({url("/healthz")}, false).status, 200);
+}
+
+TEST_F(Serve, SigtermWithConnectionsOpenStopsCleanly) {
+  start();
+  std::vector<int> open;
+  for (int i = 0; i < 20; ++i) open.push_back(connect_raw());
+  int partial = connect_raw();
+  ASSERT_GT(::send(partial, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n", 34, 0), 0);
+  ::kill(pid_, SIGTERM);
+  int status = -1;
+  pid_t done = 0;
+  for (int i = 0; i < 100 && done == 0; ++i) {
+    done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(done, pid_) << "still running 5 s after SIGTERM with connections open\n" << log();
+  pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  EXPECT_NE(log().find("kiln serve: stopped"), std::string::npos) << log();
+  for (int fd : open) EXPECT_TRUE(closed_within(fd, 1000));
+  EXPECT_TRUE(closed_within(partial, 1000));
+  for (int fd : open) ::close(fd);
+  ::close(partial);
 }
 
 TEST_F(Serve, KillNineAndRestartLosesNoJob) {

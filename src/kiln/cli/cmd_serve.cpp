@@ -66,11 +66,21 @@ Result<int> run_serve(Context& context) {
   app.add_option("--port-file", port_file, "write the port bound to this file (for --listen HOST:0)");
   app.add_option("--executor", executor, "local or docker (default: docker when its engine and image are there)")
       ->check(CLI::IsMember({"local", "docker"}));
+  serve::HttpOptions http;
+  double header_timeout = 10;
+  app.add_option("--max-connections", http.max_connections, "open connections in all (default 256)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max-connections-per-client", http.max_connections_per_client,
+                 "open connections from one address (default 64); over a cap, the longest-idle one is closed")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--header-timeout", header_timeout,
+                 "seconds a request's headers may take to arrive, and an idle connection stays open (default 10)")
+      ->check(CLI::Range(0.05, 3600.0));
   if (KILN_TRY(parse_args(app, context))) return 0;
+  http.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(header_timeout * 1000));
 
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return fail(Code::kInvalidArgument, "--listen " + listen + ": expected HOST:PORT");
-  serve::HttpOptions http;
   http.host = listen.substr(0, colon);
   http.port_file = port_file;
   http.port = static_cast<int>(KILN_TRY(config::parse_number("the port of --listen", listen.substr(colon + 1), 0, 65535)));
