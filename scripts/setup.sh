@@ -18,7 +18,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config git python3-venv
   nlohmann-json3-dev libvalijson-dev libcli11-dev libfmt-dev libexpected-dev
   libssl-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  shellcheck curl
+  shellcheck curl clang-14 libclang-rt-14-dev
 )
 
 install_system_packages() {

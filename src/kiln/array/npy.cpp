@@ -123,6 +123,9 @@ Result<Array> parse_npy(std::string_view bytes) {
   auto shape = header_value(header, "shape", '(', ')');
   if (!shape) return bad("the .npy header has no 'shape'");
   Array a;
+  // The product of the non-zero dimensions is bounded by the file's size
+  // as they are read, so no product of dimensions can overflow later.
+  uint64_t count = 1;
   for (const auto& part : util::split(*shape, ',')) {
     auto dim = util::trim(part);
     if (dim.empty()) continue;
@@ -131,6 +134,10 @@ Result<Array> parse_npy(std::string_view bytes) {
     long long v = std::strtoll(text.c_str(), &end, 10);
     if (*end != '\0' || v < 0) return bad("bad dimension '" + text + "' in the .npy shape");
     a.shape.push_back(v);
+    if (v > 0 && (count = count * static_cast<uint64_t>(v)) > bytes.size()) {
+      return bad(fmt::format("the .npy shape ({}) needs more elements than the file has bytes (truncated or corrupt file)",
+                             util::trim(*shape)));
+    }
   }
   for (const auto& d : kDescrs) {
     if (*descr == d.numpy) a.element = d.element;
@@ -199,37 +206,47 @@ Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesyste
     if (i == 0 || z.size() - i > 65557) break;
   }
   if (eocd == std::string::npos) return where("not a .npz (zip) archive, or truncated");
+  // Every offset and length read from the archive is checked against its
+  // size before it is used (fits() cannot overflow).
+  auto fits = [&](uint64_t offset, uint64_t length) { return offset <= z.size() && length <= z.size() - offset; };
   uint64_t entries = u16(p + eocd + 10), cd_offset = u32(p + eocd + 16);
   if (eocd >= 20 && u32(p + eocd - 20) == 0x07064b50) {  // zip64 locator
     uint64_t z64 = u64(p + eocd - 12);
-    if (z64 + 56 > z.size() || u32(p + z64) != 0x06064b50) return where("corrupt zip64 directory");
+    if (!fits(z64, 56) || u32(p + z64) != 0x06064b50) return where("corrupt zip64 directory");
     entries = u64(p + z64 + 32);
     cd_offset = u64(p + z64 + 48);
   }
   std::vector<std::pair<std::string, Array>> out;
   size_t at = cd_offset;
   for (uint64_t e = 0; e < entries; ++e) {
-    if (at + 46 > z.size() || u32(p + at) != 0x02014b50) return where("corrupt zip central directory");
+    if (!fits(at, 46) || u32(p + at) != 0x02014b50) return where("corrupt zip central directory");
     uint16_t method = u16(p + at + 10);
     uint64_t comp = u32(p + at + 20), size = u32(p + at + 24);
     uint16_t name_len = u16(p + at + 28), extra_len = u16(p + at + 30), comment_len = u16(p + at + 32);
     uint64_t local = u32(p + at + 42);
+    if (!fits(at, 46 + uint64_t{name_len} + extra_len + comment_len)) return where("corrupt zip central directory");
     std::string name = z.substr(at + 46, name_len);
     // zip64 extra field: the 64-bit values of the fields that read 0xFFFFFFFF.
-    for (size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
+    size_t extra_end = at + 46 + name_len + extra_len;
+    for (size_t x = at + 46 + name_len; x + 4 <= extra_end;) {
       uint16_t id = u16(p + x), len = u16(p + x + 2);
-      size_t v = x + 4;
+      size_t v = x + 4, field_end = std::min<size_t>(v + len, extra_end);
       if (id == 0x0001) {
-        if (size == 0xFFFFFFFF) { size = u64(p + v); v += 8; }
-        if (comp == 0xFFFFFFFF) { comp = u64(p + v); v += 8; }
-        if (local == 0xFFFFFFFF) { local = u64(p + v); }
+        if (size == 0xFFFFFFFF && v + 8 <= field_end) { size = u64(p + v); v += 8; }
+        if (comp == 0xFFFFFFFF && v + 8 <= field_end) { comp = u64(p + v); v += 8; }
+        if (local == 0xFFFFFFFF && v + 8 <= field_end) { local = u64(p + v); }
       }
       x += 4 + len;
     }
     at += 46 + name_len + extra_len + comment_len;
-    if (local + 30 > z.size() || u32(p + local) != 0x04034b50) return where("corrupt zip entry " + name);
-    size_t data = local + 30 + u16(p + local + 26) + u16(p + local + 28);
-    if (data + comp > z.size()) return where("truncated member " + name);
+    if (!fits(local, 30) || u32(p + local) != 0x04034b50) return where("corrupt zip entry " + name);
+    uint64_t data = local + 30 + u16(p + local + 26) + u16(p + local + 28);
+    if (!fits(data, comp)) return where("truncated member " + name);
+    // Deflate cannot expand more than about 1032 to 1: a larger stated size
+    // is a damaged (or hostile) archive, refused before it is allocated.
+    if ((method == 0 && size != comp) || (method == 8 && size > comp * 1032 + 1024)) {
+      return where("corrupt zip entry " + name + ": its sizes do not agree");
+    }
     std::string member;
     if (method == 0) {
       member = z.substr(data, comp);

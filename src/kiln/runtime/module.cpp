@@ -62,14 +62,20 @@ Result<ModuleSignature> from_reflection(const fs::path& module, const std::strin
                 fmt::format("{} is not a module that this runtime (IREE {}) can read: {}", module.string(),
                             tools.runtime_release, util::trim(run->err.substr(0, 1000))));
   }
+  return parse_reflection(run->out, module, function);
+}
+
+}  // namespace
+
+Result<ModuleSignature> parse_reflection(std::string_view dump, const fs::path& module, const std::string& function) {
   // "iree.abi.declaration: [sync |async ]func @name(...) -> (...)", one per
   // line of the dump; found by plain search (the dump quotes the module).
   std::string text;
   std::set<std::string> async_functions;
   static const std::string marker = "iree.abi.declaration: ";
-  for (size_t at = run->out.find(marker); at != std::string::npos; at = run->out.find(marker, at + 1)) {
-    size_t end = run->out.find('\n', at);
-    std::string_view decl = std::string_view(run->out).substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size());
+  for (size_t at = dump.find(marker); at != std::string::npos; at = dump.find(marker, at + 1)) {
+    size_t end = dump.find('\n', at);
+    std::string_view decl = dump.substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size());
     bool async = util::starts_with(decl, "async ");
     for (std::string_view prefix : {"sync ", "async "}) {
       if (util::starts_with(decl, prefix)) decl.remove_prefix(prefix.size());
@@ -107,8 +113,6 @@ Result<ModuleSignature> from_reflection(const fs::path& module, const std::strin
   sig.outputs = chosen->results;
   return sig;
 }
-
-}  // namespace
 
 Status check_module_file(const fs::path& path) {
   auto mapped = util::MappedFile::open(path);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/compile/executor.h"
@@ -42,6 +43,10 @@ Status check_module_file(const fs::path& path);
 // the runtime's, naming both.
 Result<ModuleSignature> load(const fs::path& path, const std::string& function, const toolchain::Toolchain& tools,
                              compile::Executor& executor);
+
+// Reads the signature of `function` ("" = the only one) from the text that
+// iree-dump-module prints for `module` (its "iree.abi.declaration" lines).
+Result<ModuleSignature> parse_reflection(std::string_view dump, const fs::path& module, const std::string& function);
 
 // "input 0 (x)" / "output 1": how messages name a value of a signature.
 std::string value_label(const mlir::Value& value, size_t index, const char* what);

@@ -1,0 +1,23 @@
+// Job files: parse, schema, resolution (targets, inputs, output names).
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "kiln/job/job.h"
+#include "kiln/util/file.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::filesystem::path dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("kiln-fuzz-job-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    (void)kiln::util::write_file_atomic(d / "model.mlir", "func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n"
+                                                          "  return %a : tensor<4xf32>\n}\n");
+    return d;
+  }();
+  if (!kiln::util::write_file_atomic(dir / "job.json", std::string(reinterpret_cast<const char*>(data), size))) return 0;
+  (void)kiln::job::load(dir / "job.json");
+  return 0;
+}
