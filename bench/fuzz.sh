@@ -19,11 +19,11 @@ printf '%-14s %12s %10s %8s %8s %8s\n' target executions execs/s cov ft crashes
 for t in "${targets[@]}"; do
   mkdir -p "fuzz-corpus/$t" fuzz-crashes
   log=$(mktemp)
-  before=$(ls fuzz-crashes | grep -c "^$t-" || true)
+  before=$(find fuzz-crashes -name "$t-*" | wc -l)
   ASAN_OPTIONS=detect_leaks=1 "tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -max_len=1048576 -print_final_stats=1 -artifact_prefix="fuzz-crashes/$t-" \
     "fuzz-corpus/$t" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1 || true
-  after=$(ls fuzz-crashes | grep -c "^$t-" || true)
+  after=$(find fuzz-crashes -name "$t-*" | wc -l)
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
