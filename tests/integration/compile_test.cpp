@@ -1,8 +1,11 @@
 #include <chrono>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "kiln/util/hash.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::testing {
@@ -174,6 +177,33 @@ TEST_F(Compile, SigtermStopsTheCompilerAndCleansUp) {
   EXPECT_TRUE(staging_left(dir() / "out").empty());
   std::string pid = std::string(util::trim(*util::read_file(dir() / "compiler.pid")));
   EXPECT_FALSE(fs::exists("/proc/" + pid)) << "the compiler process " << pid << " was left running";
+}
+
+TEST_F(Compile, KillNineLeavesAStagingFolderThatTheNextCompileRemovesButNeverALiveOne) {
+  fs::path tools = fake_toolchain("echo $$ > \"" + (dir() / "compiler.pid").string() + "\"\nsleep 60\n");
+  std::string script = "KILN_IREE_DIR=" + tools.string() + " " + KILN_BINARY + " compile " + model("mlp.mlir").string() +
+                       " -t cpu -o out --no-cache & k=$!; while [ ! -s compiler.pid ]; do sleep 0.05; done; "
+                       "kill -KILL $k; wait $k; echo status=$?";
+  Outcome r = run({"/bin/sh", "-c", script});
+  EXPECT_NE(r.out.find("status=137"), std::string::npos) << r.out << r.err;
+  ASSERT_EQ(staging_left(dir() / "out").size(), 1u) << "SIGKILL leaves the staging folder";
+  // A folder of a process that is alive (this test), and one whose owner
+  // file names a recycled pid (this pid, another start time).
+  fs::create_directories(dir() / "out/.kiln-staging-live");
+  write("out/.kiln-staging-live/.kiln-owner", util::self_owner() + "\n");
+  fs::create_directories(dir() / "out/.kiln-staging-recycled");
+  write("out/.kiln-staging-recycled/.kiln-owner", std::to_string(::getpid()) + " 1\n");
+  // The orphaned compiler (its parent died) is not kiln's to stop; end it here.
+  ::kill(std::stoi(std::string(util::trim(*util::read_file(dir() / "compiler.pid")))), SIGKILL);
+
+  Outcome next = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"});
+  ASSERT_EQ(next.status, 0) << next.err;
+  EXPECT_EQ(staging_left(dir() / "out"), (std::vector<std::string>{".kiln-staging-live"}))
+      << "the dead process's folders are gone, the live one's stays";
+  Outcome doctor = kiln({"doctor", "--clean", (dir() / "out").string(), "--json"});
+  ASSERT_EQ(doctor.status, 0) << doctor.err;
+  EXPECT_EQ(doctor.json()["removed"].size(), 0u) << doctor.out;
+  EXPECT_TRUE(fs::exists(dir() / "out/.kiln-staging-live"));
 }
 
 TEST_F(Compile, OtherIreeReleaseIsRefused) {

@@ -176,6 +176,29 @@ TEST_F(Docker, SigtermRemovesTheContainer) {
   for (const auto& f : listing(dir() / "out")) ADD_FAILURE() << "left behind: " << f;
 }
 
+TEST_F(Docker, KillNineLeavesNothingOnceAnyKilnRunsAgain) {
+  // The reported scenario: SIGKILL while containers run leaves exited
+  // containers and staging folders; the next kiln command reaps them.
+  std::string script = "KILN_CACHE_DIR=cache " + std::string(KILN_BINARY) + " compile " +
+                       model("big_constant.mlir").string() + " " + model("mlp.mlir").string() + " " +
+                       model("conv.mlir").string() + " -t cpu -j 3 -o out --executor docker & k=$!; "
+                       "until [ -n \"$(docker ps -q --filter label=dev.kiln.executor)\" ]; do sleep 0.05; done; "
+                       "kill -KILL $k; wait $k; echo status=$?";
+  Outcome killed = run({"/bin/sh", "-c", script});
+  EXPECT_NE(killed.out.find("status=137"), std::string::npos) << killed.out << killed.err;
+  bool staged = false;
+  for (const auto& f : listing(dir() / "out")) staged |= f.rfind(".kiln-staging-", 0) == 0;
+  EXPECT_TRUE(staged || !leftover_containers().empty()) << "the kill came too late to leave anything";
+  Outcome again = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out", "--executor", "docker"},
+                       {"KILN_CACHE_DIR=" + (dir() / "cache").string()});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(leftover_containers().empty());
+  for (const auto& f : listing(dir() / "out")) EXPECT_NE(f.rfind(".kiln-staging-", 0), 0u) << "left behind: " << f;
+  Outcome doctor = kiln({"doctor", "--clean", (dir() / "out").string(), "--json"});
+  ASSERT_EQ(doctor.status, 0) << doctor.err;
+  EXPECT_EQ(doctor.json()["removed"].size(), 0u) << doctor.out;
+}
+
 TEST_F(Docker, EngineProblemsAreClear) {
   Outcome no_engine = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "--executor", "docker"},
                            {"DOCKER_HOST=unix://" + (dir() / "nothing.sock").string()});

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "kiln/util/file.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/strings.h"
 
@@ -107,7 +108,9 @@ Result<Store> Store::open(const fs::path& root, uint64_t max_bytes) {
   fs::create_directories(v1 / "entries", ec);
   if (!ec) fs::create_directories(v1 / "tmp", ec);
   if (ec) return fail(Code::kFailedPrecondition, fmt::format("cannot create the cache at {}: {}", v1.string(), ec.message()));
-  return Store(v1, max_bytes);
+  Store store(v1, max_bytes);
+  store.reap();
+  return store;
 }
 
 fs::path Store::entry_dir(const std::string& key) const { return root_ / "entries" / key.substr(0, 2) / key; }
@@ -147,6 +150,13 @@ Result<std::optional<Entry>> Store::lookup(const std::string& key) {
   return Entry{key, dir / "module.vmfb", std::move(*metadata)};
 }
 
+std::vector<fs::path> Store::reap() {
+  // Inserts and drops of kiln processes that died half way.
+  auto removed = util::reap_orphans(root_ / "tmp", "insert-");
+  for (auto& p : util::reap_orphans(root_ / "tmp", ".corrupt-", std::chrono::minutes(10))) removed.push_back(p);
+  return removed;
+}
+
 Status Store::discard(const std::string& key) {
   // Renamed away first, so no reader ever sees half an entry.
   std::error_code ec;
@@ -162,6 +172,7 @@ Status Store::insert(const std::string& key, const KeyParts& parts, const fs::pa
   fs::path final_dir = entry_dir(key);
   if (fs::exists(final_dir / "entry.json", ec)) return {};
   auto staging = KILN_TRY(util::TempDir::create(root_ / "tmp", "insert-"));
+  KILN_TRY_STATUS(util::mark_owner(staging.path()));
   fs::path dir = staging.path() / "entry";
   fs::create_directory(dir, ec);
   fs::copy_file(module, dir / "module.vmfb", ec);

@@ -53,6 +53,9 @@ class Store {
   Result<std::optional<Entry>> lookup(const std::string& key);
   // Adds an entry (a no-op if another process added it first), then evicts
   // least-recently-used entries while the cache is over its size limit.
+  // Removes what kiln processes that died left in the cache's working
+  // folder (half-made entries); open() does it too. Returns what went.
+  std::vector<fs::path> reap();
   // Removes an entry that a reader found damaged (counted as corrupt).
   Status discard(const std::string& key);
   Status insert(const std::string& key, const KeyParts& parts, const fs::path& module, const nlohmann::json& metadata);

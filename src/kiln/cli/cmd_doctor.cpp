@@ -8,12 +8,14 @@
 
 #include <fmt/format.h>
 
+#include "kiln/cache/store.h"
 #include "kiln/cli/parse.h"
 #include "kiln/docker/container_executor.h"
 #include "kiln/version.h"
 #include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
 #include "kiln/util/file.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/strings.h"
 #include "kiln/util/subprocess.h"
 
@@ -167,13 +169,60 @@ void check_nvidia(std::vector<Check>& checks) {
                     ctk.empty() ? "only needed to give containers the GPU: install nvidia-container-toolkit" : ""});
 }
 
+// `doctor --clean`: what kiln processes that died left behind, found and
+// removed: staging folders in the given output folders, half-made cache
+// entries, and containers on the Docker engine. Live processes' work stays.
+Result<int> clean(const Context& context, const std::vector<std::string>& folders, bool json) {
+  std::vector<std::string> removed;
+  for (const auto& f : folders) {
+    for (const char* prefix : {".kiln-staging-tune-", ".kiln-staging-"}) {
+      for (const auto& p : util::reap_orphans(f, prefix)) removed.push_back(p.string());
+    }
+  }
+  fs::path root = context.config.get("cache_dir").empty() ? cache::default_root() : fs::path(context.config.get("cache_dir"));
+  if (fs::exists(root)) {
+    auto store = cache::Store::open(root, 0);
+    if (store) {
+      for (const auto& p : store->reap()) removed.push_back(p.string());
+    }
+  }
+  std::string docker_note;
+  if (auto engine = docker::Engine::connect()) {
+    auto containers = docker::ContainerExecutor::reap(*engine);
+    if (containers) {
+      for (const auto& c : *containers) removed.push_back("container " + c);
+    } else {
+      docker_note = containers.error().message;
+    }
+  } else {
+    docker_note = "no Docker engine: containers not checked";
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"removed", removed}, {"docker", docker_note.empty() ? "checked" : docker_note}}.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& r : removed) std::cout << "removed " << r << "\n";
+  std::cout << fmt::format("{} leftover(s) of kiln processes that are no longer running removed{}\n", removed.size(),
+                           docker_note.empty() ? "" : " (" + docker_note + ")");
+  return 0;
+}
+
 }  // namespace
 
 Result<int> run_doctor(Context& context) {
-  CLI::App app{"Check what kiln needs and say how to fix each problem.", "doctor"};
-  bool json = false;
+  CLI::App app{"Check what kiln needs and say how to fix each problem.\n"
+               "  kiln doctor [--json]\n"
+               "  kiln doctor --clean [FOLDER...]   remove what killed kiln processes left behind",
+               "doctor"};
+  bool json = false, clean_up = false;
+  std::vector<std::string> folders;
   app.add_flag("--json", json, "print JSON");
+  app.add_flag("--clean", clean_up, "remove leftovers of kiln processes that are no longer running (staging folders in "
+                                    "FOLDERs, default '.'; half-made cache entries; containers) and say what went");
+  app.add_option("folders", folders, "output folders to clean (with --clean; default: the current folder)");
   if (KILN_TRY(parse_args(app, context))) return 0;
+  if (!folders.empty() && !clean_up) return fail(Code::kInvalidArgument, "folders are only taken with --clean");
+  if (clean_up) return clean(context, folders.empty() ? std::vector<std::string>{"."} : folders, json);
 
   std::vector<Check> checks;
   check_toolchain(context.config, checks);

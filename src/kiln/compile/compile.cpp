@@ -6,6 +6,7 @@
 
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/strings.h"
 #include "kiln/util/time.h"
 #include "kiln/version.h"
@@ -334,8 +335,12 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   fs::path final_metadata = output_dir / (base + ".json");
 
   // Staged inside the output folder so publishing is a rename, never a copy.
+  // Staging folders of kiln processes that died go first; this one records
+  // its owner so that a later process can tell.
+  util::reap_orphans(output_dir, ".kiln-staging-");
   auto staging = util::TempDir::create(output_dir, ".kiln-staging-");
   if (!staging) return tl::unexpected(staging.error().context(context));
+  if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(context));
   fs::path staged_module = staging->path() / (base + ".vmfb");
 
   auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);

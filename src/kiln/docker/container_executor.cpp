@@ -10,6 +10,7 @@
 
 #include "kiln/cache/store.h"
 #include "kiln/util/file.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
 #include "kiln/version.h"
@@ -90,7 +91,37 @@ Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::create(const std::
   t.runtime_release = t.release;
   t.found_by = "Docker image " + image;
   t.root = "/opt/kiln/iree";
+  // What dead kiln processes left on this engine goes first; a failure to
+  // clean up is not this process's failure.
+  (void)reap(engine);
   return std::unique_ptr<ContainerExecutor>(new ContainerExecutor(std::move(engine), image, limits, std::move(t)));
+}
+
+Result<std::vector<std::string>> ContainerExecutor::reap(Engine& engine) {
+  // filters={"label":["dev.kiln.executor=1"]}, URL-encoded.
+  auto listed = KILN_TRY(engine.call("GET", "/containers/json?all=true&filters=%7B%22label%22%3A%5B%22dev.kiln.executor%3D1%22%5D%7D"));
+  std::vector<std::string> removed;
+  if (!listed.is_array()) return removed;
+  for (const auto& c : listed) {
+    if (!c.is_object() || !c.contains("Labels") || !c["Labels"].is_object() || !c.contains("Id")) continue;
+    const auto& labels = c["Labels"];
+    std::string owner = labels.value("dev.kiln.owner", "");
+    if (owner.empty()) {
+      // Containers of an older kiln carry only the pid: dead if no process
+      // has it any more.
+      std::string pid = labels.value("dev.kiln.parent-pid", "");
+      if (pid.empty() || fs::exists("/proc/" + pid)) continue;
+    } else if (util::owner_alive(owner)) {
+      continue;
+    }
+    std::string id = c["Id"].get<std::string>();
+    if (engine.request("DELETE", "/containers/" + id + "?force=true&v=true", "", 30000)) {
+      std::string name = c.contains("Names") && c["Names"].is_array() && !c["Names"].empty() && c["Names"][0].is_string()
+                             ? c["Names"][0].get<std::string>() : id.substr(0, 12);
+      removed.push_back(name);
+    }
+  }
+  return removed;
 }
 
 Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::from_config(const config::Config& config) {
@@ -142,7 +173,8 @@ nlohmann::json ContainerExecutor::container_config(const compile::ExecRequest& r
           {"WorkingDir", out.string()},
           {"Env", {"TMPDIR=/tmp", "HOME=/tmp", "KILN_CACHE=false"}},
           {"NetworkDisabled", true},
-          {"Labels", {{"dev.kiln.executor", "1"}, {"dev.kiln.parent-pid", std::to_string(::getpid())}}},
+          {"Labels", {{"dev.kiln.executor", "1"}, {"dev.kiln.parent-pid", std::to_string(::getpid())},
+                      {"dev.kiln.owner", util::self_owner()}}},
           {"HostConfig", host}};
 }
 

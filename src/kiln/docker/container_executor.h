@@ -34,6 +34,11 @@ class ContainerExecutor final : public compile::Executor {
   static Result<std::unique_ptr<ContainerExecutor>> from_config(const config::Config& config);
 
   std::string name() const override { return "docker"; }
+
+  // Removes the containers that kiln processes which are no longer running
+  // left on this engine (labelled with their owner); never a live one's.
+  // Returns their names.
+  static Result<std::vector<std::string>> reap(Engine& engine);
   Result<util::ProcessResult> run(const compile::ExecRequest& request) override;
 
   // The toolchain as seen inside the image: tool paths under /opt/kiln/bin,

@@ -11,6 +11,7 @@
 #include "kiln/tune/space.h"
 #include "kiln/tune/tuner.h"
 #include "kiln/util/file.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
@@ -238,8 +239,10 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
 
   fs::path parent = fs::absolute(o.output).parent_path();
   fs::create_directories(parent, ec);
+  util::reap_orphans(parent, ".kiln-staging-tune-");
   auto stage_dir = KILN_TRY(util::TempDir::create(parent, ".kiln-staging-tune-"));
   fs::path stage = stage_dir.path();
+  KILN_TRY_STATUS(util::mark_owner(stage));
   fs::create_directories(stage / "modules", ec);
   fs::create_directories(stage / "dump", ec);
 
@@ -337,6 +340,7 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
   }
 
   fs::remove_all(stage / "dump", ec);
+  fs::remove(stage / util::kOwnerFile, ec);  // the bundle is published whole
   bundle.dir = stage;
   KILN_TRY_STATUS(write_bundle(bundle));
   fs::remove(o.output, ec);  // an empty folder given as the destination
