@@ -97,9 +97,16 @@ Result<Job> load(const fs::path& file) {
   json document;
   try {
     document = json::parse(*text);
-  } catch (const json::parse_error& e) {
-    // nlohmann reports the byte offset; turn it into line and column.
-    size_t offset = std::min<size_t>(e.byte, text->size());
+  } catch (const json::exception& e) {
+    // A syntax error or a number too large to hold. nlohmann reports the
+    // byte offset of a syntax error; turn it into line and column.
+    const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
+    if (!syntax) {
+      std::string what = e.what();
+      if (size_t close = what.find("] "); close != std::string::npos) what = what.substr(close + 2);
+      return fail(Code::kInvalidArgument, fmt::format("{}: not valid JSON: {}", file.string(), what));
+    }
+    size_t offset = std::min<size_t>(syntax->byte, text->size());
     size_t line = 1 + std::count(text->begin(), text->begin() + offset, '\n');
     size_t last_nl = text->rfind('\n', offset ? offset - 1 : 0);
     size_t col = offset - (last_nl == std::string::npos ? 0 : last_nl + 1);
