@@ -340,6 +340,35 @@ TEST_F(Serve, SigtermWithConnectionsOpenStopsCleanly) {
   ::close(partial);
 }
 
+TEST_F(Serve, AJobThatCrashesTheServiceFailsOnTheFirstCrashAndIsNotRunAgain) {
+  // A fatal signal of the service's own (here SIGSEGV, as kiln's own code
+  // would raise it while handling what a job brought) is recorded with the
+  // jobs in flight: after the restart that job has failed with the reason,
+  // and the job queued behind it runs. (SIGKILL re-queues: the next test.)
+  fs::path tools = slow_toolchain(30);
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  Http first = submit(model("mlp.mlir"), R"({"targets": ["cpu"]})");
+  Http second = submit(model("conv.mlir"), R"({"targets": ["cpu"]})");
+  ASSERT_EQ(first.status, 202) << first.body;
+  ASSERT_EQ(second.status, 202) << second.body;
+  std::string crashing = first.json()["id"], queued = second.json()["id"];
+  wait_for(crashing, {"running"});
+  ::kill(pid_, SIGSEGV);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << "the crash keeps its default outcome: " << status;
+  write("slow-iree/delay", "0");
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  auto failed = wait_for(crashing, {"failed", "succeeded"});
+  EXPECT_EQ(failed["state"], "failed") << failed.dump();
+  EXPECT_EQ(failed["attempts"], 1) << "not run again";
+  EXPECT_NE(failed.dump().find("kiln serve crashed (Segmentation fault) while compiling this job"), std::string::npos)
+      << failed.dump();
+  EXPECT_EQ(wait_for(queued, {"succeeded", "failed"})["state"], "succeeded");
+  EXPECT_FALSE(fs::exists(dir() / "data/crash.record")) << "the record is consumed";
+}
+
 TEST_F(Serve, KillNineAndRestartLosesNoJob) {
   fs::path tools = slow_toolchain(30);
   start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});

@@ -1,8 +1,11 @@
 #include "kiln/serve/service.h"
+
 #include "kiln/util/json.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <string.h>
 
 #include <ctime>
 #include <iostream>
@@ -12,6 +15,7 @@
 #include "kiln/compile/compile.h"
 #include "kiln/job/job.h"
 #include "kiln/mlir/inspect.h"
+#include "kiln/serve/crash_record.h"
 #include "kiln/serve/multipart.h"
 #include "kiln/target/target.h"
 #include "kiln/serve/openapi_text.h"
@@ -91,7 +95,20 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, toolchai
   auto store = KILN_TRY(Store::open(options.data_dir / "kiln.db"));
   std::unique_ptr<Service> s(new Service(std::move(options), std::move(tools), std::move(executor), std::move(cache),
                                          std::move(store)));
-  s->recovered_ = KILN_TRY(s->store_->recover(s->options_.max_attempts));
+  // A crash of this service's own code while it compiled a job fails that
+  // job with the reason; it is not run again to crash the service again.
+  fs::path record = s->options_.data_dir / "crash.record";
+  std::vector<std::string> crashed;
+  std::string reason;
+  if (auto crash = take_crash_record(record)) {
+    crashed = crash->jobs;
+    reason = fmt::format("kiln serve crashed ({}) while compiling this job; it is not run again. The crash is kiln's "
+                         "own defect: please report it with this job's model", crash->signal ? ::strsignal(crash->signal)
+                                                                                                  : "a fatal signal");
+    log(fmt::format("the previous run crashed with {} job(s) in flight; they are marked failed", crashed.size()));
+  }
+  s->recovered_ = KILN_TRY(s->store_->recover(s->options_.max_attempts, crashed, reason));
+  install_crash_record(record);
   for (int i = 0; i < std::max(1, s->options_.workers); ++i) s->workers_.emplace_back([p = s.get()] { p->worker_loop(); });
   return s;
 }
@@ -330,6 +347,7 @@ Response Service::metrics() {
 }
 
 void Service::worker_loop() {
+  prepare_thread_for_crash_record();
   while (!stopping_) {
     auto job = store_->claim_next();
     if (!job) {
@@ -369,6 +387,7 @@ void Service::run_job(JobRecord job) {
     if (auto fresh = store_->get(job.id); fresh && fresh->state == "cancelled") cancel->store(true);
   }
   log(fmt::format("running job {} (attempt {})", job.id, job.attempts));
+  CrashSlot in_flight(job.id);
   fs::path out = options_.data_dir / "jobs" / job.id / "out";
   std::error_code ec;
   fs::create_directories(out, ec);

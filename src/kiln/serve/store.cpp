@@ -165,8 +165,14 @@ std::optional<std::string> Store::cancel(const std::string& id) {
   return q.column_text(0);
 }
 
-Result<int> Store::recover(int max_attempts) {
+Result<int> Store::recover(int max_attempts, const std::vector<std::string>& crashed, const std::string& crash_reason) {
   std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& id : crashed) {
+    Statement s(db_, "UPDATE jobs SET state = 'failed', finished_at = ?, error_code = 'internal', error_message = ? "
+                     "WHERE id = ? AND state = 'running'");
+    s.real(1, now()).text(2, crash_reason).text(3, id);
+    s.step();
+  }
   Statement failed(db_, "UPDATE jobs SET state = 'failed', finished_at = ?, error_code = 'internal', "
                         "error_message = 'kiln serve stopped while this job ran, ' || attempts || ' times; it is not "
                         "retried again' WHERE state = 'running' AND attempts >= ?");

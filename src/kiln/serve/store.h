@@ -46,7 +46,11 @@ class Store {
   std::optional<std::string> cancel(const std::string& id);
   // After a restart: jobs left running are queued again, or failed once
   // they have been started `max_attempts` times.
-  Result<int> recover(int max_attempts);
+  // At start: the jobs in `crashed` (running when the service crashed)
+  // fail with `crash_reason`; other running jobs are re-queued, or fail
+  // once they have been started max_attempts times.
+  Result<int> recover(int max_attempts, const std::vector<std::string>& crashed = {},
+                      const std::string& crash_reason = "");
   std::map<std::string, int64_t> counts();
   int64_t queued();
 
