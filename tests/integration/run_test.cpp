@@ -73,6 +73,19 @@ TEST_F(RunValidateBench, ValidatePassesOnJaxReferencesAndFailsOnPerturbedOnes) {
   EXPECT_EQ(loose.status, 0) << loose.out;
 }
 
+TEST_F(RunValidateBench, AFunctionWithoutArgumentsValidatesWithoutInputs) {
+  // Its expected outputs belong to no inputs: validate used to demand --inputs.
+  write("constant.mlir",
+        "func.func @main() -> tensor<2xf32> {\n"
+        "  %0 = stablehlo.constant dense<[1.5, -2.0]> : tensor<2xf32>\n"
+        "  return %0 : tensor<2xf32>\n}\n");
+  fs::path module = compile_cpu(dir() / "constant.mlir", "constant");
+  ASSERT_EQ(kiln({"run", module.string(), "-o", "ran"}).status, 0);
+  Outcome v = kiln({"validate", module.string(), "--expected", (dir() / "ran/outputs.npz").string(), "--json"});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+  EXPECT_EQ(v.json()["passed"], true) << v.out;
+}
+
 TEST_F(RunValidateBench, IntegerOutputsMustMatchExactly) {
   fs::path m = compile_cpu(model("mixed_types.mlir"), "mixed_types");
   auto expected = *array::read_npz(expected_of("mixed_types"));

@@ -1,5 +1,7 @@
 #include "kiln/mlir/scanner.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "kiln/mlir/inspect.h"
@@ -154,6 +156,19 @@ TEST(Scanner, MalformedInputGivesPositionedErrors) {
   EXPECT_NE(scan_error("func.func f() {}").find("expected '@name'"), std::string::npos);
   EXPECT_NE(scan_error("func.func @f(%a: tensor<2xf32>").find("ends inside"), std::string::npos);
   EXPECT_NE(scan_error("func.func @f(%a: tensor<2xf32").find("never closed"), std::string::npos);
+}
+
+TEST(Scanner, ABareResultTypeIsFollowedByTheBodyNotAttributes) {
+  // "-> tensor<4xf32> {": the body was taken for the result's attribute
+  // dictionary and skipped, so its dialects went unseen.
+  auto r = scan_text("func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n"
+                     "  %0 = stablehlo.add %a, %a : tensor<4xf32>\n"
+                     "  return %0 : tensor<4xf32>\n}\n");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->info.functions.size(), 1u);
+  EXPECT_EQ(r->info.functions[0].results[0].type.text(), "tensor<4xf32>");
+  const auto& d = r->info.dialects;
+  EXPECT_NE(std::find(d.begin(), d.end(), "stablehlo"), d.end());
 }
 
 TEST(Scanner, TextThatIsNotMlirIsRejected) {

@@ -69,11 +69,14 @@ Result<int> run_validate(Context& context) {
   }
   if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
 
-  if (!expected_npy.empty() && o.inputs.input_files.empty() && o.inputs.inputs_archive.empty()) {
+  auto loaded = KILN_TRY(load_module(context.config, o));
+  // A function without arguments has nothing to give; any other needs the
+  // inputs that the expected outputs belong to.
+  if (!expected_npy.empty() && o.inputs.input_files.empty() && o.inputs.inputs_archive.empty() &&
+      !loaded.signature.inputs.empty()) {
     return fail(Code::kInvalidArgument, "--expected outputs belong to particular inputs: give them with --inputs "
                                         "FILE.npz or --input FILE.npy (kiln run saves the inputs it used)");
   }
-  auto loaded = KILN_TRY(load_module(context.config, o));
   const auto& tools = loaded.selected.tools;
   auto& executor = *loaded.selected.executor;
   const auto& sig = loaded.signature;

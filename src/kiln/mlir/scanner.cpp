@@ -336,7 +336,9 @@ class Scanner {
   }
 
   // One entry of an argument or result list: [%name ":"] type [{attrs}] [loc(...)].
-  Result<Value> list_entry(const std::string& function, std::string* alias = nullptr) {
+  // A single result written without parentheses ("-> tensor<4xf32> {")
+  // cannot carry attributes: the '{' after it opens the function's body.
+  Result<Value> list_entry(const std::string& function, std::string* alias = nullptr, bool bare_result = false) {
     Value value;
     if (peek() == '%') {
       ++pos_;
@@ -354,7 +356,7 @@ class Scanner {
     // Stay on this line: after a declaration's single result type the next
     // line starts a new operation.
     skip_spaces();
-    if (peek() == '{') {
+    if (peek() == '{' && !bare_result) {
       size_t attrs_at = pos_;
       KILN_TRY_STATUS(skip_group('{', '}'));
       std::string_view attrs = s_.substr(attrs_at, pos_ - attrs_at);
@@ -439,7 +441,7 @@ class Scanner {
       if (peek() == '(') {
         function.results = KILN_TRY(value_list(function.name, "results", false));
       } else {
-        function.results.push_back(KILN_TRY(list_entry(function.name)));
+        function.results.push_back(KILN_TRY(list_entry(function.name, nullptr, true)));
       }
     }
     result_.info.functions.push_back(std::move(function));
