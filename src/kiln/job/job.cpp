@@ -160,23 +160,36 @@ Result<Job> load(const fs::path& file) {
     job.targets.push_back(std::move(*t));
   }
   if (document.contains("options")) {
-    const json& o = document["options"];
-    if (o.contains("opt_level")) job.options.opt_level = o["opt_level"].get<std::string>();
-    if (o.contains("data_tiling")) job.options.data_tiling = o["data_tiling"].get<bool>();
-    if (o.contains("precision")) job.options.precision = o["precision"].get<std::string>();
-    if (o.contains("invocation")) job.options.invocation = o["invocation"].get<std::string>();
-    if (o.contains("tuning")) job.options.use_tuning = o["tuning"].get<bool>();
-    if (o.contains("extra_flags")) job.options.extra_flags = o["extra_flags"].get<std::vector<std::string>>();
-    if (o.contains("timeout_seconds")) {
-      job.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(o["timeout_seconds"].get<double>() * 1000));
-      job.has_timeout = true;
+    auto read = options_from_json(document["options"], compile::Origin::kLocalUser);
+    if (read) {
+      job.options = read->options;
+      job.has_timeout = read->timeout_seconds.has_value();
     }
-    if (auto st = compile::validate(job.options); !st) {
-      return tl::unexpected(invalid(file, "/options", st.error().message));
+    if (!read) {
+      return tl::unexpected(invalid(file, "/options", read.error().message));
     }
   }
   job.output_dir = (base / document.value("output_dir", std::string("out"))).lexically_normal();
   return job;
+}
+
+Result<JobOptions> options_from_json(const json& o, compile::Origin origin) {
+  if (!o.is_object()) return fail(Code::kInvalidArgument, "the options are not an object");
+  // The schema has checked every type; the reads cannot throw.
+  JobOptions out;
+  compile::Options& options = out.options;
+  options.opt_level = o.value("opt_level", "");
+  if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
+  options.precision = o.value("precision", "");
+  options.invocation = o.value("invocation", "");
+  options.use_tuning = o.value("tuning", true);
+  options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
+  if (o.contains("timeout_seconds")) {
+    out.timeout_seconds = o["timeout_seconds"].get<double>();
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(*out.timeout_seconds * 1000));
+  }
+  KILN_TRY_STATUS(compile::validate(options, origin));
+  return out;
 }
 
 }  // namespace kiln::job

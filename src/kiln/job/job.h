@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,15 @@ std::vector<Violation> validate_schema(const nlohmann::json& document);
 // schema cannot say (targets exist, inputs exist, output names do not
 // collide, nothing is written outside the output folder).
 Result<Job> load(const fs::path& file);
+
+// The compile options of a job's "options" object (already checked against
+// the schema), checked as the command line's are, and for a remote client
+// of the service also against the flags it may pass. The one reading of
+// options for job files and service requests alike.
+struct JobOptions {
+  compile::Options options;
+  std::optional<double> timeout_seconds;  // the job's own limit, if it has one
+};
+Result<JobOptions> options_from_json(const nlohmann::json& options, compile::Origin origin);
 
 }  // namespace kiln::job

@@ -145,8 +145,7 @@ void Session::on_header(beast::error_code ec) {
   keep_alive_ = header.keep_alive();
   version_ = header.version();
   Service& service = server_.service;
-  bool needs_auth = request_.path != "/healthz" && request_.path != "/readyz";
-  if (needs_auth && !service.authorized(request_.authorization)) {
+  if (Service::needs_token(request_.path) && !service.authorized(request_.authorization)) {
     return respond(service.handle(request_), false);  // refused before the body is read
   }
   // The multipart framing around a model is small: a little over the limit.

@@ -43,23 +43,19 @@ Response error_response(const Error& e) { return error_response(http_status(e.co
 // The compile options of a job request (its "options" object, already
 // checked against the job schema), checked as a remote client's.
 Result<compile::Options> compile_options(const nlohmann::json& request, std::chrono::seconds job_timeout) {
-  compile::Options options;
-  const auto& o = request.value("options", nlohmann::json::object());
-  options.opt_level = o.value("opt_level", "");
-  if (o.contains("data_tiling")) options.data_tiling = o["data_tiling"].get<bool>();
-  if (o.contains("precision")) options.precision = o["precision"].get<std::string>();
-  if (o.contains("invocation")) options.invocation = o["invocation"].get<std::string>();
-  if (o.contains("tuning")) options.use_tuning = o["tuning"].get<bool>();
-  options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
-  double limit = std::min<double>(o.value("timeout_seconds", 1e9), static_cast<double>(job_timeout.count()));
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
-  KILN_TRY_STATUS(compile::validate(options, compile::Origin::kRemoteClient));
-  return options;
+  auto read = KILN_TRY(job::options_from_json(request.value("options", nlohmann::json::object()),
+                                              compile::Origin::kRemoteClient));
+  // A job's own limit can only lower the service's.
+  double limit = std::min<double>(read.timeout_seconds.value_or(1e9), static_cast<double>(job_timeout.count()));
+  read.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
+  return read.options;
 }
 
-std::string new_id() {
+Result<std::string> new_id() {
   unsigned char bytes[16];
-  RAND_bytes(bytes, sizeof bytes);
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return fail(Code::kUnavailable, "the system's random number generator failed; try again");
+  }
   std::string id;
   for (unsigned char b : bytes) id += fmt::format("{:02x}", b);
   return id;
@@ -152,7 +148,7 @@ Response Service::handle(const Request& r) {
     return record(json_response(ready ? 200 : 503, {{"ready", ready}, {"workers", workers_.size()},
                                                     {"executor", executor_->name()}, {"iree", tools_.release}}));
   }
-  if (!authorized(r.authorization)) {
+  if (needs_token(r.path) && !authorized(r.authorization)) {
     Response resp = error_response(401, "unauthenticated", "missing or wrong bearer token (Authorization: Bearer <token>)");
     resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"kiln\"");
     return record(resp);
@@ -234,7 +230,9 @@ Response Service::submit(const Request& r) {
     if (!t) return error_response(400, "invalid_argument", fmt::format("at /targets/{}: {}", i, t.error().message));
   }
   if (auto checked = compile_options(options, options_.job_timeout); !checked) return error_response(checked.error());
-  std::string id = new_id();
+  auto fresh_id = new_id();
+  if (!fresh_id) return error_response(fresh_id.error());
+  std::string id = *fresh_id;
   fs::path dir = options_.data_dir / "jobs" / id;
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -65,6 +65,8 @@ class Service {
   Response handle(const Request& request);
   // Constant-time check of an Authorization header.
   bool authorized(const std::string& header) const;
+  // The probes (/healthz, /readyz) are open; every other path needs a token.
+  static bool needs_token(const std::string& path) { return path != "/healthz" && path != "/readyz"; }
   uint64_t max_upload() const { return options_.max_upload; }
   // Stops the workers; running jobs go back to the queue for the next start.
   void stop();
