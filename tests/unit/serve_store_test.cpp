@@ -1,5 +1,9 @@
 #include "kiln/serve/store.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "kiln/util/file.h"
@@ -39,6 +43,27 @@ TEST_F(JobStoreTest, QueueIsFirstInFirstOut) {
   EXPECT_EQ(done->result[0]["target"], "cpu");
   EXPECT_GT(done->finished_at, 0);
   EXPECT_EQ(s->counts()["running"], 1);
+}
+
+TEST_F(JobStoreTest, TheQueueLimitIsExactAtInsert) {
+  // Counted and stored in one step: concurrent submissions cannot pass a
+  // check that each made before the others stored their job.
+  auto s = open();
+  std::vector<std::thread> threads;
+  std::atomic<int> stored{0}, refused{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto st = s->insert(job("j" + std::to_string(i), i), 3);
+      if (st) ++stored;
+      if (!st && st.error().code == Code::kResourceExhausted) ++refused;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(stored.load(), 3);
+  EXPECT_EQ(refused.load(), 5);
+  EXPECT_EQ(s->counts()["queued"], 3);
+  ASSERT_TRUE(s->claim_next());
+  EXPECT_TRUE(s->insert(job("later", 9), 3)) << "a running job does not count against the queue";
 }
 
 TEST_F(JobStoreTest, CancelTakesQueuedJobsAtOnceAndLeavesRunningOnes) {

@@ -177,22 +177,25 @@ Response Service::handle(const Request& r) {
   return record(error_response(404, "not_found", "no such endpoint: " + r.method + " " + r.path + " (GET /v1/openapi.json lists them)"));
 }
 
-Response Service::submit(const Request& r) {
-  int64_t queued = store_->queued();
-  if (queued >= options_.max_queue) {
-    // A rough wait: the queue ahead, spread over the workers, at the mean
-    // unit time seen so far (at least a second).
-    double mean;
-    {
-      std::lock_guard<std::mutex> lock(metrics_mu_);
-      mean = duration_count_ ? duration_sum_ / duration_count_ : 5;
-    }
-    int wait = std::max(1, static_cast<int>(queued * mean / std::max(1, options_.workers)));
-    Response resp = error_response(429, "resource_exhausted",
-                                   fmt::format("the queue is full ({} jobs waiting); retry later", queued));
-    resp.headers.emplace_back("Retry-After", std::to_string(wait));
-    return resp;
+Response Service::queue_full(int64_t queued) {
+  // A rough wait: the queue ahead, spread over the workers, at the mean
+  // unit time seen so far (at least a second).
+  double mean;
+  {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    mean = duration_count_ ? duration_sum_ / duration_count_ : 5;
   }
+  int wait = std::max(1, static_cast<int>(queued * mean / std::max(1, options_.workers)));
+  Response resp = error_response(429, "resource_exhausted",
+                                 fmt::format("the queue is full ({} jobs waiting); retry later", queued));
+  resp.headers.emplace_back("Retry-After", std::to_string(wait));
+  return resp;
+}
+
+Response Service::submit(const Request& r) {
+  // Checked first so a full queue costs no upload handling; checked again,
+  // exactly, when the job is stored.
+  if (int64_t queued = store_->queued(); queued >= options_.max_queue) return queue_full(queued);
   auto boundary = boundary_of(r.content_type);
   if (!boundary) return error_response(boundary.error());
   auto form = parse_multipart(r.body, *boundary);
@@ -247,8 +250,9 @@ Response Service::submit(const Request& r) {
     return error_response(400, "invalid_argument", "the model is not readable StableHLO: " + message);
   }
   JobRecord job{id, "queued", now(), 0, 0, options, input.string(), nullptr, "", "", 0};
-  if (auto st = store_->insert(job); !st) {
+  if (auto st = store_->insert(job, options_.max_queue); !st) {
     fs::remove_all(dir, ec);
+    if (st.error().code == Code::kResourceExhausted) return queue_full(std::atoll(st.error().message.c_str()));
     return error_response(st.error());
   }
   wake_.notify_one();

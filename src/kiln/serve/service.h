@@ -79,6 +79,7 @@ class Service {
         cache_(std::move(cache)), store_(std::move(store)) {}
 
   Response submit(const Request& request);
+  Response queue_full(int64_t queued);
   Response job_status(const std::string& id);
   Response cancel(const std::string& id);
   Response artifact(const std::string& id, const std::string& file);

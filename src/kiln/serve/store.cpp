@@ -108,8 +108,13 @@ Status Store::exec(const std::string& sql) {
   return {};
 }
 
-Status Store::insert(const JobRecord& j) {
+Status Store::insert(const JobRecord& j, int64_t max_queued) {
   std::lock_guard<std::mutex> lock(mu_);
+  Statement count(db_, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'");
+  if (count.step() != SQLITE_ROW) return fail(Code::kInternal, std::string("SQLite count: ") + sqlite3_errmsg(db_));
+  if (int64_t queued = count.column_int(0); queued >= max_queued) {
+    return fail(Code::kResourceExhausted, std::to_string(queued));
+  }
   Statement s(db_, "INSERT INTO jobs (id, state, created_at, request, input_path) VALUES (?, ?, ?, ?, ?)");
   s.text(1, j.id).text(2, j.state).real(3, j.created_at).text(4, j.request.dump()).text(5, j.input_path);
   if (s.step() != SQLITE_DONE) return fail(Code::kInternal, std::string("SQLite insert: ") + sqlite3_errmsg(db_));

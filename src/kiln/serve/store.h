@@ -3,6 +3,7 @@
 // Schema version is SQLite's user_version (1); an unknown version is refused.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -34,7 +35,10 @@ class Store {
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file);
   ~Store();
 
-  Status insert(const JobRecord& job);
+  // Stores a new job, unless `max_queued` jobs are waiting already: the
+  // count and the insert are one step, so the limit is exact
+  // (kResourceExhausted, with the count in the message).
+  Status insert(const JobRecord& job, int64_t max_queued = INT64_MAX);
   std::optional<JobRecord> get(const std::string& id);
   std::vector<JobRecord> recent(int limit);
   // Takes the oldest queued job and marks it running; nullopt when none.
