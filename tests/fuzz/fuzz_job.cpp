@@ -11,7 +11,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("kiln-fuzz-job-" + std::to_string(::getpid()));
+    auto d = kiln::util::temp_root() / ("kiln-fuzz-job-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     (void)kiln::util::write_file_atomic(d / "model.mlir", "func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {\n"
                                                           "  return %a : tensor<4xf32>\n}\n");

@@ -36,10 +36,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kMinBodyBytesPerSecond = 64 << 10;
 constexpr uint64_t kMinReadBytesPerSecond = 1 << 20;
 
-Response error_response(int status, const char* code, const std::string& message) {
-  return {status, "application/json", nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump(), {}, {}};
-}
-
 class Server;
 
 // One connection, served on its own strand: read a request's headers (the

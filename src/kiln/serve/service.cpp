@@ -24,13 +24,6 @@
 #include "kiln/util/time.h"
 
 namespace kiln::serve {
-namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-void log(const std::string& line) { std::cerr << "[" << util::utc_timestamp() << "] " << line << "\n"; }
 
 Response json_response(int status, const nlohmann::json& body) { return {status, "application/json", body.dump(2) + "\n", {}, {}}; }
 
@@ -38,7 +31,13 @@ Response error_response(int status, const std::string& code, const std::string& 
   return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
 }
 
-Response error_response(const Error& e) { return error_response(http_status(e.code), code_name(e.code), e.message); }
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void log(const std::string& line) { std::cerr << "[" << util::utc_timestamp() << "] " << line << "\n"; }
 
 // The compile options of a job request (its "options" object, already
 // checked against the job schema), checked as a remote client's.
@@ -81,6 +80,8 @@ int http_status(Code code) {
   }
   return 500;
 }
+
+Response error_response(const Error& e) { return error_response(http_status(e.code), code_name(e.code), e.message); }
 
 Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, toolchain::Toolchain tools,
                                                 std::unique_ptr<compile::Executor> executor,

@@ -54,6 +54,12 @@ struct Response {
   fs::path file;  // when set, the body is this file's contents
 };
 
+// A JSON response, and the error body every endpoint answers with:
+// {"error": {"code": ..., "message": ...}}.
+Response json_response(int status, const nlohmann::json& body);
+Response error_response(int status, const std::string& code, const std::string& message);
+Response error_response(const Error& e);  // the status that kiln's error code maps to
+
 class Service {
  public:
   // Opens the database, recovers jobs a crash left running, starts workers.
