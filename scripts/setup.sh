@@ -70,6 +70,15 @@ install_python_env() {
   echo "$want" > "$stamp"
 }
 
+# pytest for the Python package's tests (python/tests), next to JAX.
+install_test_tools() {
+  if .venv/bin/python -c "import sys, pytest; sys.exit(pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  log "installing pytest $PYTEST_VERSION into .venv"
+  .venv/bootstrap/bin/uv pip install -q --python .venv/bin/python "pytest==$PYTEST_VERSION"
+}
+
 build_kiln() {
   log "building kiln (build/)"
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -78,5 +87,6 @@ build_kiln() {
 
 install_system_packages
 install_python_env
+install_test_tools
 if [ "${1:-}" != "--no-build" ] && [ -f CMakeLists.txt ]; then build_kiln; fi
 log "done"
