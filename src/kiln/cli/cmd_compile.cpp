@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 
 #include "kiln/cli/tuning_db.h"
 #include "kiln/cache/store.h"
@@ -41,6 +43,7 @@ struct Request {
   std::string invocation;
   bool no_tuning = false;
   std::string executor;
+  bool events = false;
 };
 
 // Builds the job from the command line (or loads --job and applies the
@@ -88,7 +91,11 @@ Result<std::optional<Request>> parse_request(Context& context) {
                                              "fence, so calls can be queued back to back");
   app.add_flag("--no-tuning", no_tuning, "ignore tuning records ('kiln tune') for these programs");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
+  bool events = false;
+  app.add_flag("--events", events, "with --json: one JSON line on stderr when each unit starts and ends (for progress "
+                                   "bars of programs that drive kiln)");
   if (KILN_TRY(parse_args(app, context))) return std::nullopt;
+  if (events && !json) return fail(Code::kInvalidArgument, "--events goes with --json");
 
   Request request;
   request.json = json;
@@ -99,6 +106,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   request.no_tuning = no_tuning;
   request.explain_cache = explain;
   request.executor = executor;
+  request.events = events;
   job::Job& job = request.job;
   if (!job_file.empty()) {
     if (!inputs.empty()) return fail(Code::kInvalidArgument, "give input files or --job, not both");
@@ -272,6 +280,26 @@ Result<int> run_compile(Context& context) {
       progress.finished(i, o.has_value(), o ? (o->cache_hit ? "(cache hit)" : "") : code_name(o.error().code));
     };
     events.tick = [&] { progress.tick(); };
+  } else if (request->events) {
+    // Units start and end on the pool's threads; a line is written whole.
+    auto event_mu = std::make_shared<std::mutex>();
+    auto emit = [&runs, event_mu](size_t i, nlohmann::json line) {
+      line["unit"] = i;
+      line["units"] = runs.size();
+      line["input"] = runs[i].input->path.string();
+      line["target"] = runs[i].target->spec;
+      std::string text = line.dump() + "\n";
+      std::lock_guard<std::mutex> lock(*event_mu);
+      std::cerr << text << std::flush;
+    };
+    events.started = [emit](size_t i) { emit(i, {{"event", "started"}}); };
+    events.finished = [emit, &runs](size_t i) {
+      const auto& o = runs[i].outcome;
+      nlohmann::json line = {{"event", "finished"}, {"ok", o.has_value()}, {"seconds", runs[i].seconds}};
+      if (o) line["cache_hit"] = o->cache_hit;
+      if (!o) line["code"] = code_name(o.error().code);
+      emit(i, std::move(line));
+    };
   }
   compile::run_pool(runs.size(), pool, estimate, work, events);
   if (!quiet) progress.close();
