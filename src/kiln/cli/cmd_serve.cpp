@@ -1,4 +1,5 @@
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -11,6 +12,7 @@
 #include "kiln/serve/http.h"
 #include "kiln/serve/service.h"
 #include "kiln/util/file.h"
+#include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::cli {
@@ -49,23 +51,76 @@ Result<Selected> choose_executor(const config::Config& config, const std::string
   return select_executor(config, "local", Need::kCompiler);
 }
 
+// What `kiln serve` and `kiln worker` share: where jobs and artifacts are,
+// how workers compile, and the cache.
+struct Common {
+  std::string data_dir = "kiln-data", queue, store, executor;
+  int workers = 0;
+  double job_timeout = 1800, lease = 30;
+  int max_attempts = 3;
+
+  void add_to(CLI::App& app, const char* workers_help) {
+    app.add_option("--data-dir", data_dir, "this host's folder for jobs, uploads and artifacts (default ./kiln-data)");
+    app.add_option("--queue", queue, "the job queue: postgresql://USER@HOST/DB for a fleet (default: the setting "
+                                     "queue, KILN_QUEUE; empty: SQLite in the data folder)");
+    app.add_option("--store", store, "shared store for uploads, artifacts and the fleet's cache: s3://BUCKET/PREFIX "
+                                     "(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a "
+                                     "folder all hosts see (default: the setting store, KILN_STORE)");
+    app.add_option("--workers", workers, workers_help)->check(CLI::Range(0, 1024));
+    app.add_option("--job-timeout", job_timeout, "time limit of each compile, seconds (default 1800)");
+    app.add_option("--lease", lease, "seconds a worker's claim on a job lasts without renewal; a job whose worker "
+                                     "stops renewing runs again elsewhere after this (default 30)")
+        ->check(CLI::Range(1.0, 86400.0));
+    app.add_option("--max-attempts", max_attempts, "starts of one job before it is failed (default 3)")
+        ->check(CLI::Range(1, 100));
+    app.add_option("--executor", executor, "local or docker (default: docker when its engine and image are there)")
+        ->check(CLI::IsMember({"local", "docker"}));
+  }
+
+  Result<serve::ServiceOptions> options(const Context& context) const {
+    serve::ServiceOptions o;
+    o.data_dir = data_dir;
+    o.queue = queue.empty() ? context.config.get("queue") : queue;
+    o.store = store.empty() ? context.config.get("store") : store;
+    o.workers = workers;
+    o.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
+    o.lease_seconds = lease;
+    o.max_attempts = max_attempts;
+    if (auto db = tuning_for_compiles(context.config)) o.tuning_dir = db->root();
+    return o;
+  }
+};
+
+Result<std::optional<cache::Store>> open_cache(const config::Config& config) {
+  std::string enabled = util::to_lower(config.get("cache"));
+  if (enabled == "false" || enabled == "0" || enabled == "no") return std::optional<cache::Store>();
+  std::filesystem::path root = config.get("cache_dir").empty() ? cache::default_root()
+                                                               : std::filesystem::path(config.get("cache_dir"));
+  return std::optional<cache::Store>(
+      KILN_TRY(cache::Store::open(root, KILN_TRY(cache::parse_size(config.get("cache_max_size"))))));
+}
+
+std::string describe(const serve::ServiceOptions& o, const std::string& executor, const std::string& release) {
+  return fmt::format("{} worker(s), executor {}, IREE {}, queue {}, store {}", o.workers, executor, release,
+                     o.queue.empty() ? (o.data_dir / "kiln.db").string() : serve::without_password(o.queue),
+                     o.store.empty() ? o.data_dir.string() : o.store);
+}
+
 }  // namespace
 
 Result<int> run_serve(Context& context) {
   CLI::App app{"Run the compile service over HTTP (see docs/service.md; GET /v1/openapi.json describes the API).", "serve"};
-  std::string listen = "127.0.0.1:8080", data_dir = "kiln-data", tokens_file, port_file, max_upload = "256M", executor;
-  int max_queue = 64, workers = 0;
-  double job_timeout = 1800;
+  std::string listen = "127.0.0.1:8080", tokens_file, port_file, max_upload = "256M";
+  int max_queue = 64;
+  Common common;
+  common.workers = -1;
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port; default 127.0.0.1:8080)");
-  app.add_option("--data-dir", data_dir, "where jobs, uploads and artifacts are kept (default ./kiln-data)");
   app.add_option("--tokens-file", tokens_file, "bearer tokens, one a line (also: KILN_SERVE_TOKENS, comma-separated)");
   app.add_option("--max-upload", max_upload, "largest accepted upload (default 256M)");
   app.add_option("--max-queue", max_queue, "jobs that may wait; more get 429 (default 64)")->check(CLI::Range(1, 1000000));
-  app.add_option("--workers", workers, "jobs compiled at once (default: one per CPU)")->check(CLI::Range(0, 1024));
-  app.add_option("--job-timeout", job_timeout, "time limit of each compile, seconds (default 1800)");
   app.add_option("--port-file", port_file, "write the port bound to this file (for --listen HOST:0)");
-  app.add_option("--executor", executor, "local or docker (default: docker when its engine and image are there)")
-      ->check(CLI::IsMember({"local", "docker"}));
+  common.add_to(app, "jobs compiled at once on this host (default: one per CPU; 0: the HTTP front only, with a "
+                     "shared queue and `kiln worker`s elsewhere)");
   serve::HttpOptions http;
   double header_timeout = 10;
   app.add_option("--max-connections", http.max_connections, "open connections in all (default 256)")
@@ -84,32 +139,47 @@ Result<int> run_serve(Context& context) {
   http.host = listen.substr(0, colon);
   http.port_file = port_file;
   http.port = static_cast<int>(KILN_TRY(config::parse_number("the port of --listen", listen.substr(colon + 1), 0, 65535)));
-  serve::ServiceOptions options;
-  options.data_dir = data_dir;
+  auto options = KILN_TRY(common.options(context));
   options.tokens = KILN_TRY(read_tokens(tokens_file));
   options.max_upload = KILN_TRY(cache::parse_size(max_upload));
   options.max_queue = max_queue;
-  options.workers = workers ? workers : compile::available_cpus();
-  options.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
-  if (auto db = tuning_for_compiles(context.config)) options.tuning_dir = db->root();
+  if (common.workers < 0) options.workers = compile::available_cpus();
 
-  auto selected = KILN_TRY(choose_executor(context.config, executor));
-  std::optional<cache::Store> store;
-  std::string enabled = util::to_lower(context.config.get("cache"));
-  if (enabled != "false" && enabled != "0" && enabled != "no") {
-    std::filesystem::path root = context.config.get("cache_dir").empty() ? cache::default_root()
-                                                                          : std::filesystem::path(context.config.get("cache_dir"));
-    store = KILN_TRY(cache::Store::open(root, KILN_TRY(cache::parse_size(context.config.get("cache_max_size")))));
-  }
+  auto selected = KILN_TRY(choose_executor(context.config, common.executor));
+  auto cache = KILN_TRY(open_cache(context.config));
   std::string executor_name = selected.executor->name();
-  auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(store)));
-  std::cerr << fmt::format("kiln serve: {} worker(s), executor {}, IREE {}, data in {}{}\n", options.workers,
-                           executor_name, selected.tools.release, data_dir,
+  auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
+  std::cerr << fmt::format("kiln serve: {}{}\n", describe(options, executor_name, selected.tools.release),
                            service->recovered() ? fmt::format("; {} interrupted job(s) re-queued", service->recovered()) : "");
   auto served = serve::serve_http(*service, http);
   service->stop();
   if (!served) return tl::unexpected(served.error());
   std::cerr << "kiln serve: stopped\n";
+  return 0;
+}
+
+Result<int> run_worker(Context& context) {
+  CLI::App app{"Compile jobs of a shared queue (a fleet's worker; see docs/fleet.md). Stops gracefully on SIGTERM: "
+               "running jobs go back to the queue.", "worker"};
+  Common common;
+  common.workers = 1;
+  common.add_to(app, "jobs compiled at once (default 1)");
+  if (KILN_TRY(parse_args(app, context))) return 0;
+  auto options = KILN_TRY(common.options(context));
+  if (options.workers < 1) return fail(Code::kInvalidArgument, "--workers: a worker compiles at least one job at a time");
+  if (options.queue.empty()) {
+    return fail(Code::kInvalidArgument, "kiln worker takes jobs from a shared queue: give --queue postgresql://USER@HOST/DB "
+                                        "(or KILN_QUEUE) and --store s3://BUCKET/PREFIX (or KILN_STORE)");
+  }
+  auto selected = KILN_TRY(choose_executor(context.config, common.executor));
+  auto cache = KILN_TRY(open_cache(context.config));
+  std::string executor_name = selected.executor->name();
+  auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
+  std::cerr << fmt::format("kiln worker {}: {}\n", service->worker_id(), describe(options, executor_name, selected.tools.release));
+  while (!util::interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::cerr << "kiln worker: stopping (running jobs go back to the queue)\n";
+  service->stop();
+  std::cerr << "kiln worker: stopped\n";
   return 0;
 }
 

@@ -39,6 +39,7 @@ Result<int> run_bench(Context& context);
 Result<int> run_cache(Context& context);
 Result<int> run_exec(Context& context);
 Result<int> run_serve(Context& context);
+Result<int> run_worker(Context& context);
 Result<int> run_tune(Context& context);
 Result<int> run_profile(Context& context);
 

@@ -399,41 +399,68 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   std::string key = cache::key_of(parts);
   std::error_code ec;
 
-  std::string explanation;
-  if (cache.store) {
-    // A cache that cannot be read (full disk, permissions) costs this
-    // compile its shortcut, never its result.
-    auto hit = cache.store->lookup(key);
-    if (!hit) {
-      warn("the cache could not be read: " + hit.error().message);
-      hit = std::optional<cache::Entry>();
-    }
-    // An entry whose metadata is damaged is a miss: this compile replaces it.
-    if (*hit) {
-      if (auto checked = record_from_json((*hit)->metadata, "the cache entry " + key.substr(0, 12)); !checked) {
-        warn(checked.error().message);
-        (void)cache.store->discard(key);
-        hit = std::optional<cache::Entry>();
+  // Serves a cached module under this unit's names: the metadata of the
+  // compile that made it, with this unit's paths and the hit recorded.
+  auto serve_hit = [&](const fs::path& cached, nlohmann::json metadata, const char* source) -> Result<Outcome> {
+    std::error_code copy_ec;
+    if (cached != staged_module) fs::copy_file(cached, staged_module, fs::copy_options::overwrite_existing, copy_ec);
+    if (copy_ec) return fail(Code::kInternal, "copying from the cache failed: " + copy_ec.message());
+    metadata["input"]["path"] = unit.input.string();
+    metadata["output"]["path"] = final_module.filename().string();
+    metadata["compiler_command"] = recorded;
+    metadata["cache"] = {{"hit", true}, {"key", key}, {"source", source}, {"compiled_at", metadata.value("created_at", "")}};
+    metadata["created_at"] = util::utc_timestamp();
+    auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
+    outcome.cache_hit = true;
+    outcome.cache_source = source;
+    outcome.warning = warning;
+    return outcome;
+  };
+  // The local cache, then the shared one. A cache that cannot be read (full
+  // disk, permissions, a store that is down) costs this compile its
+  // shortcut, never its result; an entry whose metadata is damaged is a
+  // miss that this compile replaces.
+  auto look_up = [&]() -> std::optional<Outcome> {
+    if (cache.store) {
+      auto hit = cache.store->lookup(key);
+      if (!hit) warn("the cache could not be read: " + hit.error().message);
+      if (hit && *hit) {
+        if (auto checked = record_from_json((*hit)->metadata, "the cache entry " + key.substr(0, 12)); !checked) {
+          warn(checked.error().message);
+          (void)cache.store->discard(key);
+        } else if (auto served = serve_hit((*hit)->module, (*hit)->metadata, "local")) {
+          return std::move(*served);
+        } else {
+          warn(served.error().message);
+        }
       }
     }
-    if (*hit) fs::copy_file((*hit)->module, staged_module, ec);
-    if (*hit && ec) {
-      warn("copying from the cache failed: " + ec.message());
-      hit = std::optional<cache::Entry>();
+    if (cache.shared) {
+      auto fetched = cache.shared->fetch(key, staged_module);
+      if (!fetched) warn("the shared cache could not be read: " + fetched.error().message);
+      if (fetched && *fetched) {
+        if (auto checked = record_from_json((*fetched)->metadata, "the shared cache entry " + key.substr(0, 12)); !checked) {
+          warn(checked.error().message);
+        } else {
+          if (cache.store) (void)cache.store->insert(key, parts, staged_module, (*fetched)->metadata);
+          if (auto served = serve_hit(staged_module, (*fetched)->metadata, "shared")) return std::move(*served);
+          else warn(served.error().message);
+        }
+      }
     }
-    if (*hit) {
-      nlohmann::json metadata = (*hit)->metadata;
-      metadata["input"]["path"] = unit.input.string();
-      metadata["output"]["path"] = final_module.filename().string();
-      metadata["compiler_command"] = recorded;
-      metadata["cache"] = {{"hit", true}, {"key", key}, {"compiled_at", metadata.value("created_at", "")}};
-      metadata["created_at"] = util::utc_timestamp();
-      auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
-      outcome.cache_hit = true;
-      outcome.warning = std::move(warning);
-      return outcome;
-    }
-    if (cache.explain) explanation = explain_miss(*cache.store, parts);
+    return std::nullopt;
+  };
+  if (auto hit = look_up()) return std::move(*hit);
+  std::string explanation;
+  if (cache.store && cache.explain) explanation = explain_miss(*cache.store, parts);
+  // One compile of a key at a time across the fleet: whoever waited finds
+  // the other's module in the cache.
+  std::unique_ptr<cache::KeyLocks::Held> held;
+  if (cache.locks) {
+    auto lock = cache.locks->hold(key, unit.cancel);
+    if (!lock) return tl::unexpected(lock.error().context(context));
+    held = std::move(*lock);
+    if (auto hit = look_up()) return std::move(*hit);
   }
 
   auto result = executor.run({argv, unit.input, staging->path(), options.timeout, {}, false, unit.cancel});
@@ -488,11 +515,16 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
                           {"measured_at", tuned->measured_at}};
     metadata["deployment"] = {{"runtime_flags", tuned->runtime_flags}, {"source", "tuning record " + tuned->key.substr(0, 12)}};
   }
+  // A cache that cannot take the entry (full disk, permissions, a store
+  // that is down) costs the next run a compile, not this one its result.
   if (cache.store) {
-    // A cache that cannot take the entry (full disk, permissions) costs the
-    // next run a compile, not this one its result.
     if (auto st = cache.store->insert(key, parts, staged_module, metadata); !st) {
       warn("the module was not cached: " + st.error().message);
+    }
+  }
+  if (cache.shared) {
+    if (auto st = cache.shared->publish(key, parts, staged_module, metadata); !st) {
+      warn("the module was not put in the shared cache: " + st.error().message);
     }
   }
   auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));

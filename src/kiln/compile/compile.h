@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/cache/shared.h"
 #include "kiln/cache/store.h"
 #include "kiln/compile/executor.h"
 #include "kiln/compile/record.h"
@@ -65,6 +66,7 @@ struct Outcome {
   fs::path metadata_path;
   ModuleRecord record;  // the metadata, checked; record.json is the file's content
   bool cache_hit = false;
+  std::string cache_source;       // on a hit: "local" or "shared"
   std::string cache_explanation;  // with CacheUse::explain, why a lookup missed
   std::string warning;            // a problem that did not fail the unit (the cache was full, ...)
 };
@@ -72,6 +74,8 @@ struct Outcome {
 struct CacheUse {
   cache::Store* store = nullptr;  // null: no cache (--no-cache)
   bool explain = false;
+  cache::Shared* shared = nullptr;   // the fleet's cache, looked up after the local one
+  cache::KeyLocks* locks = nullptr;  // one compile of a key at a time, fleet-wide
 };
 
 // Who chose the options. A local user may pass any compiler flag to their

@@ -26,6 +26,10 @@ const std::vector<Key>& keys() {
       {"jobs", "KILN_JOBS", "", "compile units run at once; empty: one per CPU"},
       {"memory_budget", "KILN_MEMORY_BUDGET", "", "memory the running compiles may use together (500M, 8G); empty: "
                                                   "80% of the memory available when kiln starts"},
+      {"queue", "KILN_QUEUE", "", "the service's job queue: empty is DATA_DIR/kiln.db (SQLite, one host); "
+                                  "postgresql://USER@HOST/DB is shared by a fleet"},
+      {"store", "KILN_STORE", "", "the service's shared store for uploads, artifacts and the fleet's cache: "
+                                  "s3://BUCKET/PREFIX (AWS_* variables) or a folder every host sees; empty: DATA_DIR"},
       {"cache", "KILN_CACHE", "true", "use the artifact cache: true or false"},
       {"cache_dir", "KILN_CACHE_DIR", "", "the artifact cache; empty: $XDG_CACHE_HOME/kiln or ~/.cache/kiln"},
       {"cache_max_size", "KILN_CACHE_MAX_SIZE", "5G", "size limit of the cache; least recently used entries go first"},

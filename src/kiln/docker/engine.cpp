@@ -1,67 +1,17 @@
 #include "kiln/docker/engine.h"
 
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <mutex>
 
 #include <fmt/format.h>
 
+#include "kiln/util/curl.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::docker {
-namespace {
-
-// The libcurl functions kiln uses, resolved once.
-struct Curl {
-  decltype(&curl_easy_init) easy_init;
-  decltype(&curl_easy_setopt) easy_setopt;
-  decltype(&curl_easy_perform) easy_perform;
-  decltype(&curl_easy_getinfo) easy_getinfo;
-  decltype(&curl_easy_cleanup) easy_cleanup;
-  decltype(&curl_easy_strerror) easy_strerror;
-  decltype(&curl_slist_append) slist_append;
-  decltype(&curl_slist_free_all) slist_free_all;
-};
-
-Result<const Curl*> curl() {
-  static Curl api;
-  static std::string error;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      error = ::dlerror();
-      return;
-    }
-    auto get = [&](const char* name) { return ::dlsym(lib, name); };
-    api.easy_init = reinterpret_cast<decltype(api.easy_init)>(get("curl_easy_init"));
-    api.easy_setopt = reinterpret_cast<decltype(api.easy_setopt)>(get("curl_easy_setopt"));
-    api.easy_perform = reinterpret_cast<decltype(api.easy_perform)>(get("curl_easy_perform"));
-    api.easy_getinfo = reinterpret_cast<decltype(api.easy_getinfo)>(get("curl_easy_getinfo"));
-    api.easy_cleanup = reinterpret_cast<decltype(api.easy_cleanup)>(get("curl_easy_cleanup"));
-    api.easy_strerror = reinterpret_cast<decltype(api.easy_strerror)>(get("curl_easy_strerror"));
-    api.slist_append = reinterpret_cast<decltype(api.slist_append)>(get("curl_slist_append"));
-    api.slist_free_all = reinterpret_cast<decltype(api.slist_free_all)>(get("curl_slist_free_all"));
-    if (!api.easy_init || !api.easy_setopt || !api.easy_perform || !api.slist_free_all) error = "libcurl.so.4 lacks curl_easy_*";
-  });
-  if (!error.empty()) {
-    return fail(Code::kFailedPrecondition,
-                "the Docker executor needs libcurl (" + error + "); install libcurl4 (apt-get install libcurl4)");
-  }
-  return &api;
-}
-
-size_t append(char* data, size_t size, size_t count, void* sink) {
-  static_cast<std::string*>(sink)->append(data, size * count);
-  return size * count;
-}
-
-}  // namespace
 
 Result<Engine> Engine::connect() {
   std::string socket = "/var/run/docker.sock";
@@ -91,7 +41,7 @@ Result<Engine> Engine::connect() {
 
 Result<Response> Engine::request(const std::string& method, const std::string& path, const std::string& body,
                                  long timeout_ms) const {
-  auto api = KILN_TRY(curl());
+  auto api = KILN_TRY(util::curl("the Docker executor"));
   CURL* h = api->easy_init();
   if (!h) return fail(Code::kInternal, "curl_easy_init failed");
   Response response;
@@ -102,7 +52,7 @@ Result<Response> Engine::request(const std::string& method, const std::string& p
   api->easy_setopt(h, CURLOPT_URL, url.c_str());
   api->easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   api->easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  api->easy_setopt(h, CURLOPT_WRITEFUNCTION, &append);
+  api->easy_setopt(h, CURLOPT_WRITEFUNCTION, &util::curl_append);
   api->easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
   api->easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "kiln/target/target.h"
 #include "kiln/serve/openapi_text.h"
 #include "kiln/util/file.h"
+#include "kiln/util/hash.h"
 #include "kiln/util/strings.h"
 #include "kiln/util/time.h"
 
@@ -89,9 +91,28 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, toolchai
   std::error_code ec;
   fs::create_directories(options.data_dir / "jobs", ec);
   if (ec) return fail(Code::kFailedPrecondition, "cannot create " + options.data_dir.string() + ": " + ec.message());
-  auto store = KILN_TRY(Store::open(options.data_dir / "kiln.db"));
+  auto store = KILN_TRY(Store::open(options.queue.empty() ? (options.data_dir / "kiln.db").string() : options.queue));
+  std::unique_ptr<blob::Bucket> bucket;
+  if (!options.store.empty()) {
+    bucket = KILN_TRY(blob::open(options.store));
+    KILN_TRY_STATUS(bucket->check());
+  }
+  if (store->shared() && !bucket) {
+    return fail(Code::kInvalidArgument, fmt::format("{} is shared by a fleet, but uploads and artifacts would stay on "
+                                                    "this host: give a shared store too (--store s3://BUCKET/PREFIX, "
+                                                    "or KILN_STORE)", store->describe()));
+  }
+  if (options.workers == 0 && !store->shared()) {
+    return fail(Code::kInvalidArgument, "--workers 0 leaves compiling to other hosts' workers, which needs a shared "
+                                        "queue (--queue postgresql://...); with this host's queue give --workers 1 or more");
+  }
+  if (options.lease_seconds < 1) return fail(Code::kInvalidArgument, "the lease must be at least 1 second");
   std::unique_ptr<Service> s(new Service(std::move(options), std::move(tools), std::move(executor), std::move(cache),
-                                         std::move(store)));
+                                         std::move(store), std::move(bucket)));
+  auto id = KILN_TRY(new_id());
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  s->worker_id_ = fmt::format("{}/{}/{}", host, ::getpid(), id.substr(0, 8));
   // A crash of this service's own code while it compiled a job fails that
   // job with the reason; it is not run again to crash the service again.
   fs::path record = s->options_.data_dir / "crash.record";
@@ -106,7 +127,8 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, toolchai
   }
   s->recovered_ = KILN_TRY(s->store_->recover(s->options_.max_attempts, crashed, reason));
   install_crash_record(record);
-  for (int i = 0; i < std::max(1, s->options_.workers); ++i) s->workers_.emplace_back([p = s.get()] { p->worker_loop(); });
+  for (int i = 0; i < s->options_.workers; ++i) s->workers_.emplace_back([p = s.get()] { p->worker_loop(); });
+  s->leases_ = std::thread([p = s.get()] { p->lease_loop(); });
   return s;
 }
 
@@ -121,6 +143,7 @@ void Service::stop() {
   wake_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  if (leases_.joinable()) leases_.join();
 }
 
 bool Service::authorized(const std::string& header) const {
@@ -145,8 +168,9 @@ Response Service::handle(const Request& r) {
   };
   if (r.path == "/healthz") return record(json_response(200, {{"status", "ok"}}));
   if (r.path == "/readyz") {
-    bool ready = !stopping_ && !workers_.empty();
-    return record(json_response(ready ? 200 : 503, {{"ready", ready}, {"workers", workers_.size()},
+    bool ready = !stopping_ && (!workers_.empty() || store_->shared());
+    return record(json_response(ready ? 200 : 503, {{"ready", ready}, {"draining", stopping_.load()},
+                                                    {"workers", workers_.size()}, {"queue", store_->describe()},
                                                     {"executor", executor_->name()}, {"iree", tools_.release}}));
   }
   if (needs_token(r.path) && !authorized(r.authorization)) {
@@ -164,8 +188,10 @@ Response Service::handle(const Request& r) {
   if (r.path == "/v1/jobs") {
     if (r.method == "POST") return record(submit(r));
     if (r.method != "GET") return method_not_allowed();
+    auto recent = store_->recent(100);
+    if (!recent) return record(error_response(recent.error()));
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& j : store_->recent(100)) list.push_back(job_json(j));
+    for (const auto& j : *recent) list.push_back(job_json(j));
     return record(json_response(200, {{"jobs", list}}));
   }
   if (parts.size() >= 4 && parts[1] == "v1" && parts[2] == "jobs") {
@@ -196,7 +222,9 @@ Response Service::queue_full(int64_t queued) {
 Response Service::submit(const Request& r) {
   // Checked first so a full queue costs no upload handling; checked again,
   // exactly, when the job is stored.
-  if (int64_t queued = store_->queued(); queued >= options_.max_queue) return queue_full(queued);
+  auto waiting = store_->queued();
+  if (!waiting) return error_response(waiting.error());
+  if (*waiting >= options_.max_queue) return queue_full(*waiting);
   auto boundary = boundary_of(r.content_type);
   if (!boundary) return error_response(boundary.error());
   auto form = parse_multipart(r.body, *boundary);
@@ -251,8 +279,17 @@ Response Service::submit(const Request& r) {
     return error_response(400, "invalid_argument", "the model is not readable StableHLO: " + message);
   }
   JobRecord job{id, "queued", now(), 0, 0, options, input.string(), nullptr, "", "", 0};
+  if (bucket_) {
+    // Workers on other hosts read the upload from the shared store.
+    job.input_path = "uploads/" + id + "/" + input.filename().string();
+    if (auto st = bucket_->put(job.input_path, model->second.body); !st) {
+      fs::remove_all(dir, ec);
+      return error_response(st.error());
+    }
+  }
   if (auto st = store_->insert(job, options_.max_queue); !st) {
     fs::remove_all(dir, ec);
+    if (bucket_) (void)bucket_->remove(job.input_path);
     if (st.error().code == Code::kResourceExhausted) return queue_full(std::atoll(st.error().message.c_str()));
     return error_response(st.error());
   }
@@ -279,13 +316,18 @@ nlohmann::json Service::job_json(const JobRecord& j) const {
 
 Response Service::job_status(const std::string& id) {
   auto j = store_->get(id);
-  if (!j) return error_response(404, "not_found", "no job " + id);
-  return json_response(200, job_json(*j));
+  if (!j) return error_response(j.error());
+  if (!*j) return error_response(404, "not_found", "no job " + id);
+  return json_response(200, job_json(**j));
 }
 
 Response Service::cancel(const std::string& id) {
-  auto state = store_->cancel(id);
+  auto asked = store_->cancel(id);
+  if (!asked) return error_response(asked.error());
+  auto& state = *asked;
   if (!state) return error_response(404, "not_found", "no job " + id);
+  // Running here: stopped now; running elsewhere: its worker sees the
+  // request when it next renews its lease.
   if (*state == "running") {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = cancels_.find(id); it != cancels_.end()) it->second->store(true);
@@ -295,22 +337,38 @@ Response Service::cancel(const std::string& id) {
 }
 
 Response Service::artifact(const std::string& id, const std::string& file) {
-  auto j = store_->get(id);
-  if (!j) return error_response(404, "not_found", "no job " + id);
+  auto found = store_->get(id);
+  if (!found) return error_response(found.error());
+  if (!*found) return error_response(404, "not_found", "no job " + id);
+  const JobRecord& j = **found;
   // Only names the job recorded are served: a request never becomes a path.
-  if (j->result.is_array()) {
-    for (const auto& unit : j->result) {
+  if (j.result.is_array()) {
+    for (const auto& unit : j.result) {
       for (const char* key : {"module", "metadata"}) {
-        if (unit.contains(key) && unit[key] == file) {
-          Response resp{200, std::string(key) == "module" ? "application/octet-stream" : "application/json", "", {}, {}};
-          resp.file = options_.data_dir / "jobs" / id / "out" / file;
-          resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
-          return resp;
+        if (!unit.contains(key) || unit[key] != file) continue;
+        fs::path local = options_.data_dir / "jobs" / id / "out" / file;
+        std::error_code ec;
+        if (bucket_ && !fs::exists(local, ec)) {
+          // Compiled on another host: fetched from the shared store (its
+          // checksum checked), then served from this host's copy.
+          auto got = bucket_->get_file("jobs/" + id + "/" + file, local);
+          if (!got) return error_response(got.error());
+          if (!*got) return error_response(404, "not_found", fmt::format("job {}'s artifact {} is missing from {}", id, file,
+                                                                        bucket_->describe()));
+          if (std::string(key) == "module" && util::sha256_file(local).value_or("") != unit.value("sha256", "")) {
+            fs::remove(local, ec);
+            return error_response(500, "internal", fmt::format("job {}'s module in {} is not the one compiled", id,
+                                                              bucket_->describe()));
+          }
         }
+        Response resp{200, std::string(key) == "module" ? "application/octet-stream" : "application/json", "", {}, {}};
+        resp.file = local;
+        resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
+        return resp;
       }
     }
   }
-  return error_response(404, "not_found", fmt::format("job {} has no artifact {} (state {})", id, file, j->state));
+  return error_response(404, "not_found", fmt::format("job {} has no artifact {} (state {})", id, file, j.state));
 }
 
 Response Service::targets() {
@@ -323,7 +381,9 @@ Response Service::targets() {
 
 Response Service::metrics() {
   std::string m;
-  auto counts = store_->counts();
+  auto counted = store_->counts();
+  if (!counted) return error_response(counted.error());
+  auto& counts = *counted;
   m += "# HELP kiln_jobs Jobs in the database, by state.\n# TYPE kiln_jobs gauge\n";
   for (const auto& [state, n] : counts) m += fmt::format("kiln_jobs{{state=\"{}\"}} {}\n", state, n);
   m += "# HELP kiln_queue_depth Jobs waiting for a worker.\n# TYPE kiln_queue_depth gauge\n";
@@ -344,6 +404,9 @@ Response Service::metrics() {
   m += fmt::format("kiln_cache_hits_total {}\n", cache_hits_);
   m += "# HELP kiln_cache_misses_total Compile units that had to compile.\n# TYPE kiln_cache_misses_total counter\n";
   m += fmt::format("kiln_cache_misses_total {}\n", cache_misses_);
+  m += "# HELP kiln_cache_shared_hits_total Compile units served from the fleet's shared cache.\n"
+       "# TYPE kiln_cache_shared_hits_total counter\n";
+  m += fmt::format("kiln_cache_shared_hits_total {}\n", shared_hits_);
   m += "# HELP kiln_http_responses_total HTTP responses by status.\n# TYPE kiln_http_responses_total counter\n";
   for (const auto& [status, n] : responses_) m += fmt::format("kiln_http_responses_total{{code=\"{}\"}} {}\n", status, n);
   return {200, "text/plain; version=0.0.4", m, {}, {}};
@@ -351,19 +414,29 @@ Response Service::metrics() {
 
 void Service::worker_loop() {
   prepare_thread_for_crash_record();
+  bool reported = false;  // an outage of the queue is logged once, not every poll
   while (!stopping_) {
-    auto job = store_->claim_next();
-    if (!job) {
+    auto claimed = store_->claim_next(worker_id_, options_.lease_seconds);
+    if (!claimed) {
+      if (!reported) log("cannot take jobs: " + claimed.error().message + "; trying again every second");
+      reported = true;
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait_for(lock, std::chrono::milliseconds(250));
+      wake_.wait_for(lock, std::chrono::seconds(1));
       continue;
     }
-    std::string id = job->id;
+    if (reported) log("the queue answers again");
+    reported = false;
+    if (!*claimed) {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(store_->shared() ? 500 : 250));
+      continue;
+    }
+    JobRecord job = std::move(**claimed);
     // Caught at the thread's entry: an exception fails this job, never the
     // service and the jobs of the other workers.
     std::string what;
     try {
-      run_job(std::move(*job));
+      run_job(job);
     } catch (const std::exception& e) {
       what = e.what();
     } catch (...) {
@@ -372,12 +445,87 @@ void Service::worker_loop() {
     if (!what.empty()) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        cancels_.erase(id);
+        cancels_.erase(job.id);
+        lost_.erase(job.id);
       }
-      log("job " + id + " failed with an internal error: " + what);
-      (void)store_->finish(id, "failed", nlohmann::json::array(), code_name(Code::kInternal),
-                           "internal error while running the job: " + what + "; please report it");
+      log("job " + job.id + " failed with an internal error: " + what);
+      record_end(job, "failed", nlohmann::json::array(),
+                 Error{Code::kInternal, "internal error while running the job: " + what + "; please report it"});
     }
+  }
+}
+
+// Renews the leases of the jobs this process runs, passes cancel requests
+// made on any host to the compiles here, and queues again the jobs of
+// workers that stopped renewing theirs.
+void Service::lease_loop() {
+  auto period = std::chrono::milliseconds(static_cast<int64_t>(options_.lease_seconds * 1000 / 3));
+  while (!stopping_) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait_for(lock, period, [&] { return stopping_.load(); });
+    }
+    if (stopping_) break;
+    std::map<std::string, std::shared_ptr<std::atomic<bool>>> running;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running = cancels_;
+    }
+    for (const auto& [id, cancel] : running) {
+      auto lease = store_->renew(id, worker_id_, options_.lease_seconds);
+      if (!lease) {
+        log("cannot renew the lease of job " + id + ": " + lease.error().message);
+        continue;
+      }
+      if (lease->cancel_requested) cancel->store(true);
+      if (!lease->held) {
+        // Another worker took it over (this one missed renewals): stop, and
+        // leave the job to the new holder.
+        log("job " + id + " is no longer this worker's (its lease ran out); stopping its compile");
+        std::lock_guard<std::mutex> lock(mu_);
+        lost_[id] = true;
+        cancel->store(true);
+      }
+    }
+    if (auto requeued = store_->expire(options_.max_attempts); requeued && *requeued > 0) {
+      log(fmt::format("{} job(s) whose worker stopped renewing its lease queued again", *requeued));
+      wake_.notify_all();
+    }
+  }
+}
+
+Result<fs::path> Service::local_input(const JobRecord& job) {
+  if (!bucket_) return fs::path(job.input_path);
+  fs::path local = options_.data_dir / "jobs" / job.id / fs::path(job.input_path).filename();
+  std::error_code ec;
+  if (fs::exists(local, ec)) return local;
+  auto got = KILN_TRY(bucket_->get_file(job.input_path, local));
+  if (!got) return fail(Code::kNotFound, fmt::format("the job's upload {} is missing from {}", job.input_path, bucket_->describe()));
+  return local;
+}
+
+void Service::record_end(const JobRecord& job, const std::string& state, const nlohmann::json& units,
+                         const std::optional<Error>& error) {
+  // While the queue cannot be reached the end is tried again for one lease;
+  // after that the job is left to expire and run again elsewhere (a cache
+  // hit by then).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options_.lease_seconds * 1000));
+  for (int attempt = 0;; ++attempt) {
+    auto done = store_->finish(job.id, worker_id_, state, units, error ? code_name(error->code) : "",
+                               error ? error->message : "");
+    if (done && !*done) {
+      log("job " + job.id + " ended here after another worker took it over; this result is dropped");
+      return;
+    }
+    if (done) {
+      log("job " + job.id + " " + state);
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline || stopping_) {
+      log("cannot record the end of job " + job.id + ": " + done.error().message + "; it runs again once its lease ends");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 200 * (attempt + 1))));
   }
 }
 
@@ -386,8 +534,11 @@ void Service::run_job(JobRecord job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancels_[job.id] = cancel;
-    // A cancel that arrived between claim and here.
-    if (auto fresh = store_->get(job.id); fresh && fresh->state == "cancelled") cancel->store(true);
+    lost_.erase(job.id);
+  }
+  // A cancel that arrived between claim and here.
+  if (auto lease = store_->renew(job.id, worker_id_, options_.lease_seconds); lease && lease->cancel_requested) {
+    cancel->store(true);
   }
   log(fmt::format("running job {} (attempt {})", job.id, job.attempts));
   CrashSlot in_flight(job.id);
@@ -401,18 +552,31 @@ void Service::run_job(JobRecord job) {
   nlohmann::json units = nlohmann::json::array();
   std::optional<Error> first_error;
   if (!checked) first_error = checked.error();
-  auto module = mlir::inspect_file(job.input_path, [&](const fs::path& p) { return toolchain::print_as_text(tools_, p); });
-  compile::CacheUse cache_use{cache_ ? &*cache_ : nullptr, false};
+  auto input = local_input(job);
+  if (!input && !first_error) first_error = input.error();
+  std::string input_path = input ? input->string() : job.input_path;
+  auto module = mlir::inspect_file(input_path, [&](const fs::path& p) { return toolchain::print_as_text(tools_, p); });
+  compile::CacheUse cache_use{cache_ ? &*cache_ : nullptr, false, shared_cache_ ? &*shared_cache_ : nullptr,
+                              store_.get()};
   std::optional<tuning::Database> tuning;
   if (!options_.tuning_dir.empty()) tuning.emplace(options_.tuning_dir);
   for (const auto& spec : job.request.value("targets", std::vector<std::string>{})) {
-    if (cancel->load() || !checked) break;
+    if (cancel->load() || !checked || !input) break;
     auto target = target::resolve(spec);
     Result<compile::Outcome> outcome = !target ? Result<compile::Outcome>(tl::unexpected(target.error()))
                                        : !module ? Result<compile::Outcome>(tl::unexpected(module.error()))
-                                                 : compile::run({job.input_path, "model", *target, out, cancel.get()},
+                                                 : compile::run({input_path, "model", *target, out, cancel.get()},
                                                                 options, *module, tools_, *executor_, cache_use,
                                                                 tuning ? &*tuning : nullptr);
+    if (outcome && bucket_) {
+      // Stored for the fleet before the job row says so.
+      for (const auto& file : {outcome->module_path, outcome->metadata_path}) {
+        if (auto st = bucket_->put_file("jobs/" + job.id + "/" + file.filename().string(), file); !st) {
+          outcome = tl::unexpected(st.error().context("storing the artifacts"));
+          break;
+        }
+      }
+    }
     if (outcome) {
       const auto& m = outcome->record;
       double seconds = m.compile_wall_seconds;
@@ -420,6 +584,7 @@ void Service::run_job(JobRecord job) {
         std::lock_guard<std::mutex> lock(metrics_mu_);
         if (outcome->cache_hit) {
           ++cache_hits_;
+          if (outcome->cache_source == "shared") ++shared_hits_;
         } else {
           ++cache_misses_;
           size_t b = 0;
@@ -429,34 +594,39 @@ void Service::run_job(JobRecord job) {
           ++duration_count_;
         }
       }
-      units.push_back({{"target", spec}, {"ok", true}, {"module", outcome->module_path.filename().string()},
-                       {"metadata", outcome->metadata_path.filename().string()}, {"sha256", m.output_sha256},
-                       {"size_bytes", m.output_size_bytes}, {"cache_hit", outcome->cache_hit},
-                       {"compile_seconds", seconds},
-                       {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, outcome->module_path.filename().string())},
-                                  {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, outcome->metadata_path.filename().string())}}}});
+      std::string module_file = outcome->module_path.filename().string();
+      std::string metadata_file = outcome->metadata_path.filename().string();
+      nlohmann::json unit = {{"target", spec}, {"ok", true}, {"module", module_file}, {"metadata", metadata_file},
+                             {"sha256", m.output_sha256}, {"size_bytes", m.output_size_bytes},
+                             {"cache_hit", outcome->cache_hit}, {"compile_seconds", seconds}, {"worker", worker_id_},
+                             {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, module_file)},
+                                        {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, metadata_file)}}}};
+      if (outcome->cache_hit) unit["cache_source"] = outcome->cache_source;
+      units.push_back(std::move(unit));
     } else {
       if (outcome.error().code == Code::kCancelled) break;
       // Diagnostics name the stored upload; users know it as "model".
       std::string message = outcome.error().message;
-      for (size_t at; (at = message.find(job.input_path)) != std::string::npos;) message.replace(at, job.input_path.size(), "model");
+      for (size_t at; (at = message.find(input_path)) != std::string::npos;) message.replace(at, input_path.size(), "model");
       units.push_back({{"target", spec}, {"ok", false}, {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}});
       if (!first_error) first_error = Error{outcome.error().code, message};
     }
   }
+  bool lost;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancels_.erase(job.id);
+    lost = lost_.erase(job.id) > 0;
   }
+  if (lost) return;  // another worker holds it now
   if (stopping_ && cancel->load()) {
-    log("job " + job.id + " interrupted by shutdown; it runs again at the next start");
-    return;  // stays "running"; recover() re-queues it
+    // A graceful stop: the job goes back to the queue, for any worker.
+    if (auto st = store_->release(job.id, worker_id_); !st) log("cannot give job " + job.id + " back: " + st.error().message);
+    else log("job " + job.id + " interrupted by shutdown; queued again");
+    return;
   }
   std::string state = cancel->load() ? "cancelled" : first_error ? "failed" : "succeeded";
-  auto st = store_->finish(job.id, state, units, first_error ? code_name(first_error->code) : "",
-                           first_error ? first_error->message : "");
-  if (!st) log("cannot record job " + job.id + ": " + st.error().message);
-  log("job " + job.id + " " + state);
+  record_end(job, state, units, first_error);
 }
 
 }  // namespace kiln::serve

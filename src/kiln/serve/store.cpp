@@ -1,5 +1,9 @@
 #include "kiln/serve/store.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <set>
+
 #include <sqlite3.h>
 
 #include <chrono>
@@ -45,7 +49,8 @@ class Statement {
 };
 
 constexpr const char* kColumns =
-    "id, state, created_at, started_at, finished_at, request, input_path, result, error_code, error_message, attempts";
+    "id, state, created_at, started_at, finished_at, request, input_path, result, error_code, error_message, attempts, "
+    "worker, lease_until";
 
 JobRecord read_row(Statement& s) {
   JobRecord j;
@@ -60,12 +65,78 @@ JobRecord read_row(Statement& s) {
   j.error_code = s.column_text(8);
   j.error_message = s.column_text(9);
   j.attempts = static_cast<int>(s.column_int(10));
+  j.worker = s.column_text(11);
+  j.lease_until = s.column_real(12);
   return j;
 }
 
-}  // namespace
 
-Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
+// Holds keys for the threads of this process (one host: no one else compiles).
+class LocalKeyLocks {
+ public:
+  Result<std::unique_ptr<cache::KeyLocks::Held>> hold(const std::string& key, const std::atomic<bool>* cancel) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (held_.count(key)) {
+      if (cancel && cancel->load()) return fail(Code::kCancelled, "cancelled while another job compiled the same module");
+      released_.wait_for(lock, std::chrono::milliseconds(200));
+    }
+    held_.insert(key);
+    return std::unique_ptr<cache::KeyLocks::Held>(new Released(this, key));
+  }
+
+ private:
+  struct Released : cache::KeyLocks::Held {
+    Released(LocalKeyLocks* owner, std::string key) : owner(owner), key(std::move(key)) {}
+    ~Released() override {
+      std::lock_guard<std::mutex> lock(owner->mu_);
+      owner->held_.erase(key);
+      owner->released_.notify_all();
+    }
+    LocalKeyLocks* owner;
+    std::string key;
+  };
+  std::mutex mu_;
+  std::condition_variable released_;
+  std::set<std::string> held_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file);
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  bool shared() const override { return false; }
+  std::string describe() const override { return "the SQLite job database " + file_; }
+  Status insert(const JobRecord& job, int64_t max_queued) override;
+  Result<std::optional<JobRecord>> get(const std::string& id) override;
+  Result<std::vector<JobRecord>> recent(int limit) override;
+  Result<std::optional<JobRecord>> claim_next(const std::string& worker, double lease_seconds) override;
+  Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) override;
+  Result<bool> finish(const std::string& id, const std::string& worker, const std::string& state,
+                      const nlohmann::json& result, const std::string& error_code,
+                      const std::string& error_message) override;
+  Status release(const std::string& id, const std::string& worker) override;
+  Result<std::optional<std::string>> cancel(const std::string& id) override;
+  Result<int> expire(int max_attempts) override;
+  Result<int> recover(int max_attempts, const std::vector<std::string>& crashed,
+                      const std::string& crash_reason) override;
+  Result<std::map<std::string, int64_t>> counts() override;
+  Result<std::unique_ptr<Held>> hold(const std::string& key, const std::atomic<bool>* cancel) override {
+    return locks_.hold(key, cancel);
+  }
+
+ private:
+  SqliteStore(sqlite3* db, std::string file) : db_(db), file_(std::move(file)) {}
+  Status exec(const std::string& sql);
+  Error error(const char* what) { return Error{Code::kInternal, std::string("SQLite ") + what + ": " + sqlite3_errmsg(db_)}; }
+  Result<int> expire_locked(int max_attempts);
+  sqlite3* db_;
+  std::string file_;
+  std::mutex mu_;  // one connection, used by every thread in turn
+  LocalKeyLocks locks_;
+};
+
+Result<std::unique_ptr<Store>> SqliteStore::open(const std::filesystem::path& file) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {
@@ -73,7 +144,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
     sqlite3_close(db);
     return fail(Code::kFailedPrecondition, fmt::format("cannot open the job database {}: {}", file.string(), why));
   }
-  std::unique_ptr<Store> store(new Store(db));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, file.string()));
   sqlite3_busy_timeout(db, 5000);
   KILN_TRY_STATUS(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   Statement version(db, "PRAGMA user_version");
@@ -88,114 +159,189 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file) {
         " attempts INTEGER NOT NULL DEFAULT 0);"
         "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, created_at);"
         "PRAGMA user_version = 1;"));
-  } else if (v != 1) {
+    v = 1;
+  }
+  if (v == 1) {
+    // Version 2: leases and cancel requests.
+    KILN_TRY_STATUS(store->exec(
+        "BEGIN; ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;"
+        "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;"
+        "PRAGMA user_version = 2; COMMIT;"));
+    v = 2;
+  }
+  if (v != 2) {
     return fail(Code::kFailedPrecondition, fmt::format("the job database {} has schema version {}; this kiln knows "
-                                                       "version 1 (use a kiln as new as the one that wrote it)",
+                                                       "versions up to 2 (use a kiln as new as the one that wrote it)",
                                                        file.string(), v));
   }
-  return store;
+  return std::unique_ptr<Store>(std::move(store));
 }
 
-Store::~Store() { sqlite3_close(db_); }
-
-Status Store::exec(const std::string& sql) {
+Status SqliteStore::exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string why = err ? err : "unknown";
     sqlite3_free(err);
+    (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return fail(Code::kInternal, "SQLite: " + why);
   }
   return {};
 }
 
-Status Store::insert(const JobRecord& j, int64_t max_queued) {
+Status SqliteStore::insert(const JobRecord& j, int64_t max_queued) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement count(db_, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'");
-  if (count.step() != SQLITE_ROW) return fail(Code::kInternal, std::string("SQLite count: ") + sqlite3_errmsg(db_));
+  if (count.step() != SQLITE_ROW) return tl::unexpected(error("count"));
   if (int64_t queued = count.column_int(0); queued >= max_queued) {
     return fail(Code::kResourceExhausted, std::to_string(queued));
   }
   Statement s(db_, "INSERT INTO jobs (id, state, created_at, request, input_path) VALUES (?, ?, ?, ?, ?)");
   s.text(1, j.id).text(2, j.state).real(3, j.created_at).text(4, j.request.dump()).text(5, j.input_path);
-  if (s.step() != SQLITE_DONE) return fail(Code::kInternal, std::string("SQLite insert: ") + sqlite3_errmsg(db_));
+  if (s.step() != SQLITE_DONE) return tl::unexpected(error("insert"));
   return {};
 }
 
-std::optional<JobRecord> Store::get(const std::string& id) {
+Result<std::optional<JobRecord>> SqliteStore::get(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, fmt::format("SELECT {} FROM jobs WHERE id = ?", kColumns).c_str());
   s.text(1, id);
-  if (s.step() != SQLITE_ROW) return std::nullopt;
-  return read_row(s);
+  int rc = s.step();
+  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+  if (rc != SQLITE_ROW) return tl::unexpected(error("select"));
+  return std::optional<JobRecord>(read_row(s));
 }
 
-std::vector<JobRecord> Store::recent(int limit) {
+Result<std::vector<JobRecord>> SqliteStore::recent(int limit) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, fmt::format("SELECT {} FROM jobs ORDER BY created_at DESC LIMIT ?", kColumns).c_str());
   s.integer(1, limit);
   std::vector<JobRecord> out;
-  while (s.step() == SQLITE_ROW) out.push_back(read_row(s));
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_row(s));
+  if (rc != SQLITE_DONE) return tl::unexpected(error("select"));
   return out;
 }
 
-std::optional<JobRecord> Store::claim_next() {
+Result<std::optional<JobRecord>> SqliteStore::claim_next(const std::string& worker, double lease_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, fmt::format("UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1 "
+  Statement s(db_, fmt::format("UPDATE jobs SET state = 'running', started_at = ?1, attempts = attempts + 1, "
+                               "worker = ?2, lease_until = ?1 + ?3, cancel_requested = 0 "
                                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1) "
                                "RETURNING {}",
                                kColumns)
                        .c_str());
-  s.real(1, now());
-  if (s.step() != SQLITE_ROW) return std::nullopt;
-  return read_row(s);
+  s.real(1, now()).text(2, worker).real(3, lease_seconds);
+  int rc = s.step();
+  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+  if (rc != SQLITE_ROW) return tl::unexpected(error("claim"));
+  return std::optional<JobRecord>(read_row(s));
 }
 
-Status Store::finish(const std::string& id, const std::string& state, const nlohmann::json& result,
-                     const std::string& error_code, const std::string& error_message) {
+Result<Lease> SqliteStore::renew(const std::string& id, const std::string& worker, double lease_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "UPDATE jobs SET state = ?, finished_at = ?, result = ?, error_code = ?, error_message = ? WHERE id = ?");
-  s.text(1, state).real(2, now()).text(3, result.dump()).text(4, error_code).text(5, error_message).text(6, id);
-  if (s.step() != SQLITE_DONE) return fail(Code::kInternal, std::string("SQLite update: ") + sqlite3_errmsg(db_));
+  Statement s(db_, "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND state = 'running' "
+                   "RETURNING cancel_requested");
+  s.real(1, now() + lease_seconds).text(2, id).text(3, worker);
+  int rc = s.step();
+  if (rc == SQLITE_DONE) return Lease{false, false};
+  if (rc != SQLITE_ROW) return tl::unexpected(error("renew"));
+  return Lease{true, s.column_int(0) != 0};
+}
+
+Result<bool> SqliteStore::finish(const std::string& id, const std::string& worker, const std::string& state,
+                                 const nlohmann::json& result, const std::string& error_code,
+                                 const std::string& error_message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, "UPDATE jobs SET state = ?, finished_at = ?, result = ?, error_code = ?, error_message = ?, "
+                   "worker = '', lease_until = 0 WHERE id = ? AND worker = ? AND state = 'running'");
+  s.text(1, state).real(2, now()).text(3, result.dump()).text(4, error_code).text(5, error_message).text(6, id).text(7, worker);
+  if (s.step() != SQLITE_DONE) return tl::unexpected(error("update"));
+  return sqlite3_changes(db_) == 1;
+}
+
+Status SqliteStore::release(const std::string& id, const std::string& worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, "UPDATE jobs SET state = 'queued', started_at = 0, worker = '', lease_until = 0, "
+                   "attempts = MAX(attempts - 1, 0) WHERE id = ? AND worker = ? AND state = 'running'");
+  s.text(1, id).text(2, worker);
+  if (s.step() != SQLITE_DONE) return tl::unexpected(error("release"));
   return {};
 }
 
-std::optional<std::string> Store::cancel(const std::string& id) {
+Result<std::optional<std::string>> SqliteStore::cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'");
   s.real(1, now()).text(2, id);
-  s.step();
+  if (s.step() != SQLITE_DONE) return tl::unexpected(error("cancel"));
+  Statement r(db_, "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'");
+  r.text(1, id);
+  if (r.step() != SQLITE_DONE) return tl::unexpected(error("cancel"));
   Statement q(db_, "SELECT state FROM jobs WHERE id = ?");
   q.text(1, id);
-  if (q.step() != SQLITE_ROW) return std::nullopt;
-  return q.column_text(0);
+  int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return tl::unexpected(error("select"));
+  return std::optional<std::string>(q.column_text(0));
 }
 
-Result<int> Store::recover(int max_attempts, const std::vector<std::string>& crashed, const std::string& crash_reason) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& id : crashed) {
-    Statement s(db_, "UPDATE jobs SET state = 'failed', finished_at = ?, error_code = 'internal', error_message = ? "
-                     "WHERE id = ? AND state = 'running'");
-    s.real(1, now()).text(2, crash_reason).text(3, id);
-    s.step();
-  }
-  Statement failed(db_, "UPDATE jobs SET state = 'failed', finished_at = ?, error_code = 'internal', "
-                        "error_message = 'kiln serve stopped while this job ran, ' || attempts || ' times; it is not "
-                        "retried again' WHERE state = 'running' AND attempts >= ?");
+Result<int> SqliteStore::expire_locked(int max_attempts) {
+  Statement failed(db_, "UPDATE jobs SET state = 'failed', finished_at = ?1, error_code = 'internal', worker = '', "
+                        "error_message = 'the job was started ' || attempts || ' times and its worker stopped each "
+                        "time before it ended (killed, or its host lost); it is not retried again' "
+                        "WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2");
   failed.real(1, now()).integer(2, max_attempts);
-  failed.step();
-  Statement requeued(db_, "UPDATE jobs SET state = 'queued', started_at = 0 WHERE state = 'running'");
-  requeued.step();
+  if (failed.step() != SQLITE_DONE) return tl::unexpected(error("expire"));
+  Statement requeued(db_, "UPDATE jobs SET state = 'queued', started_at = 0, worker = '', lease_until = 0 "
+                          "WHERE state = 'running' AND lease_until < ?");
+  requeued.real(1, now());
+  if (requeued.step() != SQLITE_DONE) return tl::unexpected(error("expire"));
   return sqlite3_changes(db_);
 }
 
-std::map<std::string, int64_t> Store::counts() {
+Result<int> SqliteStore::expire(int max_attempts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return expire_locked(max_attempts);
+}
+
+Result<int> SqliteStore::recover(int max_attempts, const std::vector<std::string>& crashed,
+                                 const std::string& crash_reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& id : crashed) {
+    Statement s(db_, "UPDATE jobs SET state = 'failed', finished_at = ?, error_code = 'internal', error_message = ?, "
+                     "worker = '' WHERE id = ? AND state = 'running'");
+    s.real(1, now()).text(2, crash_reason).text(3, id);
+    if (s.step() != SQLITE_DONE) return tl::unexpected(error("recover"));
+  }
+  // Only this host uses the database: whatever is still running was this
+  // service's, and stopped when it did.
+  Statement ended(db_, "UPDATE jobs SET lease_until = 0 WHERE state = 'running'");
+  if (ended.step() != SQLITE_DONE) return tl::unexpected(error("recover"));
+  return expire_locked(max_attempts);
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::counts() {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, int64_t> out = {{"queued", 0}, {"running", 0}, {"succeeded", 0}, {"failed", 0}, {"cancelled", 0}};
   Statement s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
-  while (s.step() == SQLITE_ROW) out[s.column_text(0)] = s.column_int(1);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out[s.column_text(0)] = s.column_int(1);
+  if (rc != SQLITE_DONE) return tl::unexpected(error("count"));
   return out;
 }
 
-int64_t Store::queued() { return counts()["queued"]; }
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_postgres(const std::string& url);  // postgres.cpp
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& where) {
+  if (where.rfind("postgresql://", 0) == 0 || where.rfind("postgres://", 0) == 0) return open_postgres(where);
+  return SqliteStore::open(where);
+}
+
+Result<int64_t> Store::queued() {
+  auto c = KILN_TRY(counts());
+  return c["queued"];
+}
 
 }  // namespace kiln::serve

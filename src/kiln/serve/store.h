@@ -1,21 +1,28 @@
-// The service's durable state: jobs and their queue in SQLite (WAL,
-// synchronous=FULL), so a job accepted is a job that survives kill -9.
-// Schema version is SQLite's user_version (1); an unknown version is refused.
+// The service's durable state: jobs, their queue and their leases. Two
+// implementations behind one interface:
+//  - SQLite (WAL, synchronous=FULL), the embedded default: one host, a job
+//    accepted is a job that survives kill -9;
+//  - PostgreSQL, shared by a fleet of workers on any number of hosts: a
+//    worker claims the oldest queued job with SELECT ... FOR UPDATE SKIP
+//    LOCKED and holds a lease it renews while compiling; a job whose lease
+//    ran out (its worker died, its host was lost) is queued again by any
+//    other worker, up to a maximum number of starts.
+// Times that leases compare are the database's clock, not the hosts'.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/cache/shared.h"
 #include "kiln/util/error.h"
-
-struct sqlite3;
 
 namespace kiln::serve {
 
@@ -24,45 +31,65 @@ struct JobRecord {
   std::string state;  // queued, running, succeeded, failed, cancelled
   double created_at = 0, started_at = 0, finished_at = 0;  // unix seconds; 0 = not yet
   nlohmann::json request;  // targets and options, as submitted
-  std::string input_path;  // where the upload is stored
+  std::string input_path;  // where the upload is stored (a path, or an object key with a shared store)
   nlohmann::json result;   // per-target units once finished
   std::string error_code, error_message;
   int attempts = 0;
+  std::string worker;       // who holds it while running
+  double lease_until = 0;   // the database's clock
 };
 
-class Store {
+// What a lease renewal found.
+struct Lease {
+  bool held = false;              // false: the job is no longer this worker's (expired and taken, or finished)
+  bool cancel_requested = false;  // a client asked to cancel it
+};
+
+class Store : public cache::KeyLocks {
  public:
-  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file);
-  ~Store();
+  // "postgresql://..." (or "postgres://..."): PostgreSQL; anything else is a
+  // SQLite file. The schema is created or migrated; a newer one is refused.
+  static Result<std::unique_ptr<Store>> open(const std::string& where);
+  ~Store() override = default;
+
+  // Whether other processes on other hosts use it too.
+  virtual bool shared() const = 0;
+  virtual std::string describe() const = 0;
 
   // Stores a new job, unless `max_queued` jobs are waiting already: the
   // count and the insert are one step, so the limit is exact
   // (kResourceExhausted, with the count in the message).
-  Status insert(const JobRecord& job, int64_t max_queued = INT64_MAX);
-  std::optional<JobRecord> get(const std::string& id);
-  std::vector<JobRecord> recent(int limit);
-  // Takes the oldest queued job and marks it running; nullopt when none.
-  std::optional<JobRecord> claim_next();
-  Status finish(const std::string& id, const std::string& state, const nlohmann::json& result,
-                const std::string& error_code, const std::string& error_message);
-  // queued -> cancelled at once; running -> stays running (the worker stops it).
-  // Returns the state after the call, or nullopt for an unknown job.
-  std::optional<std::string> cancel(const std::string& id);
-  // After a restart: jobs left running are queued again, or failed once
-  // they have been started `max_attempts` times.
-  // At start: the jobs in `crashed` (running when the service crashed)
-  // fail with `crash_reason`; other running jobs are re-queued, or fail
-  // once they have been started max_attempts times.
-  Result<int> recover(int max_attempts, const std::vector<std::string>& crashed = {},
-                      const std::string& crash_reason = "");
-  std::map<std::string, int64_t> counts();
-  int64_t queued();
-
- private:
-  explicit Store(sqlite3* db) : db_(db) {}
-  Status exec(const std::string& sql);
-  sqlite3* db_;
-  std::mutex mu_;  // one connection, used by every thread in turn
+  virtual Status insert(const JobRecord& job, int64_t max_queued = INT64_MAX) = 0;
+  virtual Result<std::optional<JobRecord>> get(const std::string& id) = 0;
+  virtual Result<std::vector<JobRecord>> recent(int limit) = 0;
+  // Takes the oldest queued job for `worker`, with a lease of `lease_seconds`.
+  virtual Result<std::optional<JobRecord>> claim_next(const std::string& worker, double lease_seconds) = 0;
+  virtual Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) = 0;
+  // Records the end of a job this worker holds; false when it no longer
+  // holds it (nothing is written then).
+  virtual Result<bool> finish(const std::string& id, const std::string& worker, const std::string& state,
+                              const nlohmann::json& result, const std::string& error_code,
+                              const std::string& error_message) = 0;
+  // Gives a held job back to the queue (a graceful stop); the start is not counted.
+  virtual Status release(const std::string& id, const std::string& worker) = 0;
+  // queued -> cancelled at once; running -> stays running with a cancel
+  // request that its worker sees at its next renewal. The state after the
+  // call, or nullopt for an unknown job.
+  virtual Result<std::optional<std::string>> cancel(const std::string& id) = 0;
+  // Jobs whose lease ran out are queued again, or failed once they have
+  // been started `max_attempts` times. Returns how many were queued again.
+  virtual Result<int> expire(int max_attempts) = 0;
+  // At start: the jobs in `crashed` (running here when this service died of
+  // its own fatal signal) fail with `crash_reason`; then, with a store only
+  // this host uses, every job left running is handled as expired.
+  virtual Result<int> recover(int max_attempts, const std::vector<std::string>& crashed = {},
+                              const std::string& crash_reason = "") = 0;
+  virtual Result<std::map<std::string, int64_t>> counts() = 0;
+  Result<int64_t> queued();
 };
+
+// "postgresql://user:secret@host/db" -> "postgresql://user@host/db": what
+// logs and messages show of a queue's address.
+std::string without_password(const std::string& url);
 
 }  // namespace kiln::serve
