@@ -144,9 +144,71 @@ TEST(TuneSpace, SimtCandidatesRespectTheTargetAndTheProblem) {
   }
   // Most promising first, and diverse: no workgroup shape fills the set.
   for (size_t i = 1; i < candidates.size(); ++i) EXPECT_LE(candidates[i - 1].score, candidates[i].score);
+  // (each promoted tile may come twice: with and without shared-memory padding)
   std::map<std::string, int> shapes;
-  for (const auto& c : candidates) ++shapes[field(c.root, "workgroup")];
+  for (const auto& c : candidates) {
+    if (c.pipeline_options.empty()) ++shapes[field(c.root, "workgroup")];
+  }
   for (const auto& [shape, n] : shapes) EXPECT_LE(n, 3) << shape;
+}
+
+TEST(TuneSpace, PromotedSimtTilesAreAlsoTriedWithPaddedSharedMemory) {
+  auto exe = parse_executable(kSimt);
+  ASSERT_TRUE(exe);
+  auto candidates = dispatch_candidates(*exe, 24);
+  size_t padded = 0;
+  for (const auto& c : candidates) {
+    if (c.pipeline_options.empty()) continue;
+    ++padded;
+    EXPECT_EQ(field(c.root, "promote_operands"), "[0, 1]") << c.summary;
+    EXPECT_NE(c.summary.find("pad-smem"), std::string::npos);
+    ASSERT_EQ(c.pipeline_options.size(), 1u);
+    EXPECT_EQ(c.pipeline_options[0].first, "no_reduce_shared_memory_bank_conflicts");
+    std::string text = render(*exe, c.root, c.workgroup_size, c.pipeline_options);
+    EXPECT_NE(text.find("pipeline_options<no_reduce_shared_memory_bank_conflicts = false>"), std::string::npos);
+    EXPECT_EQ(text.find("no_reduce_shared_memory_bank_conflicts = true"), std::string::npos);
+    auto again = parse_executable(text);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(describe(again->root), describe(c.root));
+    // Its unpadded twin is in the set too.
+    bool twin = false;
+    for (const auto& u : candidates) twin |= u.pipeline_options.empty() && u.summary + " pad-smem" == c.summary;
+    EXPECT_TRUE(twin) << c.summary;
+  }
+  EXPECT_GT(padded, 0u);
+  // A pipeline option the file does not have is added to its options.
+  std::string added = render(*exe, exe->root, exe->workgroup_size, {{"prefetch_num_stages", "2"}});
+  EXPECT_NE(added.find("pipeline_options<prefetch_num_stages = 2, no_reduce_shared_memory_bank_conflicts = true>"),
+            std::string::npos);
+  // Where the compiler already pads (the MMA path), nothing is doubled.
+  auto mma = parse_executable(kMma);
+  ASSERT_TRUE(mma);
+  for (const auto& c : dispatch_candidates(*mma, 30)) EXPECT_TRUE(c.pipeline_options.empty());
+}
+
+TEST(TuneSpace, SplitKIsOfferedForContractionsWithFewOutputTiles) {
+  // The MLP's 256x1024x4096 matmul: 16 output tiles of 128x128, a 4096-long reduction.
+  std::string narrow = kSimt;
+  for (size_t at; (at = narrow.find("256x4096x1024")) != std::string::npos;) narrow.replace(at, 13, "256x1024x4096");
+  auto exe = parse_executable(narrow);
+  ASSERT_TRUE(exe);
+  ASSERT_EQ(exe->family, Family::kGpuSimt);
+  auto sets = reshaping_option_sets(target::Backend::kCuda, {*exe});
+  ASSERT_EQ(sets.size(), 2u);
+  EXPECT_EQ(sets[0].name, "splitK4");
+  EXPECT_EQ(sets[0].flags, (std::vector<std::string>{"--iree-dispatch-creation-split-matmul-reduction=4"}));
+  EXPECT_EQ(sets[1].flags, (std::vector<std::string>{"--iree-dispatch-creation-split-matmul-reduction=8"}));
+  EXPECT_TRUE(reshaping_option_sets(target::Backend::kCpu, {*exe}).empty());
+  // A 4096^3 GEMM has 1024 output tiles: enough work without splitting.
+  auto big = parse_executable(kMma);
+  ASSERT_TRUE(big);
+  EXPECT_TRUE(reshaping_option_sets(target::Backend::kCuda, {*big}).empty());
+  // A reduction shorter than 1024 is kept whole.
+  std::string shortk = kSimt;
+  for (size_t at; (at = shortk.find("256x4096x1024")) != std::string::npos;) shortk.replace(at, 13, "256x1024x512");
+  auto small = parse_executable(shortk);
+  ASSERT_TRUE(small);
+  EXPECT_TRUE(reshaping_option_sets(target::Backend::kCuda, {*small}).empty());
 }
 
 TEST(TuneSpace, SharedMemoryLimitPrunesPromotedTiles) {

@@ -226,7 +226,8 @@ Result<Executable> parse_executable(const std::string& text) {
   return exe;
 }
 
-std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size) {
+std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size,
+                   const Fields& pipeline_options) {
   std::vector<std::string> parts;
   for (const auto& [k, v] : root) parts.push_back(v.empty() ? k : k + " = " + v);
   std::string inner = util::join(parts, ", ");
@@ -237,6 +238,24 @@ std::string render(const Executable& exe, const Fields& root, const std::vector<
   // is still valid after the root's replacement.
   if (exe.wg_end > exe.wg_begin && !workgroup_size.empty()) {
     out.replace(exe.wg_begin, exe.wg_end - exe.wg_begin, format_ints(workgroup_size));
+  }
+  // Pipeline options follow the workgroup size inside translation_info.
+  size_t ti = out.find("translation_info = #iree_codegen.translation_info<");
+  if (ti == std::string::npos) return out;
+  size_t ti_end = close_angle(out, out.find('<', ti));
+  for (const auto& [key, value] : pipeline_options) {
+    size_t at = out.find(key + " = ", ti);
+    if (at != std::string::npos && at < ti_end) {
+      size_t begin = at + key.size() + 3;
+      size_t end = out.find_first_of(",>", begin);
+      out.replace(begin, end - begin, value);
+    } else if (size_t po = out.find("pipeline_options<", ti); po != std::string::npos && po < ti_end) {
+      bool empty = out[po + 17] == '>';
+      out.insert(po + 17, key + " = " + value + (empty ? "" : ", "));
+    } else {
+      continue;
+    }
+    ti_end = close_angle(out, out.find('<', ti));
   }
   return out;
 }

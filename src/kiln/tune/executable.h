@@ -65,8 +65,12 @@ std::string field(const Fields& fields, const std::string& key);
 // Sets (or adds, or with an empty value removes) a field.
 void set_field(Fields& fields, const std::string& key, const std::string& value);
 
-// The executable's text with another root configuration and workgroup size.
-std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size);
+// The executable's text with another root configuration and workgroup size,
+// and the given translation_info pipeline options set (GPU: for example
+// no_reduce_shared_memory_bank_conflicts = false); an option the file does
+// not have is added to its pipeline_options.
+std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size,
+                   const Fields& pipeline_options = {});
 
 // "workgroup=[64,64,1] thread=[4,4,0] reduction=[0,0,32] promote": short and stable.
 std::string describe(const Fields& root);

@@ -105,7 +105,7 @@ Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump
     for (size_t k = 0; k < candidates.size(); ++k) {
       const auto& c = candidates[k];
       Build b{fmt::format("{}-{:02}", exe->name, k), {}, {}, {}, exe->name + ": " + c.summary, "dispatch"};
-      b.configs[exe->name] = render(*exe, c.root, c.workgroup_size);
+      b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options);
       b.dispatches[exe->name] = c.summary;
       builds.push_back(std::move(b));
     }
@@ -113,6 +113,62 @@ Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump
   log(fmt::format("{} dispatches, {} tunable; {} candidate modules", dispatches.size(),
                   std::count_if(dispatches.begin(), dispatches.end(), [](const json& d) { return d["candidates"] != 0; }),
                   builds.size() + 1));
+  return builds;
+}
+
+// Round 1, for programs with little parallel work per contraction: the
+// reshaping option sets (split-K), each compiled once with its own dump, and
+// its contractions' configurations, compiled under the same options.
+Result<std::vector<Build>> explore_reshaped(const PrepareOptions& o, const fs::path& stage, const std::string& sha,
+                                            const toolchain::Toolchain& tools, compile::Executor& executor,
+                                            json& dispatches, const Log& log) {
+  std::vector<Executable> exes;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(stage / "dump", ec)) {
+    auto text = KILN_TRY(util::read_file(e.path()));
+    if (auto exe = parse_executable(text)) exes.push_back(std::move(*exe));
+  }
+  std::vector<Build> builds;
+  for (const auto& set : reshaping_option_sets(o.target.backend, exes)) {
+    fs::path dump = stage / ("dump-" + set.name);
+    fs::create_directories(dump, ec);
+    auto flags = set.flags;
+    flags.push_back("--iree-hal-dump-executable-configurations-to=" + dump.string());
+    std::vector<Build> probe{{"probe-" + set.name, flags, {}, {}, set.name, "program"}};
+    compile_all(probe, o, stage, tools, executor, sha, [](const std::string&) {});
+    if (!probe[0].outcome) {
+      log(fmt::format("{}: not explored ({})", set.name, first_line(probe[0].outcome.error().message)));
+      fs::remove_all(dump, ec);
+      continue;
+    }
+    for (const auto& p : {probe[0].outcome->module_path, probe[0].outcome->metadata_path}) fs::remove(p, ec);
+    builds.push_back({"prog-" + set.name, set.flags, {}, {}, set.name + " (its dispatches untuned)", "program"});
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dump, ec)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    size_t added = 0;
+    for (const auto& file : files) {
+      auto text = KILN_TRY(util::read_file(file));
+      auto exe = parse_executable(text);
+      if (!exe || exe->op_kind.find("matmul") == std::string::npos) continue;
+      auto candidates = dispatch_candidates(*exe, std::max<size_t>(4, o.per_dispatch / 2));
+      dispatches.push_back({{"executable", exe->name}, {"function", exe->function}, {"op", exe->op_kind},
+                            {"bounds", exe->bounds}, {"pipeline", exe->pipeline}, {"family", family_name(exe->family)},
+                            {"configuration", describe(exe->root)}, {"candidates", candidates.size()},
+                            {"program_options", set.name}});
+      for (size_t k = 0; k < candidates.size(); ++k) {
+        const auto& c = candidates[k];
+        Build b{fmt::format("{}-{}-{:02}", set.name, exe->name, k), set.flags, {}, {},
+                set.name + "; " + exe->name + ": " + c.summary, "dispatch"};
+        b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options);
+        b.dispatches[exe->name] = c.summary;
+        builds.push_back(std::move(b));
+        ++added;
+      }
+    }
+    fs::remove_all(dump, ec);
+    log(fmt::format("{}: {} candidate modules for its contractions", set.name, added));
+  }
   return builds;
 }
 
@@ -126,15 +182,33 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
                                    std::vector<std::string>& runtime_names, const Log& log) {
   const Measurement* ref = results.find("reference");
   if (!ref || ref->status != "ok") return fail(Code::kInvalidArgument, "the round-1 results have no measurement of the reference");
-  std::map<std::string, std::vector<Ranked>> per_exe;
+  // Dispatch candidates grouped by the whole-program options they were
+  // compiled with: "" for the reference's dispatches, the reshaping option
+  // set's flags (split-K) for dispatches that exist only under them.
+  std::map<std::string, std::map<std::string, std::vector<Ranked>>> per_variant;
   std::vector<Ranked> programs, runtimes{{&first.candidates.front(), ref->latency_ms}};
+  std::map<std::string, Ranked> variant_base;  // flags -> the untuned program under them
   for (const auto& c : first.candidates) {
     const Measurement* m = results.find(c.id);
     if (!m || m->status != "ok") continue;
-    if (c.level == "dispatch" && c.dispatches.size() == 1) per_exe[c.dispatches.begin()->first].push_back({&c, m->latency_ms});
+    std::string flags = util::join(c.compile_flags, " ");
+    if (c.level == "dispatch" && c.dispatches.size() == 1) {
+      per_variant[flags][c.dispatches.begin()->first].push_back({&c, m->latency_ms});
+    }
     if (c.level == "program") programs.push_back({&c, m->latency_ms});
     if (c.level == "runtime") runtimes.push_back({&c, m->latency_ms});
   }
+  // A program option set that has dispatch candidates of its own reshapes the
+  // program: the reference's configurations do not apply under it.
+  programs.erase(std::remove_if(programs.begin(), programs.end(),
+                                [&](const Ranked& r) {
+                                  std::string flags = util::join(r.candidate->compile_flags, " ");
+                                  if (!per_variant.count(flags)) return false;
+                                  variant_base.emplace(flags, r);
+                                  return true;
+                                }),
+                 programs.end());
+  auto& per_exe = per_variant[""];
   auto by_time = [](const Ranked& a, const Ranked& b) { return a.ms < b.ms; };
   // A winner must beat the reference by more than the measurement's noise.
   double bar = ref->latency_ms * 0.98;
@@ -173,6 +247,29 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
     }
   }
   if (program) builds.push_back({program->id, program->compile_flags, {}, {}, program->summary, "program"});
+  // Each reshaped program with its own dispatches' winners: those that beat
+  // the untuned program under the same options.
+  for (auto& [flags, exes] : per_variant) {
+    auto base = variant_base.find(flags);
+    if (flags.empty() || base == variant_base.end()) continue;
+    const Candidate* prog = base->second.candidate;
+    std::string name = util::starts_with(prog->id, "prog-") ? prog->id.substr(5) : prog->id;
+    double vbar = base->second.ms * 0.98;
+    Build vbest{"combined-" + name, prog->compile_flags, {}, {}, "", "combined"};
+    Build valt{"combined-" + name + "-alt", prog->compile_flags, {}, {}, "", "combined"};
+    for (auto& [exe, ranked] : exes) {
+      std::sort(ranked.begin(), ranked.end(), by_time);
+      if (ranked[0].ms >= vbar) continue;
+      KILN_TRY_STATUS(configs_of(*ranked[0].candidate, vbest));
+      bool alt = ranked.size() > 1 && ranked[1].ms < vbar;
+      KILN_TRY_STATUS(configs_of(*ranked[alt ? 1 : 0].candidate, valt));
+    }
+    if (vbest.configs.empty()) continue;
+    vbest.summary = name + "; " + summary_of(vbest);
+    valt.summary = name + "; " + summary_of(valt);
+    builds.push_back(vbest);
+    if (valt.configs != vbest.configs) builds.push_back(valt);
+  }
   std::sort(runtimes.begin(), runtimes.end(), by_time);
   runtime_names = {"defaults"};
   // Round 1's ranking of runtime options holds for its own calling
@@ -277,7 +374,12 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
   std::vector<std::string> runtime_names;
   std::vector<Build> more = first ? KILN_TRY(combine(o, *first, *first_results, runtime_names, log))
                                   : KILN_TRY(explore(o, stage / "dump", bundle.dispatches, log));
-  if (first) bundle.dispatches = first->dispatches;
+  if (first) {
+    bundle.dispatches = first->dispatches;
+  } else {
+    auto reshaped = KILN_TRY(explore_reshaped(o, stage, sha, tools, executor, bundle.dispatches, log));
+    more.insert(more.end(), std::make_move_iterator(reshaped.begin()), std::make_move_iterator(reshaped.end()));
+  }
   for (const auto& b : more) KILN_TRY_STATUS(write_configs(stage, b));
   compile_all(more, o, stage, tools, executor, sha, log);
   if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the bundle was not written");

@@ -50,7 +50,8 @@ std::vector<DispatchCandidate> pick(std::vector<DispatchCandidate> all, size_t l
   std::vector<DispatchCandidate> out;
   for (auto& c : all) {
     if (out.size() >= limit) break;
-    std::string shape = field(c.root, shape_key);
+    // A padded twin counts apart from the unpadded tiles of its shape.
+    std::string shape = field(c.root, shape_key) + (c.pipeline_options.empty() ? "" : " padded");
     if (seen[shape] >= per_shape || !summaries.insert(c.summary).second) continue;
     ++seen[shape];
     out.push_back(std::move(c));
@@ -71,6 +72,12 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
   bool contraction = exe.op_kind.find("matmul") != std::string::npos;
   int bytes = element_bytes(exe.element);
   const auto& lim = exe.limits;
+  // On this path the compiler leaves promoted operand tiles unpadded
+  // (no_reduce_shared_memory_bank_conflicts = true). Padding them trades
+  // 128-bit shared-memory reads for fewer bank conflicts: on an H100 it made
+  // attention's batch matmuls and the MLP's split matmuls faster and the
+  // 4096^3 f32 GEMM slower, so every promoted tile is tried both ways.
+  bool can_pad = exe.text.find("no_reduce_shared_memory_bank_conflicts = true") != std::string::npos;
   std::vector<DispatchCandidate> all;
   for (int64_t wm : {8, 16, 32, 64, 128}) for (int64_t wn : {32, 64, 128, 256})
   for (int64_t tm : {1, 2, 4, 8}) for (int64_t tn : {1, 2, 4, 8})
@@ -105,6 +112,13 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
     c.score = std::abs(lg(wm * wo * wn) - 13) * 0.6 + std::abs(lg(tm * tn) - 4.5) * 0.5 +
               (contraction && !promote ? 1.5 : 0) + std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 +
               occupancy_penalty(b, d.parallel, wg);
+    if (promote && can_pad) {
+      DispatchCandidate padded = c;
+      padded.pipeline_options = {{"no_reduce_shared_memory_bank_conflicts", "false"}};
+      padded.summary += " pad-smem";
+      padded.score += 0.01;  // right after its unpadded twin
+      all.push_back(std::move(padded));
+    }
     all.push_back(std::move(c));
   }
   return pick(std::move(all), limit, 3, "workgroup");
@@ -246,6 +260,34 @@ std::vector<OptionSet> program_option_sets(target::Backend backend) {
   }
   if (backend == Backend::kCpu) {
     sets.push_back({"O3+ukernels", {"--iree-opt-level=O3", "--iree-llvmcpu-enable-ukernels=all"}});
+  }
+  return sets;
+}
+
+std::vector<OptionSet> reshaping_option_sets(target::Backend backend, const std::vector<Executable>& executables) {
+  if (backend != target::Backend::kCuda && backend != target::Backend::kRocm) return {};
+  // A contraction with fewer 128x128 output tiles than the GPU has
+  // multiprocessors times four, and a reduction long enough to split four
+  // ways into chunks of at least 256: the MLP's 256x1024x4096 matmul (16
+  // tiles) is one; a 4096^3 GEMM (1024 tiles) or attention's 512-long
+  // products are not.
+  bool wanted = false;
+  for (const auto& exe : executables) {
+    if (exe.family != Family::kGpuSimt && exe.family != Family::kGpuMma) continue;
+    if (exe.op_kind.find("matmul") == std::string::npos) continue;
+    auto red = parse_ints(field(exe.root, "reduction"));
+    Dims d = split_dims(red, exe.bounds.size());
+    if (d.reduction.size() != 1 || d.parallel.empty()) continue;
+    double outputs = 1;
+    for (size_t i : d.parallel) outputs *= static_cast<double>(exe.bounds[i]);
+    int64_t k = exe.bounds[d.reduction.front()];
+    if (outputs / (128.0 * 128.0) < kWantedWorkgroups * 4 && k >= 1024) wanted = true;
+  }
+  if (!wanted) return {};
+  std::vector<OptionSet> sets;
+  for (int split : {4, 8}) {
+    sets.push_back({"splitK" + std::to_string(split),
+                    {"--iree-dispatch-creation-split-matmul-reduction=" + std::to_string(split)}});
   }
   return sets;
 }

@@ -16,6 +16,7 @@ namespace kiln::tune {
 struct DispatchCandidate {
   Fields root;                          // the new root lowering_config
   std::vector<int64_t> workgroup_size;  // the matching workgroup size (GPU)
+  Fields pipeline_options;              // translation_info pipeline options to set (GPU)
   std::string summary;                  // describe(root)
   double score = 0;                     // lower is more promising
 };
@@ -33,6 +34,14 @@ struct OptionSet {
 // Whole-program compiler option sets worth trying for a backend; the first
 // is always the empty set (the compiler's defaults).
 std::vector<OptionSet> program_option_sets(target::Backend backend);
+
+// Whole-program option sets that change which dispatches the program has
+// (split-K: each long contraction becomes a batched partial contraction and
+// a reduction), offered when one of `executables` (the reference's dispatches)
+// is a contraction with few output tiles for a data-centre GPU and a long
+// reduction. Their dispatches are tuned under those options, apart from the
+// reference's. Empty for programs that have enough parallel work.
+std::vector<OptionSet> reshaping_option_sets(target::Backend backend, const std::vector<Executable>& executables);
 
 // Runtime option sets for a runtime device ("cuda", "local-task", ...); the
 // first is always the runtime's defaults.
