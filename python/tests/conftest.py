@@ -5,16 +5,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-
 _home = Path(tempfile.mkdtemp(prefix="kiln-pytest-"))
 (_home / "kiln.conf").write_text("# empty: the tests run with kiln's defaults\n")
 os.environ["KILN_CACHE_DIR"] = str(_home / "cache")
 os.environ["KILN_TUNING_DIR"] = str(_home / "tuning")
 os.environ["KILN_CONFIG"] = str(_home / "kiln.conf")
 os.environ.pop("KILN_EXECUTOR", None)
-
-
-@pytest.fixture(scope="session")
-def kiln_home() -> Path:
-    return _home
