@@ -13,7 +13,7 @@
 #   KILN_TUNE_PER_DISPATCH (default 16; twice that for the one-dispatch GEMMs),
 #   KILN_TUNE_INVOCATION (round 2 only: "async" builds the combinations for
 #   calls queued back to back, into CARRY_DIR/tune2-async/), PYTHON_VERSION of
-#   the GPU host (3.12)
+#   the GPU host (3.12), KILN_BIN (the kiln binary; default build/kiln)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 round=${1:?usage: tune_prepare.sh ROUND [CARRY_DIR] [TARGET]}
@@ -25,7 +25,7 @@ invocation=${KILN_TUNE_INVOCATION:-sync}
 round2=tune2
 [ "$invocation" = sync ] || round2=tune2-$invocation
 per_dispatch=${KILN_TUNE_PER_DISPATCH:-16}
-kiln="$root/build/kiln"
+kiln=${KILN_BIN:-$root/build/kiln}
 
 mkdir -p "$carry/bench-models"
 if [ ! -f "$carry/bench-models/mlp.mlir" ]; then
