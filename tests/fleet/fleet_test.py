@@ -1,7 +1,8 @@
 """kiln's fleet mode against a real PostgreSQL and a real S3 store (SeaweedFS),
 both started by scripts/fleet-env.sh on loopback.
 
-  fleet_test.py KILN_BINARY [PART...]   (parts: faults shared_cache unreachable queue_lost)
+  fleet_test.py KILN_BINARY [PART...]
+  (parts: faults shared_cache cancel_and_drain unreachable queue_lost)
 
 One `kiln serve --workers 0` front and `kiln worker`s, all local processes:
   1. faults: 4 workers, 40 jobs; one worker SIGKILLed while idle, one while it
@@ -9,8 +10,10 @@ One `kiln serve --workers 0` front and `kiln worker`s, all local processes:
      killed worker's job runs again within one lease, no compiler is left;
   2. the shared cache: 10 jobs, then the same 10 on fresh workers with empty
      local caches -> every unit a hit served from the shared store;
-  3. a queue or store that cannot be reached at start: a clear error;
-  4. the queue lost while the front runs: 503 with the reason, and the
+  3. cancel on the front stops the compile on the worker; SIGTERM of a worker
+     mid-compile gives its job back to another;
+  4. a queue or store that cannot be reached at start: a clear error;
+  5. the queue lost while the front runs: 503 with the reason, and the
      service recovers when the database is back.
 Prints the figures it measured.
 """
@@ -222,6 +225,39 @@ def shared_cache(fleet):
         fleet.kill(name, signal.SIGTERM)
 
 
+def wait_running(fleet, jid, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = fleet.job(jid)
+        if j["state"] == "running":
+            return j
+        time.sleep(0.1)
+    raise RuntimeError(f"job {jid} did not start: {fleet.job(jid)}")
+
+
+def cancel_and_drain(fleet):
+    # A cancel made on the front reaches the worker that compiles the job.
+    fleet.start_worker("d1")
+    jid = fleet.submit(model(700, depth=40))
+    wait_running(fleet, jid)
+    asked = time.time()
+    status, _ = fleet.request("POST", f"/v1/jobs/{jid}/cancel")
+    j = fleet.wait([jid], 60)[0]
+    took = time.time() - asked
+    check(status == 200 and j["state"] == "cancelled", f"cancel across hosts: {j['state']} after {took:.1f} s")
+    check(took <= LEASE / 3 + 3, f"the worker stopped its compile within a renewal period ({took:.1f} s)")
+    # SIGTERM while compiling: the job goes back to the queue, uncounted,
+    # and another worker compiles it.
+    jid = fleet.submit(model(701, depth=40))
+    wait_running(fleet, jid)
+    fleet.kill("d1", signal.SIGTERM)
+    fleet.start_worker("d2")
+    j = fleet.wait([jid], 300)[0]
+    check(j["state"] == "succeeded" and j["attempts"] == 1,
+          f"SIGTERM gives a running job back: {j['state']} on another worker, attempts {j['attempts']}")
+    fleet.kill("d2", signal.SIGTERM)
+
+
 def unreachable(fleet):
     def run(extra):
         env = dict(fleet.env, **extra)
@@ -256,7 +292,7 @@ def main():
     failures.append("did not finish")  # until it does
     try:
         fleet.start_front()
-        wanted = sys.argv[2:] or ["faults", "shared_cache", "unreachable", "queue_lost"]
+        wanted = sys.argv[2:] or ["faults", "shared_cache", "cancel_and_drain", "unreachable", "queue_lost"]
         for name in wanted:
             globals()[name](fleet)
         failures.remove("did not finish")

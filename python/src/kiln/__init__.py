@@ -33,11 +33,11 @@ __all__ = [
 
 
 def _binary_version() -> str:
-    # `kiln version` prints "kiln 0.1.0 (IREE 3.13.0)".
+    import json
+
     from ._binary import run_text
 
-    words = run_text(["version"]).split()
-    return words[1] if len(words) > 1 and words[0] == "kiln" else ""
+    return str(json.loads(run_text(["version", "--json"]))["version"])
 
 
 def __getattr__(name: str) -> Any:

@@ -2,13 +2,24 @@
 
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
+#include "kiln/cli/parse.h"
 #include "kiln/version.h"
 
 namespace kiln::cli {
 namespace {
 
-Result<int> run_version(Context&) {
-  std::cout << "kiln " << KILN_VERSION << " (IREE " << KILN_IREE_RELEASE << ")\n";
+Result<int> run_version(Context& context) {
+  CLI::App app{"Print kiln's version and the IREE release it is pinned to.", "version"};
+  bool json = false;
+  app.add_flag("--json", json, "as JSON: {\"version\": ..., \"iree_release\": ...}");
+  if (KILN_TRY(parse_args(app, context))) return 0;
+  if (json) {
+    std::cout << nlohmann::json{{"version", KILN_VERSION}, {"iree_release", KILN_IREE_RELEASE}}.dump() << "\n";
+  } else {
+    std::cout << "kiln " << KILN_VERSION << " (IREE " << KILN_IREE_RELEASE << ")\n";
+  }
   return 0;
 }
 
