@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/compile/diagnostics.h"
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/orphans.h"
@@ -40,35 +41,27 @@ json value_json(const mlir::Value& v) {
   return out;
 }
 
-Error compile_failure(const util::ProcessResult& result, const Unit& unit, const Options& options) {
-  std::string what = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
-  if (result.timed_out) {
-    return Error{Code::kDeadlineExceeded,
-                 fmt::format("{}: iree-compile ran past the time limit of {:.0f} s and was killed; raise it with "
-                             "--timeout or the compile_timeout setting",
-                             what, options.timeout.count() / 1000.0)};
-  }
-  std::string diagnostics = summarize_diagnostics(result.err);
-  if (result.out_of_memory) {
-    return Error{Code::kResourceExhausted, fmt::format("{}: iree-compile ran out of memory and was killed ({}); raise "
-                                                       "the limit (setting docker_memory) or compile a smaller program",
-                                                       what, result.limit_note)};
-  }
-  if (result.err.find("No space left on device") != std::string::npos) {
-    return Error{Code::kResourceExhausted,
-                 fmt::format("{}: the disk holding {} is full (No space left on device); free space or choose another "
-                             "output folder", what, unit.output_dir.string())};
-  }
-  bool crashed = result.term_signal != 0 || result.err.find("Stack dump:") != std::string::npos;
-  if (crashed) {
-    return Error{Code::kInternal, fmt::format("{}: iree-compile crashed ({}); this is a compiler bug, not an error "
-                                              "in your program{}{}",
-                                              what, util::describe_outcome(result),
-                                              diagnostics.empty() ? "" : ". Its last words:\n", diagnostics)};
-  }
-  return Error{Code::kCompileFailed,
-               fmt::format("{}: iree-compile rejected the program ({}):\n{}", what, util::describe_outcome(result),
-                           diagnostics.empty() ? "(no diagnostics printed)" : diagnostics)};
+// Saves the compiler's whole output next to the unit's outputs (a failed
+// unit's only file there) and describes the failure.
+Error compile_failure(const util::ProcessResult& result, const Unit& unit, const Options& options, const std::string& base,
+                      const std::vector<std::string>& argv, const std::vector<std::string>& flags) {
+  fs::path log = unit.output_dir / (base + ".log");
+  std::vector<std::string> quoted;
+  for (const auto& a : argv) quoted.push_back(shell_quote(a));
+  std::string text = fmt::format("# kiln compile log 1\ninput: {}\ntarget: {}\ncommand: {}\noutcome: {}\nseconds: {:.2f}\n"
+                                 "\n--- stderr ---\n{}\n--- stdout ---\n{}\n",
+                                 unit.input.string(), unit.target.spec, util::join(quoted, " "),
+                                 util::describe_outcome(result), result.wall_seconds, result.err, result.out);
+  bool saved = bool(util::write_file_atomic(fs::absolute(log), text));
+  FailureContext context{fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec),
+                         unit.target,
+                         flags,
+                         unit.input.string(),
+                         fs::absolute(unit.input).string(),
+                         saved ? log.string() : "",
+                         unit.output_dir.string(),
+                         options.timeout.count() / 1000.0};
+  return describe_failure(result, context);
 }
 
 }  // namespace
@@ -181,66 +174,6 @@ std::string default_name(const fs::path& input) {
   return name;
 }
 
-namespace {
-
-// Longest diagnostic line kept: the compiler quotes the source line, which
-// can be a megabyte of constants.
-constexpr size_t kMaxDiagnosticLine = 400;
-
-// "file:line:col: error: message" -> "error" (or "" when the line is no
-// diagnostic). A linear scan: the text comes from the compiler and quotes
-// the user's program, and a backtracking regex can exhaust the stack on it.
-std::string severity_of(std::string_view line) {
-  for (const char* sev : {"error", "warning", "note", "remark"}) {
-    std::string marker = std::string(": ") + sev + ": ";
-    size_t at = line.find(marker);
-    if (at == std::string_view::npos) continue;
-    // Before the marker: PATH:LINE:COL with decimal LINE and COL.
-    std::string_view head = line.substr(0, at);
-    size_t c2 = head.rfind(':');
-    if (c2 == std::string_view::npos || c2 + 1 >= head.size()) continue;
-    size_t c1 = head.rfind(':', c2 - 1);
-    if (c1 == std::string_view::npos || c1 == 0 || c1 + 1 >= c2) continue;
-    auto digits = [](std::string_view v) { return !v.empty() && v.find_first_not_of("0123456789") == std::string_view::npos; };
-    if (digits(head.substr(c1 + 1, c2 - c1 - 1)) && digits(head.substr(c2 + 1))) return sev;
-  }
-  return "";
-}
-
-std::string shortened(const std::string& line) {
-  if (line.size() <= kMaxDiagnosticLine) return line;
-  return line.substr(0, kMaxDiagnosticLine) + fmt::format(" ... ({} more characters cut)", line.size() - kMaxDiagnosticLine);
-}
-
-}  // namespace
-
-std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lines) {
-  // "file:line:col: error: message" and the source excerpt lines after it;
-  // notes are kept, the stack dump of a crash is not.
-  std::vector<std::string> kept;
-  bool in_error = false;
-  for (const auto& line : util::split(stderr_text, '\n')) {
-    if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
-    std::string sev = severity_of(std::string_view(line).substr(0, 4096));
-    if (!sev.empty()) {
-      in_error = sev == "error" || sev == "note";
-      if (in_error) kept.push_back(shortened(line));
-    } else if (in_error && !util::trim(line).empty()) {
-      kept.push_back(shortened(line));
-    }
-    if (kept.size() >= max_lines) break;
-  }
-  if (kept.empty()) {
-    // No structured diagnostic: keep the first non-empty lines.
-    for (const auto& line : util::split(stderr_text, '\n')) {
-      if (util::starts_with(line, "Stack dump:") || util::starts_with(line, "Please report issues")) break;
-      if (!util::trim(line).empty()) kept.push_back(shortened(line));
-      if (kept.size() >= 4) break;
-    }
-  }
-  return util::join(kept, "\n");
-}
-
 json functions_json(const mlir::ModuleInfo& module) {
   json out = json::array();
   for (const auto& f : module.functions) {
@@ -342,6 +275,9 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   if (!staging) return tl::unexpected(staging.error().context(context));
   if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(context));
   fs::path staged_module = staging->path() / (base + ".vmfb");
+  // The log of an earlier failed compile of this unit would outlive the fix.
+  std::error_code stale_ec;
+  fs::remove(output_dir / (base + ".log"), stale_ec);
 
   auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
   if (!input_hash) return tl::unexpected(input_hash.error().context(context));
@@ -465,7 +401,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
 
   auto result = executor.run({argv, unit.input, staging->path(), options.timeout, {}, false, unit.cancel});
   if (!result) return tl::unexpected(result.error().context(context));
-  if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options));
+  if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options, base, recorded, flags));
 
   auto output_hash = util::sha256_file(staged_module);
   if (!output_hash) return tl::unexpected(output_hash.error().context(context + ": the compiler wrote no module"));

@@ -1,6 +1,6 @@
 // One compile unit: a StableHLO file and a target in, a .vmfb and its
 // metadata record out. Output files appear only complete, and a failed
-// compile leaves nothing in the output folder.
+// compile leaves only its log (NAME.TARGET.log) in the output folder.
 #pragma once
 
 #include <chrono>
@@ -13,6 +13,7 @@
 
 #include "kiln/cache/shared.h"
 #include "kiln/cache/store.h"
+#include "kiln/compile/diagnostics.h"  // summarize_diagnostics, for callers of the compiler
 #include "kiln/compile/executor.h"
 #include "kiln/compile/record.h"
 #include "kiln/mlir/module_info.h"
@@ -103,10 +104,6 @@ std::string default_name(const fs::path& input);
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
                     const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache = {},
                     const tuning::Database* tuning = nullptr);
-
-// Turns compiler stderr into a short message: the error diagnostics with
-// file:line:column, or the crash reason.
-std::string summarize_diagnostics(const std::string& stderr_text, size_t max_lines = 12);
 
 // JSON for a module's functions, shared by `inspect --json` and metadata.
 nlohmann::json functions_json(const mlir::ModuleInfo& module);

@@ -226,8 +226,8 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
 std::string describe_outcome(const ProcessResult& result) {
   if (result.timed_out) return "ran past its time limit and was killed";
   if (result.term_signal) {
-    return "crashed (killed by signal " + std::to_string(result.term_signal) + ", " +
-           ::strsignal(result.term_signal) + ")";
+    // No "crashed" here: callers say what crashed ("iree-compile crashed (...)").
+    return "killed by signal " + std::to_string(result.term_signal) + ", " + ::strsignal(result.term_signal);
   }
   return "exited with status " + std::to_string(result.exit_status);
 }

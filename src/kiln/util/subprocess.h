@@ -45,7 +45,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec);
 // The first executable `program` in $PATH, or an empty path.
 std::filesystem::path find_program(const std::string& program);
 
-// "killed by signal 11 (Segmentation fault)" / "exited with status 2" / ...
+// "killed by signal 11, Segmentation fault" / "exited with status 2" / ...
 std::string describe_outcome(const ProcessResult& result);
 
 }  // namespace kiln::util
