@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/cache/store.h"
+#include "kiln/cli/cache_setting.h"
 #include "kiln/cli/parse.h"
 #include "kiln/util/strings.h"
 
@@ -16,10 +17,7 @@ Result<int> run_cache(Context& context) {
   app.add_flag("--json", json, "print JSON");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  std::filesystem::path root =
-      context.config.get("cache_dir").empty() ? cache::default_root() : std::filesystem::path(context.config.get("cache_dir"));
-  uint64_t limit = KILN_TRY(cache::parse_size(context.config.get("cache_max_size")));
-  auto store = KILN_TRY(cache::Store::open(root, limit));
+  auto store = KILN_TRY(open_cache_store(context.config));
   if (action == "clear") {
     KILN_TRY_STATUS(store.clear());
     std::cout << "cleared " << store.root().string() << "\n";

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "kiln/cache/store.h"
+#include "kiln/cli/cache_setting.h"
 #include "kiln/cli/parse.h"
 #include "kiln/docker/container_executor.h"
 #include "kiln/version.h"
@@ -179,7 +180,7 @@ Result<int> clean(const Context& context, const std::vector<std::string>& folder
       for (const auto& p : util::reap_orphans(f, prefix)) removed.push_back(p.string());
     }
   }
-  fs::path root = context.config.get("cache_dir").empty() ? cache::default_root() : fs::path(context.config.get("cache_dir"));
+  fs::path root = cache_root(context.config);
   if (fs::exists(root)) {
     auto store = cache::Store::open(root, 0);
     if (store) {

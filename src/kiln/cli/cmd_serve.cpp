@@ -5,6 +5,7 @@
 
 #include "kiln/cli/tuning_db.h"
 #include "kiln/cache/store.h"
+#include "kiln/cli/cache_setting.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/compile/pool.h"
@@ -91,15 +92,6 @@ struct Common {
   }
 };
 
-Result<std::optional<cache::Store>> open_cache(const config::Config& config) {
-  std::string enabled = util::to_lower(config.get("cache"));
-  if (enabled == "false" || enabled == "0" || enabled == "no") return std::optional<cache::Store>();
-  std::filesystem::path root = config.get("cache_dir").empty() ? cache::default_root()
-                                                               : std::filesystem::path(config.get("cache_dir"));
-  return std::optional<cache::Store>(
-      KILN_TRY(cache::Store::open(root, KILN_TRY(cache::parse_size(config.get("cache_max_size"))))));
-}
-
 std::string describe(const serve::ServiceOptions& o, const std::string& executor, const std::string& release) {
   return fmt::format("{} worker(s), executor {}, IREE {}, queue {}, store {}", o.workers, executor, release,
                      o.queue.empty() ? (o.data_dir / "kiln.db").string() : serve::without_password(o.queue),
@@ -146,7 +138,7 @@ Result<int> run_serve(Context& context) {
   if (common.workers < 0) options.workers = compile::available_cpus();
 
   auto selected = KILN_TRY(choose_executor(context.config, common.executor));
-  auto cache = KILN_TRY(open_cache(context.config));
+  auto cache = KILN_TRY(cache_for_compiles(context.config));
   std::string executor_name = selected.executor->name();
   auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
   std::cerr << fmt::format("kiln serve: {}{}\n", describe(options, executor_name, selected.tools.release),
@@ -172,7 +164,7 @@ Result<int> run_worker(Context& context) {
                                         "(or KILN_QUEUE) and --store s3://BUCKET/PREFIX (or KILN_STORE)");
   }
   auto selected = KILN_TRY(choose_executor(context.config, common.executor));
-  auto cache = KILN_TRY(open_cache(context.config));
+  auto cache = KILN_TRY(cache_for_compiles(context.config));
   std::string executor_name = selected.executor->name();
   auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
   std::cerr << fmt::format("kiln worker {}: {}\n", service->worker_id(), describe(options, executor_name, selected.tools.release));
