@@ -73,8 +73,13 @@ install_python_env() {
   echo "$want" > "$stamp"
 }
 
-# pytest for the Python package's tests (python/tests), next to JAX.
+# pytest for the Python package's tests (python/tests), and flatbuffers for JAX's
+# serialized exports in the test models, next to JAX.
 install_test_tools() {
+  if ! .venv/bin/python -c "import sys, flatbuffers; sys.exit(flatbuffers.__version__ != '$FLATBUFFERS_VERSION')" 2>/dev/null; then
+    log "installing flatbuffers $FLATBUFFERS_VERSION into .venv (JAX's serialized exports)"
+    .venv/bootstrap/bin/uv pip install -q --python .venv/bin/python "flatbuffers==$FLATBUFFERS_VERSION"
+  fi
   if .venv/bin/python -c "import sys, pytest; sys.exit(pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
     return 0
   fi

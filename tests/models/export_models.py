@@ -10,8 +10,19 @@ For each model writes
   NAME.mlir        MLIR text with locations (what jax.export's mlir_module() gives)
   NAME.mlirbc      MLIR bytecode of the same module
   NAME.vhlo.mlirbc the portable artifact (VHLO bytecode, mlir_module_serialized)
+  NAME.jaxexp      Exported.serialize(): jax.export's own format (and for mlp
+                   mlp.cuda_cpu.jaxexp, exported for platforms ("cuda", "cpu"))
   NAME.inputs.npz  seeded inputs arg0, arg1, ...
   NAME.expected.npz JAX's outputs on this machine's CPU: out0, out1, ...
+
+For each shape-polymorphic model (POLY_MODELS) writes
+  NAME.mlir          the export's text, symbolic dimensions and all
+  NAME.jaxexp        Exported.serialize(): jax.export's own format
+  NAME.cuda_cpu.jaxexp and NAME.cuda_cpu.mlir
+                     the same exported for platforms ("cuda", "cpu")
+  NAME.SIZES.inputs.npz, NAME.SIZES.expected.npz
+                     inputs and JAX's outputs at each case's sizes, SIZES
+                     like "b5" or "b5_n7"
 """
 import os
 import sys
@@ -21,7 +32,7 @@ import numpy as np
 from jax import export
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import BENCH_MODELS, MODELS, example_inputs  # noqa: E402
+from models import BENCH_MODELS, MODELS, POLY_MODELS, example_inputs, poly_inputs  # noqa: E402
 
 
 def export_one(name, out_dir):
@@ -32,6 +43,12 @@ def export_one(name, out_dir):
         f.write(exported.mlir_module())
     with open(base + ".vhlo.mlirbc", "wb") as f:
         f.write(exported.mlir_module_serialized)
+    with open(base + ".jaxexp", "wb") as f:
+        f.write(exported.serialize())
+    if name == "mlp":
+        both = export.export(jax.jit(fn), platforms=("cuda", "cpu"))(*specs)
+        with open(base + ".cuda_cpu.jaxexp", "wb") as f:
+            f.write(both.serialize())
     module = jax.jit(fn).lower(*specs).compiler_ir("stablehlo")
     with open(base + ".mlirbc", "wb") as f:
         module.operation.write_bytecode(f)
@@ -40,6 +57,28 @@ def export_one(name, out_dir):
     outputs = jax.jit(fn)(*inputs)
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
+
+
+def sizes_slug(sizes):
+    return "_".join(f"{k}{v}" for k, v in sizes.items())
+
+
+def export_poly(name, out_dir):
+    fn, specs, cases = POLY_MODELS[name]
+    base = os.path.join(out_dir, name)
+    for suffix, platforms in (("", None), (".cuda_cpu", ("cuda", "cpu"))):
+        exported = export.export(jax.jit(fn), platforms=platforms)(*specs)
+        with open(base + suffix + ".mlir", "w") as f:
+            f.write(exported.mlir_module())
+        with open(base + suffix + ".jaxexp", "wb") as f:
+            f.write(exported.serialize())
+    for sizes in cases:
+        inputs = poly_inputs(name, sizes)
+        stem = f"{base}.{sizes_slug(sizes)}"
+        np.savez(stem + ".inputs.npz", **{f"arg{i}": a for i, a in enumerate(inputs)})
+        outputs = jax.jit(fn)(*inputs)
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        np.savez(stem + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
 
 
 def export_bench(name, out_dir):
@@ -61,10 +100,13 @@ def main():
             export_bench(name, out_dir)
         print(f"exported {len(args[1:]) or len(BENCH_MODELS)} bench-size model(s) to {out_dir}")
         return
-    names = args[1:] or list(MODELS)
+    names = args[1:] or list(MODELS) + list(POLY_MODELS)
     for name in names:
+        if name in POLY_MODELS:
+            export_poly(name, out_dir)
+            continue
         if name not in MODELS:
-            sys.exit(f"unknown model {name!r}; models: {', '.join(MODELS)}")
+            sys.exit(f"unknown model {name!r}; models: {', '.join(list(MODELS) + list(POLY_MODELS))}")
         export_one(name, out_dir)
     print(f"exported {len(names)} model(s) to {out_dir}")
 

@@ -48,6 +48,16 @@ def mixed_types(flags, counts, scale):
     return picked.sum(), (scale * 2).astype(jnp.float16)
 
 
+def classifier(x, w1, b1, w2, b2):
+    """An MLP ending in log_softmax: its broadcasts over the batch chain."""
+    h = jax.nn.relu(x @ w1 + b1)
+    return jax.nn.log_softmax(h @ w2 + b2)
+
+
+def two_dims(x, y):
+    return jnp.tanh(x) @ y + jnp.sum(x, axis=1, keepdims=True)
+
+
 def _s(shape, dtype=jnp.float32):
     return jax.ShapeDtypeStruct(shape, dtype)
 
@@ -61,6 +71,35 @@ MODELS = {
     "attention": (attention, [_s((2, 64, 64)), _s((64, 64)), _s((64, 64)), _s((64, 64))]),
     "mixed_types": (mixed_types, [_s((16,), jnp.bool_), _s((16,), jnp.uint8), _s((4,), jnp.float16)]),
 }
+
+
+def _poly(spec, dtype=jnp.float32):
+    return jax.ShapeDtypeStruct(jax.export.symbolic_shape(spec), dtype)
+
+
+def _two_dims_specs():
+    b, n = jax.export.symbolic_shape("b, n")  # one scope for both arguments
+    return [_s((b, n)), _s((n, 8))]
+
+
+# Shape-polymorphic exports: the symbolic dimensions are bound at run time.
+# Each has the sizes the tests run it at, one {name: size} per case.
+POLY_MODELS = {
+    "classifier_poly": (classifier, [_poly("b, 64"), _s((64, 128)), _s((128,)), _s((128, 10)), _s((10,))],
+                        [{"b": 1}, {"b": 5}, {"b": 64}, {"b": 8}, {"b": 32}]),
+    "two_dims_poly": (two_dims, _two_dims_specs(),
+                      [{"b": 1, "n": 3}, {"b": 5, "n": 7}, {"b": 64, "n": 16}, {"b": 4, "n": 16}]),
+}
+
+
+def poly_inputs(name, sizes, seed=0):
+    """Seeded inputs of a polymorphic model with its symbolic dims set to `sizes`."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in POLY_MODELS[name][1]:
+        shape = tuple(sizes[str(d)] if not isinstance(d, int) else d for d in spec.shape)
+        out.append((rng.standard_normal(shape).astype(np.float32) * 0.5).astype(spec.dtype))
+    return out
 
 
 def example_inputs(name, seed=0):

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/bench/report.h"
+#include "kiln/cli/module_binding.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
@@ -76,8 +77,11 @@ Result<int> run_bench(Context& context) {
   KILN_TRY_STATUS(util::write_file_atomic(dir / (stem + ".bench.md"), bench::to_markdown(report)));
   KILN_TRY_STATUS(util::write_file_atomic(dir / (stem + ".bench.svg"), bench::to_svg(report)));
   if (json) {
-    std::cout << bench::to_json(report).dump(2) << "\n";
+    auto out = bench::to_json(report);
+    if (auto binding = module_binding(module); !binding.is_null()) out["binding"] = binding;
+    std::cout << out.dump(2) << "\n";
   } else {
+    if (auto line = binding_line(module_binding(module)); !line.empty()) std::cout << line << "\n";
     std::cout << bench::to_markdown(report) << "\nwrote " << (dir / (stem + ".bench.{json,md,svg}")).string() << "\n";
   }
   if (!report.stats.spread_warning.empty()) std::cerr << "kiln: warning: " << report.stats.spread_warning << "\n";

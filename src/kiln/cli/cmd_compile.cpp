@@ -20,6 +20,7 @@
 #include "kiln/compile/compile.h"
 #include "kiln/job/job.h"
 #include "kiln/mlir/inspect.h"
+#include "kiln/mlir/jax_export.h"
 #include "kiln/toolchain/toolchain.h"
 #include "kiln/util/strings.h"
 #include "kiln/util/time.h"
@@ -44,6 +45,7 @@ struct Request {
   bool no_tuning = false;
   std::string executor;
   bool events = false;
+  std::vector<mlir::Binding> bindings;  // --bind: one module per binding; empty: the program as it is
 };
 
 // Builds the job from the command line (or loads --job and applies the
@@ -91,6 +93,9 @@ Result<std::optional<Request>> parse_request(Context& context) {
                                              "fence, so calls can be queued back to back");
   app.add_flag("--no-tuning", no_tuning, "ignore tuning records ('kiln tune') for these programs");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
+  std::vector<std::string> binds;
+  app.add_option("--bind", binds, "specialize a shape-polymorphic JAX export: NAME=SIZE[,NAME=SIZE...]; one static "
+                                  "module per --bind, named NAME.b8.TARGET");
   bool events = false;
   app.add_flag("--events", events, "with --json: one JSON line on stderr when each unit starts and ends (for progress "
                                    "bars of programs that drive kiln)");
@@ -107,6 +112,17 @@ Result<std::optional<Request>> parse_request(Context& context) {
   request.explain_cache = explain;
   request.executor = executor;
   request.events = events;
+  for (const auto& bind : binds) {
+    mlir::Binding binding;
+    for (const auto& part : util::split(bind, ',')) {
+      auto pair = KILN_TRY(mlir::parse_binding(part));
+      for (const auto& [seen, _] : binding) {
+        if (seen == pair.first) return fail(Code::kInvalidArgument, "--bind " + bind + " names " + seen + " twice");
+      }
+      binding.push_back(std::move(pair));
+    }
+    request.bindings.push_back(std::move(binding));
+  }
   job::Job& job = request.job;
   if (!job_file.empty()) {
     if (!inputs.empty()) return fail(Code::kInvalidArgument, "give input files or --job, not both");
@@ -150,6 +166,7 @@ struct UnitRun {
   const job::Input* input;
   const target::Target* target;
   std::string label;
+  mlir::Binding binding;
   Result<compile::Outcome> outcome = fail(Code::kInternal, "not run");
   double seconds = 0;
 };
@@ -175,12 +192,16 @@ Result<compile::PoolOptions> pool_options(const Request& request, const config::
   return o;
 }
 
+std::string display_name(const UnitRun& r) {
+  return r.binding.empty() ? r.input->name : r.input->name + "." + mlir::binding_slug(r.binding);
+}
+
 nlohmann::json manifest_json(const std::vector<UnitRun>& runs) {
   nlohmann::json artifacts = nlohmann::json::array(), failures = nlohmann::json::array();
   for (const auto& r : runs) {
     if (r.outcome) {
       const auto& m = r.outcome->record;
-      artifacts.push_back({{"input", r.input->path.string()}, {"name", r.input->name}, {"target", r.target->spec},
+      artifacts.push_back({{"input", r.input->path.string()}, {"name", display_name(r)}, {"target", r.target->spec},
                            {"module", r.outcome->module_path.filename().string()}, {"sha256", m.output_sha256},
                            {"size_bytes", m.output_size_bytes},
                            {"metadata", r.outcome->metadata_path.filename().string()},
@@ -198,12 +219,12 @@ void print_summary(const std::vector<UnitRun>& runs) {
   std::cout << fmt::format("\n{:<24} {:<22} {:<8} {:>9} {:>10}  {}\n", "input", "target", "result", "time", "size", "module");
   for (const auto& r : runs) {
     if (r.outcome) {
-      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec,
+      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", display_name(r), r.target->spec,
                                r.outcome->cache_hit ? "cached" : "built", r.seconds,
                                util::human_bytes(static_cast<double>(r.outcome->record.output_size_bytes)),
                                r.outcome->module_path.string());
     } else {
-      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", r.input->name, r.target->spec, "FAILED",
+      std::cout << fmt::format("{:<24} {:<22} {:<8} {:>7.2f} s {:>10}  {}\n", display_name(r), r.target->spec, "FAILED",
                                r.seconds, "-", code_name(r.outcome.error().code));
     }
   }
@@ -238,8 +259,15 @@ Result<int> run_compile(Context& context) {
   std::vector<size_t> module_of;
   for (size_t i = 0; i < job.inputs.size(); ++i) {
     for (const auto& target : job.targets) {
-      runs.push_back({&job.inputs[i], &target, job.inputs[i].name + " -> " + target.spec});
-      module_of.push_back(i);
+      if (request->bindings.empty()) {
+        runs.push_back({&job.inputs[i], &target, job.inputs[i].name + " -> " + target.spec, {}});
+        module_of.push_back(i);
+      }
+      for (const auto& binding : request->bindings) {
+        std::string named = job.inputs[i].name + "." + mlir::binding_slug(binding);
+        runs.push_back({&job.inputs[i], &target, named + " -> " + target.spec, binding});
+        module_of.push_back(i);
+      }
     }
   }
   std::vector<std::string> labels;
@@ -256,7 +284,8 @@ Result<int> run_compile(Context& context) {
     auto started = std::chrono::steady_clock::now();
     UnitRun& r = runs[i];
     const auto& module = modules[module_of[i]];
-    r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir, nullptr, hashes[module_of[i]]},
+    r.outcome = module ? compile::run({r.input->path, r.input->name, *r.target, job.output_dir, nullptr, hashes[module_of[i]],
+                                       r.binding},
                                       job.options, *module,
                                       tools, *executor, cache_use, tuning ? &*tuning : nullptr)
                        : Result<compile::Outcome>(tl::unexpected(module.error()));

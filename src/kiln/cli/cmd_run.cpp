@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/array/npy.h"
+#include "kiln/cli/module_binding.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
@@ -55,6 +56,7 @@ Result<int> run_run(Context& context) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     record["outputs"].push_back({{"file", (dir / fmt::format("output{}.npy", i)).string()}, {"summary", summarize(outputs[i])}});
   }
+  if (auto binding = module_binding(module); !binding.is_null()) record["binding"] = binding;
   KILN_TRY_STATUS(util::write_file_atomic(dir / "run.json", record.dump(2) + "\n"));
   if (json) {
     std::cout << record.dump(2) << "\n";
@@ -63,6 +65,7 @@ Result<int> run_run(Context& context) {
   std::cout << fmt::format("ran @{} of {} on {}\n", sig.function, module, spec.device);
   for (size_t i = 0; i < values.size(); ++i) std::cout << fmt::format("  input{}.npy   {}\n", i, summarize(values[i]));
   for (size_t i = 0; i < outputs.size(); ++i) std::cout << fmt::format("  output{}.npy  {}\n", i, summarize(outputs[i]));
+  if (auto line = binding_line(record.value("binding", nlohmann::json())); !line.empty()) std::cout << "  " << line << "\n";
   std::cout << "saved in " << dir.string() << "/\n";
   return 0;
 }

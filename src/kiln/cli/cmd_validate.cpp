@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kiln/array/compare.h"
+#include "kiln/cli/module_binding.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
 #include "kiln/cli/run_common.h"
@@ -138,6 +139,7 @@ Result<int> run_validate(Context& context) {
                            {"module", module}, {"function", sig.function}, {"device", spec.device},
                            {"reference", reference}, {"nan_rule", nan_rule}, {"precision", sig.precision},
                            {"outputs", outputs}};
+  if (auto binding = module_binding(module); !binding.is_null()) report["binding"] = binding;
   if (!report_file.empty()) KILN_TRY_STATUS(util::write_file_atomic(report_file, report.dump(2) + "\n"));
   if (json) {
     std::cout << report.dump(2) << "\n";
@@ -145,6 +147,7 @@ Result<int> run_validate(Context& context) {
     std::cout << fmt::format("{}: @{} on {} against {}{}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function, spec.device,
                              reference, sig.precision == "highest" ? "" : " (module built with precision " + sig.precision + ")",
                              summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
+    if (auto line = binding_line(report.value("binding", nlohmann::json())); !line.empty()) std::cout << line << "\n";
   }
   return passed ? 0 : 1;
 }

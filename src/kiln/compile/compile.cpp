@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include "kiln/compile/diagnostics.h"
+#include "kiln/mlir/inspect.h"
+#include "kiln/mlir/jax_serialized.h"
+#include "kiln/util/subprocess.h"
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/orphans.h"
@@ -158,9 +161,10 @@ std::vector<std::string> option_flags(const Options& options) {
   return flags;
 }
 
+
 std::string default_name(const fs::path& input) {
   std::string name = input.filename().string();
-  static const std::vector<std::string> suffixes = {".mlir", ".mlirbc", ".bc", ".vhlo", ".stablehlo", ".txt"};
+  static const std::vector<std::string> suffixes = {".mlir", ".mlirbc", ".bc", ".vhlo", ".stablehlo", ".txt", ".jaxexp"};
   bool stripped = true;
   while (stripped) {
     stripped = false;
@@ -256,13 +260,132 @@ std::string explain_miss(cache::Store& store, const cache::KeyParts& parts) {
   return out;
 }
 
+// What is compiled: the input itself, or for a shape-polymorphic JAX export
+// in MLIR text a rewritten copy in the staging folder (broadcasts annotated,
+// and with a binding, @main specialized). `key_tags` join the cache key.
+struct Prepared {
+  fs::path input;
+  json jax;  // the metadata's "jax" section; null when nothing was done
+  std::vector<std::string> key_tags;
+  std::optional<mlir::ModuleInfo> info;  // the specialized signatures
+};
+
+// A serialized jax.export Exported: the module inside is compiled, for the
+// platform the target runs; a multi-platform export gets its platform index
+// bound (in the VHLO text iree-opt prints).
+Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, const fs::path& opt) {
+  Prepared p{unit.input, nullptr, {}, std::nullopt};
+  auto bytes = KILN_TRY(util::read_file(unit.input));
+  auto exported = KILN_TRY(mlir::read_jax_exported(bytes));
+  std::string platform = mlir::jax_platform_of(target::backend_name(unit.target.backend));
+  auto chosen = std::find(exported.platforms.begin(), exported.platforms.end(), platform);
+  if (platform.empty() || chosen == exported.platforms.end()) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("the export was made for {} and not for {}: export it with platforms=(..., \"{}\") or "
+                            "compile for a target of one of its platforms",
+                            util::join(exported.platforms, ", "), unit.target.spec,
+                            platform.empty() ? std::string(target::backend_name(unit.target.backend)) : platform));
+  }
+  auto dims = exported.symbolic_dims();
+  if (!dims.empty() || !unit.binding.empty()) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("this serialized Exported has symbolic dimensions ({}); kiln makes those compile on the "
+                            "MLIR text: compile Exported.mlir_module() instead (docs/jax.md)",
+                            dims.empty() ? "none to bind" : util::join(dims, ", ")));
+  }
+  int64_t index = chosen - exported.platforms.begin();
+  p.jax = {{"serialized", true},
+           {"function", exported.function_name},
+           {"platforms", exported.platforms},
+           {"platform", platform},
+           {"serialization_version", exported.serialization_version},
+           {"calling_convention_version", exported.calling_convention_version}};
+  p.key_tags.push_back("--kiln-jax-platform=" + platform);
+  fs::path module = staging / (unit.name + ".mlirbc");
+  KILN_TRY_STATUS(util::write_file_atomic(module, exported.module));
+  p.input = module;
+  if (exported.platforms.size() < 2) return p;
+  auto printed = util::run_process({.argv = {opt.string(), "--allow-unregistered-dialect", module.string()},
+                                    .timeout = std::chrono::minutes(10)});
+  if (!printed) return tl::unexpected(printed.error());
+  if (!printed->ok()) {
+    return fail(Code::kInvalidArgument, "iree-opt could not print the module inside the serialized Exported: " +
+                                            std::string(util::trim(printed->err)).substr(0, 2000));
+  }
+  std::string text = KILN_TRY(mlir::bind_vhlo_platform_index(printed->out, index));
+  p.input = staging / (unit.name + ".vhlo.mlir");
+  KILN_TRY_STATUS(util::write_file_atomic(p.input, text));
+  p.key_tags.push_back("--kiln-jax-rewrite=1");
+  auto info = mlir::inspect_text(text);
+  if (info) {
+    info->format = "jax-exported";
+    p.info = std::move(*info);
+  }
+  return p;
+}
+
+Result<Prepared> prepare_input(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
+                               const fs::path& opt) {
+  if (module.format == "jax-exported") return prepare_exported(unit, staging, opt);
+  Prepared p{unit.input, nullptr, {}, std::nullopt};
+  if (module.format != "text") {
+    if (unit.binding.empty()) return p;
+    return fail(Code::kInvalidArgument,
+                fmt::format("--bind needs the program as MLIR text (jax.export's Exported.mlir_module()); this input is "
+                            "{}", module.format));
+  }
+  {
+    // Most programs are not polymorphic: look before reading it all.
+    auto mapped = util::MappedFile::open(unit.input);
+    if (!mapped) return tl::unexpected(mapped.error());
+    if (!mlir::is_shape_polymorphic(mapped->bytes().substr(0, 1 << 16)) && unit.binding.empty()) return p;
+  }
+  auto text = KILN_TRY(util::read_file(unit.input));
+  if (!mlir::is_shape_polymorphic(text)) {
+    if (unit.binding.empty()) return p;
+    return fail(Code::kInvalidArgument, "cannot bind " + unit.binding.front().first +
+                                            ": the program has no symbolic dimensions (it is no shape-polymorphic "
+                                            "JAX export)");
+  }
+  // Without a binding the dimensions are only recorded: a program whose
+  // @main kiln cannot read still compiles.
+  auto dims = unit.binding.empty() ? mlir::symbolic_dims(text).value_or(std::vector<mlir::SymbolicDim>{})
+                                   : KILN_TRY(mlir::symbolic_dims(text));
+  size_t annotated = 0;
+  std::string out = mlir::annotate_dynamic_broadcasts(text, &annotated);
+  text.clear();
+  if (!unit.binding.empty()) out = KILN_TRY(mlir::bind_dims(out, unit.binding));
+  p.input = staging / unit.input.filename();
+  KILN_TRY_STATUS(util::write_file_atomic(p.input, out));
+  json names = json::array();
+  for (const auto& d : dims) names.push_back(d.name);
+  p.jax = {{"shape_polymorphic", true}, {"symbolic_dims", names}, {"broadcasts_annotated", annotated}};
+  // The rewrite's version: a change to it must not serve modules of the old one.
+  p.key_tags.push_back("--kiln-jax-rewrite=1");
+  for (const auto& [name, value] : unit.binding) p.key_tags.push_back(fmt::format("--kiln-bind={}={}", name, value));
+  if (!unit.binding.empty()) {
+    auto info = mlir::inspect_text(out);
+    if (info) {
+      info->format = module.format;
+      p.info = std::move(*info);
+    }
+  }
+  return p;
+}
+
 }  // namespace
+
+std::string unit_base_name(const Unit& unit) {
+  std::string base = unit.name;
+  if (!unit.binding.empty()) base += "." + mlir::binding_slug(unit.binding);
+  return base + "." + unit.target.slug;
+}
 
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
                     const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache,
                     const tuning::Database* tuning) {
   std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
-  std::string base = unit.name + "." + unit.target.slug;
+  std::string base = unit_base_name(unit);
   fs::path output_dir = fs::absolute(unit.output_dir);
   fs::path final_module = output_dir / (base + ".vmfb");
   fs::path final_metadata = output_dir / (base + ".json");
@@ -275,6 +398,8 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   if (!staging) return tl::unexpected(staging.error().context(context));
   if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(context));
   fs::path staged_module = staging->path() / (base + ".vmfb");
+  auto prepared = prepare_input(unit, module, staging->path(), tools.opt);
+  if (!prepared) return tl::unexpected(prepared.error().context(context));
   // The log of an earlier failed compile of this unit would outlive the fix.
   std::error_code stale_ec;
   fs::remove(output_dir / (base + ".log"), stale_ec);
@@ -310,6 +435,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   flags.insert(flags.end(), extra.begin(), extra.end());
   if (tuned) flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
   std::vector<std::string> key_flags = cache::normalize_flags(flags);
+  key_flags.insert(key_flags.end(), prepared->key_tags.begin(), prepared->key_tags.end());
   std::string configs_digest;
   if (!configs.empty()) {
     // Copied into the staging folder and named by a relative path: the
@@ -324,7 +450,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     configs_digest = tuning::module_digest({}, *texts);
     flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
   }
-  std::vector<std::string> argv = {tools.compile.string(), fs::absolute(unit.input).string()};
+  std::vector<std::string> argv = {tools.compile.string(), fs::absolute(prepared->input).string()};
   argv.insert(argv.end(), flags.begin(), flags.end());
   std::vector<std::string> recorded = argv;
   argv.insert(argv.end(), {"-o", staged_module.string()});
@@ -399,7 +525,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
     if (auto hit = look_up()) return std::move(*hit);
   }
 
-  auto result = executor.run({argv, unit.input, staging->path(), options.timeout, {}, false, unit.cancel});
+  auto result = executor.run({argv, prepared->input, staging->path(), options.timeout, {}, false, unit.cancel});
   if (!result) return tl::unexpected(result.error().context(context));
   if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options, base, recorded, flags));
 
@@ -434,12 +560,17 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       {"output",
        {{"path", final_module.filename().string()}, {"sha256", *output_hash},
         {"size_bytes", fs::file_size(staged_module, ec)}}},
-      {"functions", functions_json(module)},
+      {"functions", functions_json(prepared->info ? *prepared->info : module)},
       {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
       {"cache", {{"hit", false}, {"key", key}}},
       {"precision", precision_name(options.precision)},
       {"invocation", invocation_name(options.invocation)},
   };
+  if (!prepared->jax.is_null()) metadata["jax"] = prepared->jax;
+  if (!unit.binding.empty()) {
+    metadata["binding"] = json::object();
+    for (const auto& [name, value] : unit.binding) metadata["binding"][name] = value;
+  }
   if (tuned) {
     metadata["tuning"] = {{"record", tuned->key},
                           {"summary", tuned->summary},

@@ -16,6 +16,7 @@
 #include "kiln/compile/diagnostics.h"  // summarize_diagnostics, for callers of the compiler
 #include "kiln/compile/executor.h"
 #include "kiln/compile/record.h"
+#include "kiln/mlir/jax_export.h"
 #include "kiln/mlir/module_info.h"
 #include "kiln/target/target.h"
 #include "kiln/toolchain/toolchain.h"
@@ -60,6 +61,9 @@ struct Unit {
   fs::path output_dir;
   const std::atomic<bool>* cancel = nullptr;  // set from another thread: stop this unit
   std::string input_sha256;  // when the caller hashed the input already (one input, many targets)
+  // Sizes for a JAX export's symbolic dimensions: the module is specialized
+  // to them (static shapes) and named NAME.<slug>.TARGET. Empty: dynamic.
+  mlir::Binding binding;
 };
 
 struct Outcome {
@@ -92,6 +96,9 @@ Status validate(const Options& options, Origin origin = Origin::kLocalUser);
 
 // The flags kiln adds for `options` (after the target's flags).
 std::vector<std::string> option_flags(const Options& options);
+
+// The output base name of a unit: NAME.TARGET, or NAME.b8.TARGET with a binding.
+std::string unit_base_name(const Unit& unit);
 
 // "model.vhlo.mlirbc" -> "model": the default output base name.
 std::string default_name(const fs::path& input);

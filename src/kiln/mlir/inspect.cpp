@@ -2,12 +2,17 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
+#include "kiln/mlir/jax_serialized.h"
 #include "kiln/mlir/scanner.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::mlir {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr std::string_view kBytecodeMagic = "ML\xEFR";
 
@@ -66,6 +71,25 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
     return info;
   }
 
+  if (is_jax_exported(bytes)) {
+    // jax.export's serialized Exported: the module inside is VHLO bytecode,
+    // printed like any other; the signature is the module's.
+    auto exported = read_jax_exported(bytes);
+    if (!exported) return in_file(exported.error());
+    auto tmp = util::TempDir::create(util::temp_root(), "kiln-jaxexp-");
+    if (!tmp) return in_file(tmp.error());
+    fs::path module = tmp->path() / "module.mlirbc";
+    if (auto st = util::write_file_atomic(module, std::string(exported->module)); !st) return in_file(st.error());
+    auto text = printer(module);
+    if (!text) return in_file(text.error().context("cannot read the module inside the serialized Exported"));
+    auto printed = inspect_text(*text);
+    if (!printed) return in_file(printed.error().context("reading the printed module"));
+    info = std::move(*printed);
+    info.format = "jax-exported";
+    info.producer = fmt::format("jax.export v{} for {}", exported->serialization_version,
+                                util::join(exported->platforms, ", "));
+    return info;
+  }
   if (looks_binary(bytes)) {
     return fail(Code::kInvalidArgument,
                 path.string() + ": binary data that is neither MLIR text nor MLIR bytecode (bytecode starts with 'ML\\xEFR')");
