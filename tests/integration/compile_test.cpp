@@ -140,7 +140,44 @@ TEST_F(Compile, CompilerErrorsShowPositionAndLeaveNothing) {
   EXPECT_EQ(r.status, 5) << r.err;
   EXPECT_NE(r.err.find("bad.mlir:3:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
-  EXPECT_TRUE(listing(dir() / "out").empty()) << "a failed compile leaves nothing";
+  EXPECT_EQ(listing(dir() / "out"), std::vector<std::string>{"bad.cpu-host.log"}) << "a failed compile leaves its log only";
+}
+
+TEST_F(Compile, ALinkFailureKeepsTheLinkersLineWithAHintAndTheLog) {
+  // f64 atan2 kept as f64 for the CPU: IREE's CPU device library has no f64
+  // atan2, and only the linker says so.
+  write("atan2.mlir",
+        "module @jit_f {\n  func.func public @main(%a: tensor<4xf64>, %b: tensor<4xf64>) -> (tensor<4xf64>) {\n"
+        "    %0 = stablehlo.atan2 %a, %b : tensor<4xf64>\n    return %0 : tensor<4xf64>\n  }\n}\n");
+  Outcome r = kiln({"compile", "atan2.mlir", "-t", "cpu", "-o", "out", "--no-cache", "--flag=--iree-input-demote-f64-to-f32=false"});
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_NE(r.err.find("iree-lld: error: undefined symbol: atan2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\nhint: the device library of IREE 3.13 for cpu has no f64 `atan2`"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("more lines in out/atan2.cpu-host.log"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("atan2.mlir:3:"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(dir().string()), std::string::npos) << "the input as it was named, no absolute paths: " << r.err;
+  EXPECT_LT(r.err.size(), 5000u);
+  EXPECT_EQ(listing(dir() / "out"), std::vector<std::string>{"atan2.cpu-host.log"});
+  auto log = util::read_file(dir() / "out/atan2.cpu-host.log");
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->rfind("# kiln compile log 1\n", 0), 0u);
+  EXPECT_NE(log->find("--iree-input-demote-f64-to-f32=false"), std::string::npos) << "the command";
+  EXPECT_NE(log->find("llvm.intr.atan2"), std::string::npos) << "the compiler's whole output";
+  // The same unit compiled the compiler's default way: the stale log goes.
+  Outcome fixed = kiln({"compile", "atan2.mlir", "-t", "cpu", "-o", "out", "--no-cache"});
+  EXPECT_EQ(fixed.status, 0) << fixed.err;
+  EXPECT_FALSE(fs::exists(dir() / "out/atan2.cpu-host.log"));
+}
+
+TEST_F(Compile, AnUnknownCustomCallIsNamedInAHint) {
+  write("custom.mlir",
+        "module @jit_f {\n  func.func public @main(%a: tensor<4xf32>) -> (tensor<4xf32>) {\n"
+        "    %0 = stablehlo.custom_call @my_fancy_kernel(%a) {api_version = 2 : i32} : (tensor<4xf32>) -> tensor<4xf32>\n"
+        "    return %0 : tensor<4xf32>\n  }\n}\n");
+  Outcome r = kiln({"compile", "custom.mlir", "-t", "cuda:h100", "-o", "out", "--no-cache"});
+  EXPECT_EQ(r.status, 5) << r.err;
+  EXPECT_NE(r.err.find("hint: `stablehlo.custom_call @my_fancy_kernel` is not supported by IREE"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("full log: out/custom.cuda-sm_90.log"), std::string::npos) << r.err;
 }
 
 TEST_F(Compile, UnsupportedTargetIsRefusedBeforeCompiling) {
@@ -154,16 +191,17 @@ TEST_F(Compile, TimeLimitKillsTheCompilerAndLeavesNothing) {
   Outcome r = kiln({"compile", model("big_constant.mlir").string(), "-t", "cpu", "-o", "out", "--timeout", "0.05"});
   EXPECT_EQ(r.status, 6) << r.err;
   EXPECT_NE(r.err.find("time limit"), std::string::npos) << r.err;
-  EXPECT_TRUE(listing(dir() / "out").empty());
+  EXPECT_EQ(listing(dir() / "out"), std::vector<std::string>{"big_constant.cpu-host.log"});
 }
 
 TEST_F(Compile, ACrashingCompilerIsReportedAsACrash) {
   fs::path tools = fake_toolchain("echo 'Stack dump:' >&2\nkill -SEGV $$\n");
   Outcome r = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"}, {"KILN_IREE_DIR=" + tools.string()});
   EXPECT_EQ(r.status, 70) << r.err;
-  EXPECT_NE(r.err.find("crashed"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("signal 11"), std::string::npos) << r.err;
-  EXPECT_TRUE(listing(dir() / "out").empty());
+  EXPECT_NE(r.err.find("iree-compile crashed (killed by signal 11, "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("crashed (crashed"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("rejected"), std::string::npos) << r.err;
+  EXPECT_EQ(listing(dir() / "out"), std::vector<std::string>{"mlp.cpu-host.log"});
 }
 
 TEST_F(Compile, SigtermStopsTheCompilerAndCleansUp) {

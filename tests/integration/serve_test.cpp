@@ -173,6 +173,9 @@ TEST_F(Serve, AnUploadWhoseErrorQuotesAMegabyteLineFailsTheJobNotTheService) {
   auto done = wait_for(accepted.json()["id"], {"succeeded", "failed"});
   EXPECT_EQ(done["state"], "failed") << done.dump().substr(0, 500);
   EXPECT_NE(done.dump().find("more characters cut"), std::string::npos) << done.dump().substr(0, 2000);
+  // The saved compile log is named by its file name, never by the server's path.
+  EXPECT_NE(done.dump().find("model.cpu-host.log"), std::string::npos) << done.dump().substr(0, 2000);
+  EXPECT_EQ(done.dump().find("/out/model.cpu-host.log"), std::string::npos) << done.dump().substr(0, 2000);
   EXPECT_EQ(curl({url("/healthz")}, false).status, 200) << "the service stays up";
   EXPECT_EQ(pid_, before);
   EXPECT_EQ(::kill(pid_, 0), 0) << "the same process still runs";

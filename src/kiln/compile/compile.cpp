@@ -55,7 +55,10 @@ Error compile_failure(const util::ProcessResult& result, const Unit& unit, const
                                  "\n--- stderr ---\n{}\n--- stdout ---\n{}\n",
                                  unit.input.string(), unit.target.spec, util::join(quoted, " "),
                                  util::describe_outcome(result), result.wall_seconds, result.err, result.out);
-  bool saved = bool(util::write_file_atomic(fs::absolute(log), text));
+  // Not on a full disk: the message says so, and a partial log would be a
+  // file left behind by a failed unit.
+  bool full = result.err.find("No space left on device") != std::string::npos;
+  bool saved = !full && bool(util::write_file_atomic(fs::absolute(log), text));
   FailureContext context{fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec),
                          unit.target,
                          flags,

@@ -608,6 +608,10 @@ void Service::run_job(JobRecord job) {
       // Diagnostics name the stored upload; users know it as "model".
       std::string message = outcome.error().message;
       for (size_t at; (at = message.find(input_path)) != std::string::npos;) message.replace(at, input_path.size(), "model");
+      // The saved compile log is named by its place in the job folder, a
+      // path of this server: the client gets its file name.
+      std::string out_prefix = out.string() + "/";
+      for (size_t at; (at = message.find(out_prefix)) != std::string::npos;) message.replace(at, out_prefix.size(), "");
       units.push_back({{"target", spec}, {"ok", false}, {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}});
       if (!first_error) first_error = Error{outcome.error().code, message};
     }
