@@ -21,7 +21,7 @@ class JobStoreTest : public ::testing::Test {
     return s ? std::move(*s) : nullptr;
   }
   JobRecord job(const std::string& id, double created) {
-    return {id, "queued", created, 0, 0, {{"targets", {"cpu"}}}, "/in/" + id, nullptr, "", "", 0};
+    return {id, JobState::kQueued, created, 0, 0, {{"targets", {"cpu"}}}, "/in/" + id, nullptr, "", "", 0};
   }
   // The job a claim took (a worker "w" with a lease of a minute).
   static std::optional<JobRecord> claim(Store& s, const std::string& worker = "w", double lease = 60) {
@@ -44,16 +44,16 @@ TEST_F(JobStoreTest, QueueIsFirstInFirstOut) {
   auto first = claim(*s);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->id, "a");
-  EXPECT_EQ(first->state, "running");
+  EXPECT_EQ(first->state, JobState::kRunning);
   EXPECT_EQ(first->attempts, 1);
   EXPECT_EQ(first->worker, "w");
   EXPECT_EQ(claim(*s)->id, "b");
   EXPECT_FALSE(claim(*s));
-  EXPECT_FALSE(*s->finish("a", "other worker", "succeeded", nlohmann::json::array(), "", ""))
+  EXPECT_FALSE(*s->finish("a", "other worker", JobState::kSucceeded, nlohmann::json::array(), "", ""))
       << "only the holder records the end";
-  ASSERT_TRUE(*s->finish("a", "w", "succeeded", nlohmann::json::array({{{"target", "cpu"}}}), "", ""));
+  ASSERT_TRUE(*s->finish("a", "w", JobState::kSucceeded, nlohmann::json::array({{{"target", "cpu"}}}), "", ""));
   auto done = get(*s, "a");
-  EXPECT_EQ(done.state, "succeeded");
+  EXPECT_EQ(done.state, JobState::kSucceeded);
   EXPECT_EQ(done.result[0]["target"], "cpu");
   EXPECT_GT(done.finished_at, 0);
   EXPECT_EQ((*s->counts())["running"], 1);
@@ -86,8 +86,8 @@ TEST_F(JobStoreTest, CancelTakesQueuedJobsAtOnceAndLeavesRunningOnes) {
   ASSERT_TRUE(s->insert(job("b", 2)));
   claim(*s);
   EXPECT_FALSE(s->renew("a", "w", 60)->cancel_requested);
-  EXPECT_EQ(**s->cancel("b"), "cancelled");
-  EXPECT_EQ(**s->cancel("a"), "running") << "the worker stops it";
+  EXPECT_EQ(**s->cancel("b"), JobState::kCancelled);
+  EXPECT_EQ(**s->cancel("a"), JobState::kRunning) << "the worker stops it";
   EXPECT_TRUE(s->renew("a", "w", 60)->cancel_requested) << "the worker learns of it when it renews its lease";
   EXPECT_FALSE(*s->cancel("nope"));
 }
@@ -103,8 +103,8 @@ TEST_F(JobStoreTest, AnExpiredLeaseQueuesTheJobAgainForAnotherWorker) {
   auto again = claim(*s, "w2");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->attempts, 2);
-  EXPECT_FALSE(*s->finish("a", "w1", "succeeded", nlohmann::json::array(), "", "")) << "the late first worker";
-  EXPECT_TRUE(*s->finish("a", "w2", "succeeded", nlohmann::json::array(), "", ""));
+  EXPECT_FALSE(*s->finish("a", "w1", JobState::kSucceeded, nlohmann::json::array(), "", "")) << "the late first worker";
+  EXPECT_TRUE(*s->finish("a", "w2", JobState::kSucceeded, nlohmann::json::array(), "", ""));
 }
 
 TEST_F(JobStoreTest, AReleasedJobIsQueuedAgainWithoutCountingTheStart) {
@@ -113,7 +113,7 @@ TEST_F(JobStoreTest, AReleasedJobIsQueuedAgainWithoutCountingTheStart) {
   ASSERT_TRUE(claim(*s));
   ASSERT_TRUE(s->release("a", "w"));
   auto a = get(*s, "a");
-  EXPECT_EQ(a.state, "queued");
+  EXPECT_EQ(a.state, JobState::kQueued);
   EXPECT_EQ(a.attempts, 0);
 }
 
@@ -149,8 +149,8 @@ TEST_F(JobStoreTest, RecoveryAfterACrash) {
   }
   auto s = open();
   EXPECT_EQ(*s->recover(3), 1);
-  EXPECT_EQ(get(*s, "a").state, "queued");
-  EXPECT_EQ(get(*s, "b").state, "queued");
+  EXPECT_EQ(get(*s, "a").state, JobState::kQueued);
+  EXPECT_EQ(get(*s, "b").state, JobState::kQueued);
   // A job that keeps taking the service down is failed after 3 starts.
   for (int start = 2; start <= 3; ++start) {
     auto claimed = claim(*s);
@@ -160,7 +160,7 @@ TEST_F(JobStoreTest, RecoveryAfterACrash) {
     ASSERT_TRUE(s->recover(3));
   }
   auto a = get(*s, "a");
-  EXPECT_EQ(a.state, "failed");
+  EXPECT_EQ(a.state, JobState::kFailed);
   EXPECT_NE(a.error_message.find("3 times"), std::string::npos) << a.error_message;
 }
 

@@ -117,7 +117,7 @@ class Rows {
 JobRecord read_row(const Rows& r, int i) {
   JobRecord j;
   j.id = r.text(i, 0);
-  j.state = r.text(i, 1);
+  j.state = parse_state(r.text(i, 1));
   j.created_at = r.real(i, 2);
   j.started_at = r.real(i, 3);
   j.finished_at = r.real(i, 4);
@@ -248,7 +248,7 @@ class PgStore final : public Store {
         return fail(Code::kResourceExhausted, std::to_string(queued));
       }
       KILN_TRY(c_.exec("INSERT INTO jobs (id, state, created_at, request, input_path) VALUES ($1, $2, $3, $4, $5)",
-                       {j.id, j.state, fmt::format("{:.6f}", j.created_at), j.request.dump(), j.input_path}, false));
+                       {j.id, state_name(j.state), fmt::format("{:.6f}", j.created_at), j.request.dump(), j.input_path}, false));
       return {};
     }();
     if (!inserted) {
@@ -294,13 +294,13 @@ class PgStore final : public Store {
     return Lease{true, r.text(0, 0) == "t"};
   }
 
-  Result<bool> finish(const std::string& id, const std::string& worker, const std::string& state,
+  Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
                       const nlohmann::json& result, const std::string& error_code,
                       const std::string& error_message) override {
     auto r = KILN_TRY(run(fmt::format("UPDATE jobs SET state = $3, finished_at = {}, result = $4, error_code = $5, "
                                       "error_message = $6, worker = '', lease_until = 0 "
                                       "WHERE id = $1 AND worker = $2 AND state = 'running'", kNow),
-                          {id, worker, state, result.dump(), error_code, error_message}));
+                          {id, worker, state_name(state), result.dump(), error_code, error_message}));
     return r.affected() == 1;
   }
 
@@ -311,13 +311,13 @@ class PgStore final : public Store {
     return {};
   }
 
-  Result<std::optional<std::string>> cancel(const std::string& id) override {
+  Result<std::optional<JobState>> cancel(const std::string& id) override {
     KILN_TRY(run(fmt::format("UPDATE jobs SET state = 'cancelled', finished_at = {} WHERE id = $1 AND state = 'queued'",
                              kNow), {id}));
     KILN_TRY(run("UPDATE jobs SET cancel_requested = true WHERE id = $1 AND state = 'running'", {id}));
     auto r = KILN_TRY(run("SELECT state FROM jobs WHERE id = $1", {id}));
-    if (r.size() == 0) return std::optional<std::string>();
-    return std::optional<std::string>(r.text(0, 0));
+    if (r.size() == 0) return std::optional<JobState>();
+    return std::optional<JobState>(parse_state(r.text(0, 0)));
   }
 
   Result<int> expire(int max_attempts) override {
@@ -343,7 +343,8 @@ class PgStore final : public Store {
   }
 
   Result<std::map<std::string, int64_t>> counts() override {
-    std::map<std::string, int64_t> out = {{"queued", 0}, {"running", 0}, {"succeeded", 0}, {"failed", 0}, {"cancelled", 0}};
+    std::map<std::string, int64_t> out;
+    for (JobState state : all_states()) out[state_name(state)] = 0;
     auto r = KILN_TRY(run("SELECT state, count(*) FROM jobs GROUP BY state"));
     for (int i = 0; i < r.size(); ++i) out[r.text(i, 0)] = r.integer(i, 1);
     return out;

@@ -278,7 +278,7 @@ Response Service::submit(const Request& r) {
     if (size_t at = message.find(input.string()); at != std::string::npos) message.replace(at, input.string().size(), "model");
     return error_response(400, "invalid_argument", "the model is not readable StableHLO: " + message);
   }
-  JobRecord job{id, "queued", now(), 0, 0, options, input.string(), nullptr, "", "", 0};
+  JobRecord job{id, JobState::kQueued, now(), 0, 0, options, input.string(), nullptr, "", "", 0};
   if (bucket_) {
     // Workers on other hosts read the upload from the shared store.
     job.input_path = "uploads/" + id + "/" + input.filename().string();
@@ -302,7 +302,7 @@ Response Service::submit(const Request& r) {
 
 nlohmann::json Service::job_json(const JobRecord& j) const {
   auto time_or_null = [](double t) { return t > 0 ? nlohmann::json(t) : nlohmann::json(nullptr); };
-  nlohmann::json out = {{"id", j.id}, {"state", j.state}, {"created_at", j.created_at},
+  nlohmann::json out = {{"id", j.id}, {"state", state_name(j.state)}, {"created_at", j.created_at},
                         {"started_at", time_or_null(j.started_at)}, {"finished_at", time_or_null(j.finished_at)},
                         {"targets", j.request.value("targets", nlohmann::json::array())},
                         {"options", j.request.value("options", nlohmann::json::object())},
@@ -328,11 +328,11 @@ Response Service::cancel(const std::string& id) {
   if (!state) return error_response(404, "not_found", "no job " + id);
   // Running here: stopped now; running elsewhere: its worker sees the
   // request when it next renews its lease.
-  if (*state == "running") {
+  if (*state == JobState::kRunning) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = cancels_.find(id); it != cancels_.end()) it->second->store(true);
   }
-  log("cancel requested for job " + id + " (" + *state + ")");
+  log("cancel requested for job " + id + " (" + state_name(*state) + ")");
   return job_status(id);
 }
 
@@ -368,7 +368,7 @@ Response Service::artifact(const std::string& id, const std::string& file) {
       }
     }
   }
-  return error_response(404, "not_found", fmt::format("job {} has no artifact {} (state {})", id, file, j.state));
+  return error_response(404, "not_found", fmt::format("job {} has no artifact {} (state {})", id, file, state_name(j.state)));
 }
 
 Response Service::targets() {
@@ -387,7 +387,7 @@ Response Service::metrics() {
   m += "# HELP kiln_jobs Jobs in the database, by state.\n# TYPE kiln_jobs gauge\n";
   for (const auto& [state, n] : counts) m += fmt::format("kiln_jobs{{state=\"{}\"}} {}\n", state, n);
   m += "# HELP kiln_queue_depth Jobs waiting for a worker.\n# TYPE kiln_queue_depth gauge\n";
-  m += fmt::format("kiln_queue_depth {}\n", counts["queued"]);
+  m += fmt::format("kiln_queue_depth {}\n", counts[state_name(JobState::kQueued)]);
   std::lock_guard<std::mutex> lock(metrics_mu_);
   m += "# HELP kiln_compile_duration_seconds Wall time of compile units since the service started.\n"
        "# TYPE kiln_compile_duration_seconds histogram\n";
@@ -449,7 +449,7 @@ void Service::worker_loop() {
         lost_.erase(job.id);
       }
       log("job " + job.id + " failed with an internal error: " + what);
-      record_end(job, "failed", nlohmann::json::array(),
+      record_end(job, JobState::kFailed, nlohmann::json::array(),
                  Error{Code::kInternal, "internal error while running the job: " + what + "; please report it"});
     }
   }
@@ -504,7 +504,7 @@ Result<fs::path> Service::local_input(const JobRecord& job) {
   return local;
 }
 
-void Service::record_end(const JobRecord& job, const std::string& state, const nlohmann::json& units,
+void Service::record_end(const JobRecord& job, JobState state, const nlohmann::json& units,
                          const std::optional<Error>& error) {
   // While the queue cannot be reached the end is tried again for one lease;
   // after that the job is left to expire and run again elsewhere (a cache
@@ -518,7 +518,7 @@ void Service::record_end(const JobRecord& job, const std::string& state, const n
       return;
     }
     if (done) {
-      log("job " + job.id + " " + state);
+      log("job " + job.id + " " + state_name(state));
       return;
     }
     if (std::chrono::steady_clock::now() > deadline || stopping_) {
@@ -629,7 +629,7 @@ void Service::run_job(JobRecord job) {
     else log("job " + job.id + " interrupted by shutdown; queued again");
     return;
   }
-  std::string state = cancel->load() ? "cancelled" : first_error ? "failed" : "succeeded";
+  JobState state = cancel->load() ? JobState::kCancelled : first_error ? JobState::kFailed : JobState::kSucceeded;
   record_end(job, state, units, first_error);
 }
 

@@ -112,7 +112,7 @@ class Service {
   // The job's upload as a local file (fetched from the shared store if needed).
   Result<fs::path> local_input(const JobRecord& job);
   // Records a job's end; retried while the queue cannot be reached.
-  void record_end(const JobRecord& job, const std::string& state, const nlohmann::json& units,
+  void record_end(const JobRecord& job, JobState state, const nlohmann::json& units,
                   const std::optional<Error>& error);
   nlohmann::json job_json(const JobRecord& job) const;
 

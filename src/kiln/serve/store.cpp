@@ -55,7 +55,7 @@ constexpr const char* kColumns =
 JobRecord read_row(Statement& s) {
   JobRecord j;
   j.id = s.column_text(0);
-  j.state = s.column_text(1);
+  j.state = parse_state(s.column_text(1));
   j.created_at = s.column_real(2);
   j.started_at = s.column_real(3);
   j.finished_at = s.column_real(4);
@@ -112,11 +112,11 @@ class SqliteStore final : public Store {
   Result<std::vector<JobRecord>> recent(int limit) override;
   Result<std::optional<JobRecord>> claim_next(const std::string& worker, double lease_seconds) override;
   Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) override;
-  Result<bool> finish(const std::string& id, const std::string& worker, const std::string& state,
+  Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
                       const nlohmann::json& result, const std::string& error_code,
                       const std::string& error_message) override;
   Status release(const std::string& id, const std::string& worker) override;
-  Result<std::optional<std::string>> cancel(const std::string& id) override;
+  Result<std::optional<JobState>> cancel(const std::string& id) override;
   Result<int> expire(int max_attempts) override;
   Result<int> recover(int max_attempts, const std::vector<std::string>& crashed,
                       const std::string& crash_reason) override;
@@ -197,7 +197,7 @@ Status SqliteStore::insert(const JobRecord& j, int64_t max_queued) {
     return fail(Code::kResourceExhausted, std::to_string(queued));
   }
   Statement s(db_, "INSERT INTO jobs (id, state, created_at, request, input_path) VALUES (?, ?, ?, ?, ?)");
-  s.text(1, j.id).text(2, j.state).real(3, j.created_at).text(4, j.request.dump()).text(5, j.input_path);
+  s.text(1, j.id).text(2, state_name(j.state)).real(3, j.created_at).text(4, j.request.dump()).text(5, j.input_path);
   if (s.step() != SQLITE_DONE) return tl::unexpected(error("insert"));
   return {};
 }
@@ -249,13 +249,13 @@ Result<Lease> SqliteStore::renew(const std::string& id, const std::string& worke
   return Lease{true, s.column_int(0) != 0};
 }
 
-Result<bool> SqliteStore::finish(const std::string& id, const std::string& worker, const std::string& state,
+Result<bool> SqliteStore::finish(const std::string& id, const std::string& worker, JobState state,
                                  const nlohmann::json& result, const std::string& error_code,
                                  const std::string& error_message) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "UPDATE jobs SET state = ?, finished_at = ?, result = ?, error_code = ?, error_message = ?, "
                    "worker = '', lease_until = 0 WHERE id = ? AND worker = ? AND state = 'running'");
-  s.text(1, state).real(2, now()).text(3, result.dump()).text(4, error_code).text(5, error_message).text(6, id).text(7, worker);
+  s.text(1, state_name(state)).real(2, now()).text(3, result.dump()).text(4, error_code).text(5, error_message).text(6, id).text(7, worker);
   if (s.step() != SQLITE_DONE) return tl::unexpected(error("update"));
   return sqlite3_changes(db_) == 1;
 }
@@ -269,7 +269,7 @@ Status SqliteStore::release(const std::string& id, const std::string& worker) {
   return {};
 }
 
-Result<std::optional<std::string>> SqliteStore::cancel(const std::string& id) {
+Result<std::optional<JobState>> SqliteStore::cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'");
   s.real(1, now()).text(2, id);
@@ -280,9 +280,9 @@ Result<std::optional<std::string>> SqliteStore::cancel(const std::string& id) {
   Statement q(db_, "SELECT state FROM jobs WHERE id = ?");
   q.text(1, id);
   int rc = q.step();
-  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc == SQLITE_DONE) return std::optional<JobState>();
   if (rc != SQLITE_ROW) return tl::unexpected(error("select"));
-  return std::optional<std::string>(q.column_text(0));
+  return std::optional<JobState>(parse_state(q.column_text(0)));
 }
 
 Result<int> SqliteStore::expire_locked(int max_attempts) {
@@ -322,7 +322,8 @@ Result<int> SqliteStore::recover(int max_attempts, const std::vector<std::string
 
 Result<std::map<std::string, int64_t>> SqliteStore::counts() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, int64_t> out = {{"queued", 0}, {"running", 0}, {"succeeded", 0}, {"failed", 0}, {"cancelled", 0}};
+  std::map<std::string, int64_t> out;
+  for (JobState state : all_states()) out[state_name(state)] = 0;
   Statement s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) out[s.column_text(0)] = s.column_int(1);
@@ -334,6 +335,30 @@ Result<std::map<std::string, int64_t>> SqliteStore::counts() {
 
 Result<std::unique_ptr<Store>> open_postgres(const std::string& url);  // postgres.cpp
 
+const std::vector<JobState>& all_states() {
+  static const std::vector<JobState> states = {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+                                               JobState::kFailed, JobState::kCancelled};
+  return states;
+}
+
+const char* state_name(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+JobState parse_state(const std::string& name) {
+  for (JobState state : all_states()) {
+    if (name == state_name(state)) return state;
+  }
+  return JobState::kFailed;
+}
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& where) {
   if (where.rfind("postgresql://", 0) == 0 || where.rfind("postgres://", 0) == 0) return open_postgres(where);
   return SqliteStore::open(where);
@@ -341,7 +366,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& where) {
 
 Result<int64_t> Store::queued() {
   auto c = KILN_TRY(counts());
-  return c["queued"];
+  return c[state_name(JobState::kQueued)];
 }
 
 }  // namespace kiln::serve

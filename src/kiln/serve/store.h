@@ -26,9 +26,18 @@
 
 namespace kiln::serve {
 
+// A job's life: queued -> running -> succeeded | failed | cancelled (and
+// running -> queued again when its worker gives it back or dies).
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+// "queued", ... as the API and the databases spell them.
+const char* state_name(JobState state);
+// The state a database row holds; kFailed for a spelling this kiln does not know.
+JobState parse_state(const std::string& name);
+const std::vector<JobState>& all_states();
+
 struct JobRecord {
   std::string id;
-  std::string state;  // queued, running, succeeded, failed, cancelled
+  JobState state = JobState::kQueued;
   double created_at = 0, started_at = 0, finished_at = 0;  // unix seconds; 0 = not yet
   nlohmann::json request;  // targets and options, as submitted
   std::string input_path;  // where the upload is stored (a path, or an object key with a shared store)
@@ -67,7 +76,7 @@ class Store : public cache::KeyLocks {
   virtual Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) = 0;
   // Records the end of a job this worker holds; false when it no longer
   // holds it (nothing is written then).
-  virtual Result<bool> finish(const std::string& id, const std::string& worker, const std::string& state,
+  virtual Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
                               const nlohmann::json& result, const std::string& error_code,
                               const std::string& error_message) = 0;
   // Gives a held job back to the queue (a graceful stop); the start is not counted.
@@ -75,7 +84,7 @@ class Store : public cache::KeyLocks {
   // queued -> cancelled at once; running -> stays running with a cancel
   // request that its worker sees at its next renewal. The state after the
   // call, or nullopt for an unknown job.
-  virtual Result<std::optional<std::string>> cancel(const std::string& id) = 0;
+  virtual Result<std::optional<JobState>> cancel(const std::string& id) = 0;
   // Jobs whose lease ran out are queued again, or failed once they have
   // been started `max_attempts` times. Returns how many were queued again.
   virtual Result<int> expire(int max_attempts) = 0;
