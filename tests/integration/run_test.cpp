@@ -86,6 +86,35 @@ TEST_F(RunValidateBench, AFunctionWithoutArgumentsValidatesWithoutInputs) {
   EXPECT_EQ(v.json()["passed"], true) << v.out;
 }
 
+TEST_F(RunValidateBench, SixtyFourBitProgramsRunAndValidateAsTheModuleComputesThem) {
+  // A JAX export in 64-bit mode: f64 is computed as f32 unless --keep-f64,
+  // i64 stays i64. Inputs and JAX's references are given in f64/i64.
+  fs::path narrowed = compile_cpu(model("x64.mlir"), "x64");
+  Outcome run = kiln({"run", narrowed.string(), "--inputs", inputs_of("x64").string(), "-o", "ran"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.err.find("f64 is computed as f32"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("--keep-f64"), std::string::npos) << run.err;
+  auto outputs = *array::read_npz(dir() / "ran/outputs.npz");
+  EXPECT_EQ(outputs[0].second.element, "f32");
+  EXPECT_EQ(outputs[1].second.element, "i64");
+  Outcome v = kiln({"validate", narrowed.string(), "--inputs", inputs_of("x64").string(), "--expected",
+                    expected_of("x64").string()});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+  EXPECT_EQ(kiln({"bench", narrowed.string(), "--inputs", inputs_of("x64").string(), "--repetitions", "2"}).status, 0);
+
+  Outcome kept = kiln({"compile", model("x64.mlir").string(), "-t", "cpu", "-o", "kept", "--keep-f64"});
+  ASSERT_EQ(kept.status, 0) << kept.err;
+  fs::path wide = dir() / "kept/x64.cpu-host.vmfb";
+  Outcome exact = kiln({"validate", wide.string(), "--inputs", inputs_of("x64").string(), "--expected",
+                        expected_of("x64").string(), "--atol", "1e-12", "--rtol", "1e-12", "--json"});
+  EXPECT_EQ(exact.status, 0) << exact.out << exact.err;
+  EXPECT_EQ(exact.json()["passed"], true) << exact.out;
+
+  Outcome refused = kiln({"compile", model("x64.mlir").string(), "-t", "vulkan:ampere", "-o", "v", "--keep-f64"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE((refused.out + refused.err).find("no 64-bit float arithmetic"), std::string::npos) << refused.out << refused.err;
+}
+
 TEST_F(RunValidateBench, IntegerOutputsMustMatchExactly) {
   fs::path m = compile_cpu(model("mixed_types.mlir"), "mixed_types");
   auto expected = *array::read_npz(expected_of("mixed_types"));

@@ -59,6 +59,25 @@ def export_one(name, out_dir):
     np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
 
 
+def export_x64(out_dir):
+    """x64: f64 and i64 values, exported with JAX's 64-bit mode (jax_enable_x64)."""
+    import jax.numpy as jnp
+
+    def fn(x, n):
+        return x * x * 2.0 + n.astype(jnp.float64) / 3.0, n * 3 + 1
+
+    with jax.enable_x64(True):
+        specs = [jax.ShapeDtypeStruct((8,), jnp.float64), jax.ShapeDtypeStruct((8,), jnp.int64)]
+        exported = export.export(jax.jit(fn))(*specs)
+        base = os.path.join(out_dir, "x64")
+        with open(base + ".mlir", "w") as f:
+            f.write(exported.mlir_module())
+        inputs = [np.linspace(-3, 3, 8, dtype=np.float64), np.arange(-4, 4, dtype=np.int64) * 1000003]
+        np.savez(base + ".inputs.npz", **{f"arg{i}": a for i, a in enumerate(inputs)})
+        outputs = jax.jit(fn)(*inputs)
+        np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
+
+
 def sizes_slug(sizes):
     return "_".join(f"{k}{v}" for k, v in sizes.items())
 
@@ -108,6 +127,8 @@ def main():
         if name not in MODELS:
             sys.exit(f"unknown model {name!r}; models: {', '.join(list(MODELS) + list(POLY_MODELS))}")
         export_one(name, out_dir)
+    if not args[1:]:
+        export_x64(out_dir)
     print(f"exported {len(names)} model(s) to {out_dir}")
 
 

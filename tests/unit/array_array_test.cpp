@@ -91,4 +91,21 @@ TEST(Array, IndexText) {
   EXPECT_EQ(index_text({}, 0), "[]");
 }
 
+TEST(Convert, NarrowsFloatsAndRefusesIntegersThatDoNotFit) {
+  Array d{"f64", {3}, std::vector<uint8_t>(24)};
+  for (int i = 0; i < 3; ++i) set_element(d, i, 0.1 * (i + 1));
+  ASSERT_TRUE(convert(d, "f32", "input 0"));
+  EXPECT_EQ(d.element, "f32");
+  EXPECT_EQ(d.data.size(), 12u);
+  EXPECT_FLOAT_EQ(static_cast<float>(element_value(d, 2)), 0.3f);
+  Array n{"i64", {2}, std::vector<uint8_t>(16)};
+  set_element(n, 0, 7);
+  set_element(n, 1, 5e9);
+  auto too_big = convert(n, "i32", "input 1");
+  ASSERT_FALSE(too_big);
+  EXPECT_NE(too_big.error().message.find("[1]"), std::string::npos) << too_big.error().message;
+  Array b{"i64", {1}, std::vector<uint8_t>(8)};
+  EXPECT_FALSE(convert(b, "f32", "input 2")) << "integers are not silently made floats";
+}
+
 }  // namespace kiln::array

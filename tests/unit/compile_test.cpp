@@ -158,4 +158,14 @@ TEST(ModuleRecord, ReadsEveryFieldItsReadersUseAndNamesTheDamagedOne) {
   EXPECT_FALSE(record_from_json(nlohmann::json::array(), "m.json"));
 }
 
+TEST(Demotions, FollowTheCompilersDefaultsAndTheLastFlag) {
+  EXPECT_EQ(demotions({}), (std::map<std::string, std::string>{{"f64", "f32"}}));
+  EXPECT_TRUE(demotions({"--iree-input-demote-f64-to-f32=false"}).empty());
+  EXPECT_EQ(demotions({"--iree-input-demote-f64-to-f32=false", "--iree-input-demote-i64-to-i32"}),
+            (std::map<std::string, std::string>{{"i64", "i32"}}));
+  Options keep;
+  keep.keep_f64 = true;
+  EXPECT_TRUE(demotions(option_flags(keep)).empty());
+}
+
 }  // namespace kiln::compile

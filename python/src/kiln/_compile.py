@@ -31,6 +31,7 @@ _COMPILE_OPTIONS: dict[str, Callable[[Any], list[str]]] = {
     "explain_cache": lambda v: ["--explain-cache"] if v else [],
     "invocation": lambda v: ["--invocation", str(v)],
     "tuning": lambda v: [] if v else ["--no-tuning"],
+    "keep_f64": lambda v: ["--keep-f64"] if v else [],
     "executor": lambda v: ["--executor", str(v)],
 }
 

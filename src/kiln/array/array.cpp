@@ -4,6 +4,8 @@
 #include <complex>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "kiln/util/strings.h"
 
 namespace kiln::array {
@@ -200,6 +202,27 @@ std::string index_text(const std::vector<int64_t>& shape, int64_t flat) {
   std::vector<std::string> parts;
   for (int64_t i : idx) parts.push_back(std::to_string(i));
   return "[" + util::join(parts, ", ") + "]";
+}
+
+Status convert(Array& a, const std::string& element, const std::string& what) {
+  if (a.element == element) return {};
+  bool floats = is_float(a.element) && is_float(element);
+  bool ints = is_integer(a.element) && is_integer(element);
+  if ((!floats && !ints) || element_size(element) == 0) {
+    return fail(Code::kInvalidArgument, fmt::format("{} has element type {}, which kiln does not convert to {}", what,
+                                                    a.element, element));
+  }
+  Array out{element, a.shape, std::vector<uint8_t>(static_cast<size_t>(a.count()) * element_size(element))};
+  for (int64_t i = 0; i < a.count(); ++i) {
+    double v = element_value(a, i);
+    set_element(out, i, v);
+    if (ints && element_value(out, i) != v) {
+      return fail(Code::kInvalidArgument, fmt::format("{}: element {} ({}) does not fit in {}, the type the module "
+                                                      "computes in", what, index_text(a.shape, i), v, element));
+    }
+  }
+  a = std::move(out);
+  return {};
 }
 
 }  // namespace kiln::array

@@ -32,6 +32,11 @@ double element_imag(const Array& a, int64_t index);
 // Stores `value` (rounded to the element type) at `index`.
 void set_element(Array& a, int64_t index, double value);
 
+// Converts every element to `element` (f64 -> f32, i64 -> i32, ...), which
+// must be of the same kind (float to float, integer to integer); an integer
+// that does not fit is an error naming `what` and the index.
+Status convert(Array& a, const std::string& element, const std::string& what);
+
 // "[1, 0, 3]" for a flat index into `shape`.
 std::string index_text(const std::vector<int64_t>& shape, int64_t flat);
 

@@ -8,6 +8,7 @@
 
 #include "kiln/cli/tuning_db.h"
 #include "kiln/cache/store.h"
+#include "kiln/cli/cache_setting.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/output.h"
 #include "kiln/cli/progress.h"
@@ -92,6 +93,9 @@ Result<std::optional<Request>> parse_request(Context& context) {
   app.add_option("--invocation", invocation, "sync (default) or async: the module's functions take a wait and a signal "
                                              "fence, so calls can be queued back to back");
   app.add_flag("--no-tuning", no_tuning, "ignore tuning records ('kiln tune') for these programs");
+  bool keep_f64 = false;
+  app.add_flag("--keep-f64", keep_f64, "compute f64 as f64 (the compiler narrows it to f32 by default); cpu, cuda and "
+                                       "rocm targets");
   app.add_flag("--explain-cache", explain, "say why each cache lookup missed");
   std::vector<std::string> binds;
   app.add_option("--bind", binds, "specialize a shape-polymorphic JAX export: NAME=SIZE[,NAME=SIZE...]; one static "
@@ -147,6 +151,7 @@ Result<std::optional<Request>> parse_request(Context& context) {
   if (!request.precision.empty()) job.options.precision = request.precision;
   if (!request.invocation.empty()) job.options.invocation = request.invocation;
   if (request.no_tuning) job.options.use_tuning = false;
+  if (keep_f64) job.options.keep_f64 = true;
   if (tiling && no_tiling) return fail(Code::kInvalidArgument, "--data-tiling and --no-data-tiling contradict each other");
   if (tiling || no_tiling) job.options.data_tiling = tiling;
   flags.insert(flags.end(), passthrough.begin(), passthrough.end());
@@ -170,14 +175,6 @@ struct UnitRun {
   Result<compile::Outcome> outcome = fail(Code::kInternal, "not run");
   double seconds = 0;
 };
-
-Result<std::optional<cache::Store>> open_cache(const Request& request, const config::Config& config) {
-  std::string enabled = util::to_lower(config.get("cache"));
-  if (request.no_cache || enabled == "false" || enabled == "0" || enabled == "no") return std::nullopt;
-  fs::path root = config.get("cache_dir").empty() ? cache::default_root() : fs::path(config.get("cache_dir"));
-  uint64_t limit = KILN_TRY(cache::parse_size(config.get("cache_max_size")));
-  return KILN_TRY(cache::Store::open(root, limit));
-}
 
 Result<compile::PoolOptions> pool_options(const Request& request, const config::Config& config) {
   compile::PoolOptions o;
@@ -240,7 +237,7 @@ Result<int> run_compile(Context& context) {
   auto selected = KILN_TRY(select_executor(context.config, request->executor, Need::kCompiler));
   const toolchain::Toolchain& tools = selected.tools;
   compile::Executor* executor = selected.executor.get();
-  auto store = KILN_TRY(open_cache(*request, context.config));
+  auto store = KILN_TRY(cache_for_compiles(context.config, request->no_cache));
   auto pool = KILN_TRY(pool_options(*request, context.config));
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);

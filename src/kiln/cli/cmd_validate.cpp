@@ -90,7 +90,7 @@ Result<int> run_validate(Context& context) {
   } else {
     bool one_npz = expected_npy.size() == 1 && fs::path(expected_npy[0]).extension() == ".npz";
     expected = KILN_TRY(read_values(one_npz ? std::vector<std::string>{} : expected_npy,
-                                    one_npz ? expected_npy[0] : "", sig.outputs, "output"));
+                                    one_npz ? expected_npy[0] : "", sig.outputs, "output", sig.declared_outputs));
   }
   auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-validate-"));
   auto limit = loaded.timeout;

@@ -1,5 +1,7 @@
 #include "kiln/cli/run_common.h"
 
+#include <iostream>
+
 #include <cmath>
 
 #include <fmt/format.h>
@@ -40,6 +42,7 @@ std::vector<std::string> runtime_flags_for(const ModuleOptions& o, const runtime
 Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& o) {
   auto selected = KILN_TRY(select_executor(config, o.executor, Need::kRuntime));
   auto sig = KILN_TRY(runtime::load(o.module, o.function, selected.tools, *selected.executor));
+  if (auto note = runtime::narrowing_note(sig); !note.empty()) std::cerr << "kiln: note: " << note << "\n";
   auto values = KILN_TRY(gather_inputs(sig, o.inputs));
   return LoadedModule{std::move(selected), std::move(sig), std::move(values),
                       std::chrono::milliseconds(static_cast<int64_t>(o.timeout * 1000))};
@@ -74,7 +77,8 @@ Result<std::vector<int64_t>> parse_dims(const std::string& text, const std::stri
 }  // namespace
 
 Result<std::vector<array::Array>> read_values(const std::vector<std::string>& npy_files, const std::string& npz,
-                                              const std::vector<mlir::Value>& values, const char* what) {
+                                              const std::vector<mlir::Value>& values, const char* what,
+                                              const std::vector<std::string>& declared) {
   std::vector<array::Array> out;
   if (!npz.empty()) {
     auto members = KILN_TRY(array::read_npz(npz));
@@ -103,6 +107,9 @@ Result<std::vector<array::Array>> read_values(const std::vector<std::string>& np
     }
   }
   for (size_t i = 0; i < out.size(); ++i) {
+    if (i < declared.size() && !declared[i].empty() && out[i].element == declared[i]) {
+      KILN_TRY_STATUS(array::convert(out[i], values[i].type.element, value_label(values[i], i, what)));
+    }
     KILN_TRY_STATUS(array::reinterpret(out[i], values[i].type.element, value_label(values[i], i, what)));
   }
   return out;
@@ -113,7 +120,7 @@ Result<std::vector<array::Array>> gather_inputs(const runtime::ModuleSignature& 
     if (!o.input_files.empty() && !o.inputs_archive.empty()) {
       return fail(Code::kInvalidArgument, "give --input files or one --inputs archive, not both");
     }
-    return read_values(o.input_files, o.inputs_archive, sig.inputs, "input");
+    return read_values(o.input_files, o.inputs_archive, sig.inputs, "input", sig.declared_inputs);
   }
   std::vector<std::vector<int64_t>> shapes;
   for (const auto& v : sig.inputs) shapes.push_back(v.type.dims);

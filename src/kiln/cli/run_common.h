@@ -56,8 +56,11 @@ Result<std::vector<array::Array>> gather_inputs(const runtime::ModuleSignature& 
 
 // Arrays from .npz (archive order, or by argument name when every name
 // matches) or a list of .npy files, typed by `values`.
+// `declared`: the program's element type of each value where the module
+// narrowed it (runtime::ModuleSignature); arrays of that type are converted.
 Result<std::vector<array::Array>> read_values(const std::vector<std::string>& npy_files, const std::string& npz,
-                                              const std::vector<mlir::Value>& values, const char* what);
+                                              const std::vector<mlir::Value>& values, const char* what,
+                                              const std::vector<std::string>& declared = {});
 
 // The runtime options a run uses: --runtime-flag when given, else the
 // module's deployment recipe (tuned runtime options), unless --default-runtime.

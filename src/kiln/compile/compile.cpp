@@ -160,6 +160,7 @@ std::vector<std::string> option_flags(const Options& options) {
     flags.push_back("--iree-global-opt-demote-contraction-inputs-operations=all");
   }
   if (options.invocation == "async") flags.push_back("--iree-execution-model=async-external");
+  if (options.keep_f64) flags.push_back("--iree-input-demote-f64-to-f32=false");
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   return flags;
 }
@@ -388,6 +389,12 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
                     const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache,
                     const tuning::Database* tuning) {
   std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
+  if (options.keep_f64 && (unit.target.backend == target::Backend::kVulkan || unit.target.backend == target::Backend::kMetal)) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{}: --keep-f64 is not available for {}: kiln's {} target has no 64-bit float arithmetic; "
+                            "compile without it (f64 is computed as f32) or for cpu, cuda or rocm",
+                            context, unit.target.spec, target::backend_name(unit.target.backend)));
+  }
   std::string base = unit_base_name(unit);
   fs::path output_dir = fs::absolute(unit.output_dir);
   fs::path final_module = output_dir / (base + ".vmfb");
@@ -568,6 +575,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
       {"cache", {{"hit", false}, {"key", key}}},
       {"precision", precision_name(options.precision)},
       {"invocation", invocation_name(options.invocation)},
+      {"demotions", demotions(flags)},
   };
   if (!prepared->jax.is_null()) metadata["jax"] = prepared->jax;
   if (!unit.binding.empty()) {

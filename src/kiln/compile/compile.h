@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ struct Options {
   std::string invocation;
   // Apply the tuning record for this program and target, when there is one.
   bool use_tuning = true;
+  // Keep f64 as f64 (IREE computes it as f32 by default); refused for
+  // targets without f64 arithmetic.
+  bool keep_f64 = false;
   // A folder of executable configurations (<executable>.mlir) to compile in
   // place of the compiler's own; set by the tuner for its candidates.
   fs::path executable_configs;

@@ -100,6 +100,22 @@ Result<ModuleRecord> record_from_json(const json& j, const std::string& where) {
     fr.results = KILN_TRY(r.values(f, "results", at));
     rec.functions.push_back(std::move(fr));
   }
+  if (auto d = j.find("demotions"); d != j.end()) {
+    if (!d->is_object()) return r.bad(".demotions", "an object");
+    for (const auto& [from, to] : d->items()) {
+      if (!to.is_string()) return r.bad(".demotions." + from, "a string");
+      rec.demotions[from] = to.get<std::string>();
+    }
+  } else {
+    // Written before kiln recorded them: what the compiler's flags imply.
+    std::vector<std::string> command;
+    if (auto c = j.find("compiler_command"); c != j.end() && c->is_array()) {
+      for (const auto& a : *c) {
+        if (a.is_string()) command.push_back(a.get<std::string>());
+      }
+    }
+    rec.demotions = demotions(command);
+  }
   if (auto d = j.find("deployment"); d != j.end()) {
     if (!d->is_object()) return r.bad(".deployment", "an object");
     auto flags = d->find("runtime_flags");
@@ -110,6 +126,21 @@ Result<ModuleRecord> record_from_json(const json& j, const std::string& where) {
     }
   }
   return rec;
+}
+
+std::map<std::string, std::string> demotions(const std::vector<std::string>& flags) {
+  // The last spelling of a flag wins, as in the compiler's own parsing.
+  bool f64 = true, i64 = false;
+  for (const auto& f : flags) {
+    if (f == "--iree-input-demote-f64-to-f32" || f == "--iree-input-demote-f64-to-f32=true") f64 = true;
+    if (f == "--iree-input-demote-f64-to-f32=false") f64 = false;
+    if (f == "--iree-input-demote-i64-to-i32" || f == "--iree-input-demote-i64-to-i32=true") i64 = true;
+    if (f == "--iree-input-demote-i64-to-i32=false") i64 = false;
+  }
+  std::map<std::string, std::string> out;
+  if (f64) out["f64"] = "f32";
+  if (i64) out["i64"] = "i32";
+  return out;
 }
 
 }  // namespace kiln::compile

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct ModuleRecord {
   std::string created_at;
   std::vector<FunctionRecord> functions;
   std::vector<std::string> runtime_flags;  // the deployment recipe, if any
+  // Element types the compiler narrowed ({"f64": "f32"}): the module's
+  // inputs and outputs have the narrowed ones.
+  std::map<std::string, std::string> demotions;
 };
 
 inline constexpr int kRecordFormatVersion = 1;
@@ -45,5 +49,10 @@ inline constexpr int kRecordFormatVersion = 1;
 // Checks and reads a record; `where` names it in errors (a path, "the
 // cache entry ..."). The error says which field is wrong.
 Result<ModuleRecord> record_from_json(const nlohmann::json& j, const std::string& where);
+
+// The element types the compiler narrows under `flags` ({"f64": "f32"} by
+// default; i64 -> i32 with --iree-input-demote-i64-to-i32): a module's
+// inputs and outputs have the narrowed types, not the program's.
+std::map<std::string, std::string> demotions(const std::vector<std::string>& flags);
 
 }  // namespace kiln::compile

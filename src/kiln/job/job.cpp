@@ -183,6 +183,7 @@ Result<JobOptions> options_from_json(const json& o, compile::Origin origin) {
   options.precision = o.value("precision", "");
   options.invocation = o.value("invocation", "");
   options.use_tuning = o.value("tuning", true);
+  options.keep_f64 = o.value("keep_f64", false);
   options.extra_flags = o.value("extra_flags", std::vector<std::string>{});
   if (o.contains("timeout_seconds")) {
     out.timeout_seconds = o["timeout_seconds"].get<double>();

@@ -38,6 +38,18 @@ Result<ModuleSignature> from_metadata(const fs::path& module, const fs::path& me
     sig.inputs = f.arguments;
     sig.outputs = f.results;
   }
+  // The module's types: the program's, narrowed as the compiler did.
+  auto narrow = [&](std::vector<mlir::Value>& values, std::vector<std::string>& declared) {
+    declared.assign(values.size(), "");
+    for (size_t i = 0; i < values.size(); ++i) {
+      auto to = record.demotions.find(values[i].type.element);
+      if (to == record.demotions.end()) continue;
+      declared[i] = values[i].type.element;
+      values[i].type.element = to->second;
+    }
+  };
+  narrow(sig.inputs, sig.declared_inputs);
+  narrow(sig.outputs, sig.declared_outputs);
   if (function.empty() && publics.size() > 1) {
     return fail(Code::kInvalidArgument, fmt::format("{} has {} public functions ({}); choose one with --function",
                                                     module.string(), publics.size(), util::join(publics, ", ")));
@@ -148,6 +160,23 @@ Result<ModuleSignature> load(const fs::path& path, const std::string& function, 
     return sig;
   }
   return from_reflection(path, function, tools, executor);
+}
+
+std::string narrowing_note(const ModuleSignature& sig) {
+  std::set<std::string> notes;
+  auto collect = [&](const std::vector<mlir::Value>& values, const std::vector<std::string>& declared) {
+    for (size_t i = 0; i < declared.size() && i < values.size(); ++i) {
+      if (!declared[i].empty()) notes.insert(declared[i] + " is computed as " + values[i].type.element);
+    }
+  };
+  collect(sig.inputs, sig.declared_inputs);
+  collect(sig.outputs, sig.declared_outputs);
+  if (notes.empty()) return "";
+  std::vector<std::string> list(notes.begin(), notes.end());
+  bool f64 = notes.count("f64 is computed as f32") > 0;
+  return fmt::format("in {}, {} by the compiler: inputs given in the program's types are converted, outputs come "
+                     "back in the module's{}", sig.path.filename().string(), util::join(list, ", "),
+                     f64 ? " (compile with --keep-f64 to keep f64 on cpu, cuda or rocm)" : "");
 }
 
 std::string value_label(const mlir::Value& value, size_t index, const char* what) {

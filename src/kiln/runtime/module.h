@@ -32,7 +32,15 @@ struct ModuleSignature {
   std::string invocation = "sync";
   // The deployment recipe kiln recorded (tuned runtime options), if any.
   std::vector<std::string> runtime_flags;
+  // `inputs` and `outputs` have the types the module really has: where the
+  // compiler narrowed a type (f64 computed as f32), these hold the
+  // program's own element types, one per value ("" where nothing changed).
+  std::vector<std::string> declared_inputs, declared_outputs;
 };
+
+// "f64 is computed as f32 by this module ...", once per module that has a
+// narrowed value; "" when it has none.
+std::string narrowing_note(const ModuleSignature& sig);
 
 // Checks that `path` is an IREE module file (a zip with module.fb, or a bare
 // FlatBuffer with the "IREE" identifier) before any runtime tool sees it.
