@@ -191,7 +191,7 @@ std::string custom_call_hint(const std::string& name) {
   }
   if (name == "shape_assertion") {
     return "hint: " + call + " is JAX's check of a symbolic dimension in a shape-polymorphic export; "
-           "export with concrete shapes";
+           "compile a static module with --bind NAME=SIZE (docs/jax.md), or export with concrete shapes";
   }
   if (starts("lapack_") || starts("cusolver") || starts("hipsolver") || starts("cu_lu") || starts("cu_cholesky")) {
     return "hint: " + call + " is a LAPACK/cuSOLVER kernel of XLA (jnp.linalg: solve, inv, eigh, svd, qr, cholesky, ...) "
@@ -283,7 +283,8 @@ std::string hint(const std::string& text, const target::Target& target, const st
   if (!illegal.empty()) {
     if (util::starts_with(illegal, "stablehlo.dynamic_") || illegal == "stablehlo.real_dynamic_slice") {
       return fmt::format("hint: '{}' comes from a shape-polymorphic export (a symbolic dimension) that the compiler "
-                         "could not make static; export with concrete shapes", illegal);
+                         "could not make static; compile one static module per size with --bind NAME=SIZE "
+                         "(docs/jax.md), or export with concrete shapes", illegal);
     }
     return fmt::format("hint: IREE 3.13 has no lowering of '{}' for {}; compile for another backend (cpu, cuda, rocm, "
                        "vulkan) to see whether one has it, or export the program without that operation",
