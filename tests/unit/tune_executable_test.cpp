@@ -1,5 +1,6 @@
 #include "kiln/tune/executable.h"
 
+#include <algorithm>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -47,6 +48,23 @@ const char* kCpu = R"(hal.executable public @main_dispatch_1 {
       func.func @main_dispatch_1_matmul_64x256x128_f32() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>, {enable_loop_peeling}>} {
         %5 = linalg.fill {lowering_config = #iree_cpu.lowering_config<cache_parallel = [64, 64], vector_common_parallel = [8, 8]>} ins(%cst : f32) outs(%4 : tensor<64x256xf32>) -> tensor<64x256xf32>
         %6 = linalg.matmul {lowering_config = #iree_cpu.lowering_config<cache_parallel = [64, 64, 0], distribution = [64, 64, 0], vector_common_parallel = [8, 8, 0], vector_reduction = [0, 0, 8]>} ins(%2, %3 : tensor<64x128xf32>, tensor<128x256xf32>) outs(%5 : tensor<64x256xf32>) -> tensor<64x256xf32>
+      }
+    }
+  }
+}
+)";
+
+// The MLP's second matmul under --iree-dispatch-creation-split-matmul-reduction=4:
+// four partial products of 256x1024 over 1024-long slices of the reduction.
+const char* kSplitK = R"(hal.executable public @main_dispatch_2 {
+  hal.executable.variant public @cuda_nvptx_fb target(<"cuda", "cuda-nvptx-fb", {iree_codegen.target_info = #iree_gpu.target<arch = "sm_80", features = "+ptx76", wgp = <compute = fp32, storage = b32, subgroup = shuffle|arithmetic, dot = dp4xi8toi32, mma = [<NV_MMA_SYNC_F32_16x8x16_F16>], subgroup_size_choices = [32], max_workgroup_sizes = [1024, 1024, 1024], max_thread_count_per_workgroup = 1024, max_workgroup_memory_bytes = 166912, max_workgroup_counts = [2147483647, 65535, 65535]>>}>) {
+    hal.executable.export public @main_dispatch_2_matmul_like_4x256x1024x1024_f32 ordinal(0) layout(#hal.pipeline.layout<bindings = [#hal.pipeline.binding<storage_buffer>]>) count(%arg0: !hal.device) -> (index, index, index) {
+    }
+    builtin.module {
+      func.func @main_dispatch_2_matmul_like_4x256x1024x1024_f32() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_gpu.pipeline<TileAndFuse> workgroup_size = [32, 8, 1] subgroup_size = 32, {gpu_pipeline_options = #iree_gpu.pipeline_options<no_reduce_shared_memory_bank_conflicts = true, use_igemm_convolution = false>}>} {
+        %7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d1, d0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%3, %4 : tensor<256x4x1024xf32>, tensor<4x1024x1024xf32>) outs(%6 : tensor<4x256x1024xf32>) attrs =  {lowering_config = #iree_gpu.lowering_config<{reduction = [0, 0, 0, 32], thread = [1, 1, 16, 0], workgroup = [1, 32, 128, 1], promote_operands = [0, 1]}>} {
+        }
+        return
       }
     }
   }
@@ -125,7 +143,11 @@ TEST(TuneSpace, SimtCandidatesRespectTheTargetAndTheProblem) {
   auto exe = parse_executable(kSimt);
   ASSERT_TRUE(exe);
   auto candidates = dispatch_candidates(*exe, 40);
-  ASSERT_EQ(candidates.size(), 40u);
+  std::vector<DispatchCandidate> unpadded;
+  for (const auto& c : candidates) {
+    if (c.pipeline_options.empty()) unpadded.push_back(c);
+  }
+  ASSERT_EQ(unpadded.size(), 40u);
   std::string original = describe(exe->root);
   for (const auto& c : candidates) {
     EXPECT_NE(c.summary, original);
@@ -143,12 +165,9 @@ TEST(TuneSpace, SimtCandidatesRespectTheTargetAndTheProblem) {
     if (!field(c.root, "promote_operands").empty()) EXPECT_LE((wg[0] + wg[1]) * red[2] * 4, 166912);
   }
   // Most promising first, and diverse: no workgroup shape fills the set.
-  for (size_t i = 1; i < candidates.size(); ++i) EXPECT_LE(candidates[i - 1].score, candidates[i].score);
-  // (each promoted tile may come twice: with and without shared-memory padding)
+  for (size_t i = 1; i < unpadded.size(); ++i) EXPECT_LE(unpadded[i - 1].score, unpadded[i].score);
   std::map<std::string, int> shapes;
-  for (const auto& c : candidates) {
-    if (c.pipeline_options.empty()) ++shapes[field(c.root, "workgroup")];
-  }
+  for (const auto& c : unpadded) ++shapes[field(c.root, "workgroup")];
   for (const auto& [shape, n] : shapes) EXPECT_LE(n, 3) << shape;
 }
 
@@ -176,6 +195,26 @@ TEST(TuneSpace, PromotedSimtTilesAreAlsoTriedWithPaddedSharedMemory) {
     EXPECT_TRUE(twin) << c.summary;
   }
   EXPECT_GT(padded, 0u);
+  // The twins have slots of their own: every promoted tile of the `limit`
+  // unpadded ones has its padded twin, however many there are.
+  size_t unpadded = 0, promoted = 0;
+  for (const auto& c : candidates) {
+    if (!c.pipeline_options.empty()) continue;
+    ++unpadded;
+    promoted += !field(c.root, "promote_operands").empty();
+  }
+  EXPECT_EQ(unpadded, 24u);
+  EXPECT_EQ(padded, promoted);
+  for (size_t limit : {1u, 4u, 16u}) {
+    auto few = dispatch_candidates(*exe, limit);
+    size_t u = 0, p = 0, pr = 0;
+    for (const auto& c : few) {
+      (c.pipeline_options.empty() ? u : p) += 1;
+      if (c.pipeline_options.empty()) pr += !field(c.root, "promote_operands").empty();
+    }
+    EXPECT_EQ(u, limit);
+    EXPECT_EQ(p, pr) << limit;
+  }
   // A pipeline option the file does not have is added to its options.
   std::string added = render(*exe, exe->root, exe->workgroup_size, {{"prefetch_num_stages", "2"}});
   EXPECT_NE(added.find("pipeline_options<prefetch_num_stages = 2, no_reduce_shared_memory_bank_conflicts = true>"),
@@ -209,6 +248,52 @@ TEST(TuneSpace, SplitKIsOfferedForContractionsWithFewOutputTiles) {
   auto small = parse_executable(shortk);
   ASSERT_TRUE(small);
   EXPECT_TRUE(reshaping_option_sets(target::Backend::kCuda, {*small}).empty());
+}
+
+TEST(TuneSpace, SplitKPartialProductsGetOnePartialPerWorkgroup) {
+  // On an H100 the hand-written split-K 4 winner of the MLP gave each
+  // workgroup one partial product: workgroup=[1,64,32,1] thread=[1,4,4,0]
+  // for this dispatch (512 workgroups), [1,128,64,1] thread=[1,8,4,0] for
+  // the first matmul's, K step 32, padded.
+  auto exe = parse_executable(kSplitK);
+  ASSERT_TRUE(exe) << exe.error().message;
+  ASSERT_EQ(exe->family, Family::kGpuSimt);
+  ASSERT_EQ(exe->bounds, (std::vector<int64_t>{4, 256, 1024, 1024}));
+  auto has = [](const std::vector<DispatchCandidate>& cs, const std::string& summary) {
+    return std::any_of(cs.begin(), cs.end(), [&](const auto& c) { return c.summary == summary; });
+  };
+  // The split-K dispatches' share of --per-dispatch in round 1 is at least 4.
+  auto candidates = dispatch_candidates(*exe, 4);
+  std::string winner = "reduction=[0,0,0,32] thread=[1,4,4,0] workgroup=[1,64,32,1] promote";
+  EXPECT_TRUE(has(candidates, winner));
+  EXPECT_TRUE(has(candidates, winner + " pad-smem"));
+  size_t single = 0, unpadded = 0;
+  for (const auto& c : candidates) {
+    if (!c.pipeline_options.empty()) continue;
+    ++unpadded;
+    single += parse_ints(field(c.root, "workgroup"))[0] == 1;
+    // Its workgroup size matches the thread tile: 32/4 by 64/4.
+    if (c.summary == winner) EXPECT_EQ(c.workgroup_size, (std::vector<int64_t>{8, 16, 1}));
+  }
+  EXPECT_EQ(unpadded, 4u);
+  EXPECT_GE(single, 2u);
+  // Tiles spanning several partial products keep the other slots.
+  EXPECT_LT(single, unpadded);
+
+  // The first matmul's partial products: 4 x 256 x 4096 over 256-long slices.
+  std::string first = kSplitK;
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"4x256x1024x1024", "4x256x4096x256"}, {"tensor<256x4x1024xf32>", "tensor<256x4x256xf32>"},
+           {"tensor<4x1024x1024xf32>", "tensor<4x256x4096xf32>"}, {"tensor<4x256x1024xf32>", "tensor<4x256x4096xf32>"}}) {
+    for (size_t at; (at = first.find(from)) != std::string::npos;) first.replace(at, from.size(), to);
+  }
+  auto exe0 = parse_executable(first);
+  ASSERT_TRUE(exe0);
+  ASSERT_EQ(exe0->bounds, (std::vector<int64_t>{4, 256, 4096, 256}));
+  auto c0 = dispatch_candidates(*exe0, 4);
+  std::string winner0 = "reduction=[0,0,0,32] thread=[1,8,4,0] workgroup=[1,128,64,1] promote";
+  EXPECT_TRUE(has(c0, winner0));
+  EXPECT_TRUE(has(c0, winner0 + " pad-smem"));
 }
 
 TEST(TuneSpace, SharedMemoryLimitPrunesPromotedTiles) {

@@ -41,23 +41,28 @@ double occupancy_penalty(const std::vector<int64_t>& bounds, const std::vector<s
 }
 
 // Keeps the best `limit` candidates, at most `per_shape` of each workgroup
-// tile shape, so that a narrow band of similar tiles cannot fill the set.
+// tile shape, so that a narrow band of similar tiles cannot fill the set;
+// none whose summary is in `taken` (which gains the ones kept).
 std::vector<DispatchCandidate> pick(std::vector<DispatchCandidate> all, size_t limit, size_t per_shape,
-                                    const std::string& shape_key) {
+                                    const std::string& shape_key, std::set<std::string>& taken) {
   std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.score < b.score; });
   std::map<std::string, size_t> seen;
-  std::set<std::string> summaries;
   std::vector<DispatchCandidate> out;
   for (auto& c : all) {
     if (out.size() >= limit) break;
-    // A padded twin counts apart from the unpadded tiles of its shape.
-    std::string shape = field(c.root, shape_key) + (c.pipeline_options.empty() ? "" : " padded");
-    if (seen[shape] >= per_shape || !summaries.insert(c.summary).second) continue;
+    std::string shape = field(c.root, shape_key);
+    if (seen[shape] >= per_shape || taken.count(c.summary)) continue;
+    taken.insert(c.summary);
     ++seen[shape];
     out.push_back(std::move(c));
   }
   return out;
 }
+
+// Separates tiles that the size terms score alike, as the H100 records
+// did: a thread tile at least as tall as it is wide (8x4 beat 4x8 in most
+// of round 1's pairs), and a K step of 32 over 16 (the hand-written winners').
+double tie_breaks(int64_t tm, int64_t tn, int64_t kr) { return (tm < tn ? 0.05 : 0) + (kr == 16 ? 0.02 : 0); }
 
 std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t limit) {
   auto wg0 = parse_ints(field(exe.root, "workgroup"));
@@ -78,7 +83,11 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
   // attention's batch matmuls and the MLP's split matmuls faster and the
   // 4096^3 f32 GEMM slower, so every promoted tile is tried both ways.
   bool can_pad = exe.text.find("no_reduce_shared_memory_bank_conflicts = true") != std::string::npos;
-  std::vector<DispatchCandidate> all;
+  // `all` ranks tiles by their size and shape; `single` ranks those of a
+  // batched contraction (a split-K partial product, a batch matmul) that
+  // give each workgroup one batch element, by how well their workgroups
+  // fill the GPU.
+  std::vector<DispatchCandidate> all, single;
   for (int64_t wm : {8, 16, 32, 64, 128}) for (int64_t wn : {32, 64, 128, 256})
   for (int64_t tm : {1, 2, 4, 8}) for (int64_t tn : {1, 2, 4, 8})
   for (int64_t wo : {1, 2, 4}) for (int64_t kr : {int64_t{0}, int64_t{4}, int64_t{8}, int64_t{16}, int64_t{32}, int64_t{64}})
@@ -111,17 +120,47 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
     c.summary = describe(c.root);
     c.score = std::abs(lg(wm * wo * wn) - 13) * 0.6 + std::abs(lg(tm * tn) - 4.5) * 0.5 +
               (contraction && !promote ? 1.5 : 0) + std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 +
-              occupancy_penalty(b, d.parallel, wg);
-    if (promote && can_pad) {
-      DispatchCandidate padded = c;
-      padded.pipeline_options = {{"no_reduce_shared_memory_bank_conflicts", "false"}};
-      padded.summary += " pad-smem";
-      padded.score += 0.01;  // right after its unpadded twin
-      all.push_back(std::move(padded));
+              occupancy_penalty(b, d.parallel, wg) + tie_breaks(tm, tn, kr);
+    if (has_outer && wo == 1) {
+      // On an H100 the MLP's split-K partial products were fastest with one
+      // partial product per workgroup and about four workgroups per
+      // multiprocessor ([1,128,64,1] and [1,64,32,1], 512 workgroups each),
+      // tiles that the size-based ranking puts behind those spanning 2-4
+      // partial products.
+      double groups = 1;
+      for (size_t i : d.parallel) groups *= static_cast<double>(b[i]) / wg[i];
+      DispatchCandidate s = c;
+      s.score = std::abs(lg(groups) - lg(kWantedWorkgroups * 4)) * 0.6 + std::abs(lg(wm) - lg(wn)) * 0.2 +
+                std::abs(lg(tm * tn) - 4.5) * 0.5 + (contraction && !promote ? 1.5 : 0) +
+                std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 + tie_breaks(tm, tn, kr);
+      single.push_back(std::move(s));
     }
     all.push_back(std::move(c));
   }
-  return pick(std::move(all), limit, 3, "workgroup");
+  // The one-batch-element tiles have a quarter of the slots (at least two),
+  // one per workgroup shape; the rest go to the size-based ranking, which
+  // spreads a batched contraction's slots over shapes too (its outer tile
+  // multiplies them).
+  std::set<std::string> taken = {describe(exe.root)};
+  std::vector<DispatchCandidate> out;
+  if (has_outer) out = pick(std::move(single), std::min(limit, std::max<size_t>(2, limit / 4)), 1, "workgroup", taken);
+  for (auto& c : pick(std::move(all), limit - out.size(), has_outer ? 1 : 3, "workgroup", taken)) {
+    out.push_back(std::move(c));
+  }
+  // Every promoted tile kept is also tried padded, in slots of its own:
+  // ranked right after its unpadded twin, a twin lost the slots to other
+  // unpadded tiles.
+  if (can_pad) {
+    size_t unpadded = out.size();
+    for (size_t i = 0; i < unpadded; ++i) {
+      if (field(out[i].root, "promote_operands").empty()) continue;
+      DispatchCandidate padded = out[i];
+      padded.pipeline_options = {{"no_reduce_shared_memory_bank_conflicts", "false"}};
+      padded.summary += " pad-smem";
+      out.push_back(std::move(padded));
+    }
+  }
+  return out;
 }
 
 struct Intrinsic {
@@ -195,7 +234,8 @@ std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limi
               std::abs(lg(sm * sn) - 4) * 0.3 + occupancy_penalty(b, d.parallel, wg);
     all.push_back(std::move(c));
   }
-  return pick(std::move(all), limit, 3, "workgroup");
+  std::set<std::string> taken = {describe(exe.root)};
+  return pick(std::move(all), limit, 3, "workgroup", taken);
 }
 
 std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limit) {
@@ -224,7 +264,8 @@ std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limi
     c.score = std::abs(lg(dm * dn) - lg(dist0[m] * dist0[n])) * 0.5 + std::abs(lg(vm) - lg(vec0[m])) * 0.7;
     all.push_back(std::move(c));
   }
-  return pick(std::move(all), limit, 2, "distribution");
+  std::set<std::string> taken = {describe(exe.root)};
+  return pick(std::move(all), limit, 2, "distribution", taken);
 }
 
 }  // namespace
@@ -238,17 +279,13 @@ int element_bytes(const std::string& element) {
 }
 
 std::vector<DispatchCandidate> dispatch_candidates(const Executable& exe, size_t limit) {
-  std::vector<DispatchCandidate> out;
   switch (exe.family) {
-    case Family::kGpuSimt: out = simt_candidates(exe, limit + 1); break;
-    case Family::kGpuMma: out = mma_candidates(exe, limit + 1); break;
-    case Family::kCpuTiling: out = cpu_candidates(exe, limit + 1); break;
+    case Family::kGpuSimt: return simt_candidates(exe, limit);
+    case Family::kGpuMma: return mma_candidates(exe, limit);
+    case Family::kCpuTiling: return cpu_candidates(exe, limit);
     case Family::kNone: break;
   }
-  std::string current = describe(exe.root);
-  out.erase(std::remove_if(out.begin(), out.end(), [&](const auto& c) { return c.summary == current; }), out.end());
-  if (out.size() > limit) out.resize(limit);
-  return out;
+  return {};
 }
 
 std::vector<OptionSet> program_option_sets(target::Backend backend) {

@@ -21,9 +21,13 @@ struct DispatchCandidate {
   double score = 0;                     // lower is more promising
 };
 
-// Up to `limit` configurations for one dispatch, most promising first,
-// never the compiler's own choice (that is the reference). Empty for a
-// dispatch kiln cannot tune.
+// Up to `limit` configurations for one dispatch, never the compiler's own
+// choice (that is the reference), and then, on the GPU SIMT path, each
+// promoted one again with padded shared memory (so up to 2 * `limit`).
+// A batched contraction (a split-K partial product, a batch matmul) gives
+// a quarter of the `limit` slots, at least two, to tiles of one batch
+// element per workgroup sized to fill the GPU, first; the other slots are
+// the most promising tiles first. Empty for a dispatch kiln cannot tune.
 std::vector<DispatchCandidate> dispatch_candidates(const Executable& exe, size_t limit);
 
 struct OptionSet {
