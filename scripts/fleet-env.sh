@@ -8,6 +8,9 @@
 #   scripts/fleet-env.sh env DIR     prints `export KEY=VALUE` lines:
 #                                      eval "$(scripts/fleet-env.sh env DIR)"
 #   scripts/fleet-env.sh stop DIR    stops both; safe to repeat
+#   scripts/fleet-env.sh stop-store DIR / start-store DIR
+#                                    the S3 store alone goes away and comes back
+#                                    (same ports, data and keys): fault tests
 #
 # DIR/env itself holds plain KEY=VALUE lines (no quotes, no spaces), so
 # `set -a; . DIR/env; set +a` and env-file readers work too. Keys:
@@ -31,7 +34,7 @@ region=us-east-1
 log() { printf '[fleet-env] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-usage() { die "usage: $0 start|stop|env DIR"; }
+usage() { die "usage: $0 start|stop|env|stop-store|start-store DIR"; }
 
 # Runs a PostgreSQL tool as the owner of the data folder when we are root
 # (the tools refuse root). cd / first: the caller's folder may be closed to it.
@@ -202,6 +205,26 @@ cmd_stop() {
     as_pg "$pg_bin/pg_ctl" -D "$dir/pg" -m fast -w -t 30 stop >/dev/null 2>&1 ||
       as_pg "$pg_bin/pg_ctl" -D "$dir/pg" -m immediate -w stop >/dev/null 2>&1 || true
   fi
+  stop_weed
+  rm -f "$dir/env"
+}
+
+# The store alone, for fault tests: it goes away and comes back on the same
+# ports with the same data and identity.
+cmd_stop-store() { stop_weed keep-ports; }
+cmd_start-store() {
+  if [ ! -f "$dir/env" ] || [ ! -f "$dir/weed.ports" ]; then die "no environment in $dir (run '$0 start $dir')"; fi
+  need_tools
+  local ports
+  read -r -a ports < "$dir/weed.ports"
+  s3_port=${ports[0]}
+  access_key=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$dir/env")
+  secret_key=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$dir/env")
+  start_weed "${ports[@]:1}"
+  sed -i "s/^KILN_FLEET_WEED_PID=.*/KILN_FLEET_WEED_PID=$(cat "$dir/weed.pid")/" "$dir/env"
+}
+
+stop_weed() {
   if [ -f "$dir/weed.pid" ]; then
     local pid; pid=$(cat "$dir/weed.pid")
     # A graceful stop takes 15 s (the filer waits out the gateway's open
@@ -220,9 +243,8 @@ cmd_stop() {
     local p ports
     read -r -a ports < "$dir/weed.ports"
     for p in "${ports[@]}"; do rm -f /tmp/seaweedfs-*-"$p".sock; done
-    rm -f "$dir/weed.ports"
+    [ "${1:-}" = keep-ports ] || rm -f "$dir/weed.ports"
   fi
-  rm -f "$dir/env"
 }
 
 cmd_env() {
@@ -234,7 +256,7 @@ cmd_env() {
 dir=$2
 case $1 in
   start) mkdir -p "$dir" ;;
-  stop | env) [ -d "$dir" ] || { [ "$1" = stop ] && exit 0; die "no such folder: $dir"; } ;;
+  stop | env | stop-store | start-store) [ -d "$dir" ] || { [ "$1" = stop ] && exit 0; die "no such folder: $dir"; } ;;
   *) usage ;;
 esac
 dir=$(cd "$dir" && pwd)

@@ -2,7 +2,7 @@
 both started by scripts/fleet-env.sh on loopback.
 
   fleet_test.py KILN_BINARY [PART...]
-  (parts: faults shared_cache cancel_and_drain unreachable queue_lost)
+  (parts: faults shared_cache cancel_and_drain unreachable queue_lost store_lost)
 
 One `kiln serve --workers 0` front and `kiln worker`s, all local processes:
   1. faults: 4 workers, 40 jobs; one worker SIGKILLed while idle, one while it
@@ -13,8 +13,8 @@ One `kiln serve --workers 0` front and `kiln worker`s, all local processes:
   3. cancel on the front stops the compile on the worker; SIGTERM of a worker
      mid-compile gives its job back to another;
   4. a queue or store that cannot be reached at start: a clear error;
-  5. the queue lost while the front runs: 503 with the reason, and the
-     service recovers when the database is back.
+  5. the queue, then the store, lost while the front runs: 503 with the
+     reason, and the service recovers when the backend is back.
 Prints the figures it measured.
 """
 import json
@@ -285,6 +285,23 @@ def queue_lost(fleet):
     fleet.kill("q1", signal.SIGTERM)
 
 
+def store_lost(fleet):
+    fleet.start_worker("s1")
+    subprocess.run(["bash", os.path.join(ROOT, "scripts/fleet-env.sh"), "stop-store", fleet.envdir], check=True)
+    status, body = 0, b""
+    try:
+        fleet.submit(model(950))
+    except RuntimeError as e:
+        status, body = int(str(e).split()[1]), str(e).encode()
+    check(status == 503 and b"object store" in body, f"store lost: a submission answers {status} naming the store")
+    status, _ = fleet.request("GET", "/healthz")
+    check(status == 200, "store lost: the front stays up")
+    subprocess.run(["bash", os.path.join(ROOT, "scripts/fleet-env.sh"), "start-store", fleet.envdir], check=True)
+    j = fleet.wait([fleet.submit(model(951))], 180)[0]
+    check(j["state"] == "succeeded", "store back: a new job succeeds with no restart")
+    fleet.kill("s1", signal.SIGTERM)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kiln-fleet-test-")
     os.chmod(tmp, 0o711)  # the database server may run as another user
@@ -292,7 +309,8 @@ def main():
     failures.append("did not finish")  # until it does
     try:
         fleet.start_front()
-        wanted = sys.argv[2:] or ["faults", "shared_cache", "cancel_and_drain", "unreachable", "queue_lost"]
+        wanted = sys.argv[2:] or ["faults", "shared_cache", "cancel_and_drain", "unreachable", "queue_lost",
+                                  "store_lost"]
         for name in wanted:
             globals()[name](fleet)
         failures.remove("did not finish")

@@ -166,6 +166,10 @@ class S3Bucket final : public Bucket {
       api->easy_setopt(h, CURLOPT_HEADERDATA, &reply);
       api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
       api->easy_setopt(h, CURLOPT_TIMEOUT_MS, 600000L);
+      // A store that stops answering (a partition, a paused process) ends a
+      // request after 30 s without a byte, not at the 10-minute limit.
+      api->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+      api->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
       api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
       if (method == "PUT") {
         api->easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
