@@ -309,7 +309,9 @@ Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, con
   KILN_TRY_STATUS(util::write_file_atomic(module, exported.module));
   p.input = module;
   if (exported.platforms.size() < 2) return p;
-  auto printed = util::run_process({.argv = {opt.string(), "--allow-unregistered-dialect", module.string()},
+  // With locations, so that the compiler's diagnostics still point into the program.
+  auto printed = util::run_process({.argv = {opt.string(), "--mlir-print-debuginfo", "--allow-unregistered-dialect",
+                                             module.string()},
                                     .timeout = std::chrono::minutes(10)});
   if (!printed) return tl::unexpected(printed.error());
   if (!printed->ok()) {

@@ -244,6 +244,7 @@ Result<std::string> bind_vhlo_platform_index(std::string_view text, int64_t inde
   if (colon == std::string::npos) return fail(Code::kInvalidArgument, "cannot read @main's first argument");
   std::string name = first.substr(0, colon);
   std::string type(util::trim(first.substr(colon + 1)));
+  if (size_t loc = type.find(" loc("); loc != std::string::npos) type.resize(loc);  // printed with locations
   // The body ends at "}" at the signature's indent; its arg_attrs follow.
   std::string closing = "\n" + std::string(indent, ' ') + "} {arg_attrs = #vhlo.array_v1<[";
   size_t attrs = text.find(closing, eol);
