@@ -19,25 +19,27 @@ Result<std::optional<Shared::Fetched>> Shared::fetch(const std::string& key, con
       !entry.contains("metadata") || !entry["metadata"].is_object()) {
     return fail(Code::kInternal, fmt::format("the shared cache entry {} in {} is damaged", key.substr(0, 12), describe()));
   }
-  if (!KILN_TRY(bucket_.get_file(object(key, "module.vmfb"), module_dest))) {
+  // Checked in memory before it is written: a module that is not the
+  // entry's never reaches the unit's staging folder.
+  auto module = KILN_TRY(bucket_.get(object(key, "module.vmfb")));
+  if (!module) {
     return fail(Code::kInternal, fmt::format("the shared cache entry {} in {} has no module", key.substr(0, 12), describe()));
   }
-  auto sha = KILN_TRY(util::sha256_file(module_dest));
-  if (sha != entry.value("module_sha256", "")) {
-    std::error_code ec;
-    std::filesystem::remove(module_dest, ec);
+  if (util::sha256_hex(*module) != entry.value("module_sha256", "")) {
     return fail(Code::kInternal, fmt::format("the shared cache entry {} in {} holds another module than it describes",
                                              key.substr(0, 12), describe()));
   }
+  KILN_TRY_STATUS(util::write_file_atomic(module_dest, *module));
   return std::optional<Fetched>(Fetched{entry["metadata"]});
 }
 
 Status Shared::publish(const std::string& key, const KeyParts& parts, const std::filesystem::path& module,
                        const nlohmann::json& metadata) {
-  auto sha = KILN_TRY(util::sha256_file(module));
-  KILN_TRY_STATUS(bucket_.put_file(object(key, "module.vmfb"), module));
+  // Read once: its digest goes into the entry, its bytes to the store.
+  auto bytes = KILN_TRY(util::read_file(module));
+  KILN_TRY_STATUS(bucket_.put(object(key, "module.vmfb"), bytes));
   nlohmann::json entry = {{"format", "kiln-shared-cache-entry"}, {"format_version", 1}, {"key", key},
-                          {"parts", to_json(parts)}, {"module_sha256", sha}, {"metadata", metadata}};
+                          {"parts", to_json(parts)}, {"module_sha256", util::sha256_hex(bytes)}, {"metadata", metadata}};
   return bucket_.put(object(key, "entry.json"), entry.dump());
 }
 

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "kiln/serve/store.h"
+#include "kiln/util/strings.h"
 
 namespace kiln::serve {
 namespace {
@@ -150,9 +151,8 @@ class Connection {
   static Result<Connection> open(const Pq* api, const std::string& url, const std::string& shown) {
     PGconn* c = api->connectdb(url.c_str());
     if (!c || api->status(c) != CONNECTION_OK) {
-      std::string why = c ? api->error_message(c) : "out of memory";
+      std::string why(util::trim(c ? api->error_message(c) : "out of memory"));
       if (c) api->finish(c);
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
       return fail(Code::kUnavailable, fmt::format("cannot connect to the PostgreSQL queue {}: {}; is the server running "
                                                   "and the address (--queue, KILN_QUEUE) right?",
                                                   shown, why));
@@ -187,8 +187,7 @@ class Connection {
         api_->reset(c_);
         if (api_->status(c_) == CONNECTION_OK) continue;
       }
-      std::string why = api_->status(c_) != CONNECTION_OK ? api_->error_message(c_) : r.error();
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      std::string why(util::trim(api_->status(c_) != CONNECTION_OK ? api_->error_message(c_) : r.error()));
       bool lost = api_->status(c_) != CONNECTION_OK;
       return fail(lost ? Code::kUnavailable : Code::kInternal,
                   lost ? "the PostgreSQL queue cannot be reached: " + why : "PostgreSQL: " + why);
