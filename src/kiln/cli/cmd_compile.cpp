@@ -131,6 +131,8 @@ Result<std::optional<Request>> parse_request(Context& context) {
   if (!job_file.empty()) {
     if (!inputs.empty()) return fail(Code::kInvalidArgument, "give input files or --job, not both");
     job = KILN_TRY(job::load(job_file));
+    // --bind on the command line replaces the job's "bind".
+    if (request.bindings.empty()) request.bindings = job.bindings;
   } else {
     if (inputs.empty()) return fail(Code::kInvalidArgument, "no input: give a StableHLO file or --job (see 'kiln compile --help')");
     if (targets.empty()) return fail(Code::kInvalidArgument, "no target: add --target, e.g. --target cpu --target cuda:h100 ('kiln targets' lists them)");
@@ -234,10 +236,10 @@ Result<int> run_compile(Context& context) {
   if (!request) return 0;
   job::Job& job = request->job;
 
-  auto selected = KILN_TRY(select_executor(context.config, request->executor, Need::kCompiler));
+  auto selected = KILN_TRY(select_executor(context, request->executor, Need::kCompiler));
   const toolchain::Toolchain& tools = selected.tools;
   compile::Executor* executor = selected.executor.get();
-  auto store = KILN_TRY(cache_for_compiles(context.config, request->no_cache));
+  auto store = KILN_TRY(cache_for_compiles(context.settings, request->no_cache));
   auto pool = KILN_TRY(pool_options(*request, context.config));
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);
@@ -276,7 +278,7 @@ Result<int> run_compile(Context& context) {
   std::atomic<uint64_t> largest_peak{0};
   auto estimate = [&] { return std::max<uint64_t>(largest_peak.load(), largest_peak.load() ? 0 : 1ull << 30); };
   compile::CacheUse cache_use{store ? &*store : nullptr, request->explain_cache};
-  auto tuning = tuning_for_compiles(context.config);
+  auto tuning = tuning_for_compiles(context.settings);
   auto work = [&](size_t i) {
     auto started = std::chrono::steady_clock::now();
     UnitRun& r = runs[i];

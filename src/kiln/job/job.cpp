@@ -64,6 +64,26 @@ bool is_plain_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// "bind": [{"b": 8}, {"b": 32}] (checked by the schema). Names are in the
+// object's (sorted) key order; the same binding twice would write one module
+// twice.
+Result<std::vector<mlir::Binding>> bindings_from_json(const json& list) {
+  std::vector<mlir::Binding> out;
+  std::set<std::string> slugs;
+  for (const auto& entry : list) {
+    mlir::Binding binding;
+    for (const auto& [name, value] : entry.items()) {
+      auto pair = KILN_TRY(mlir::parse_binding(name + "=" + std::to_string(value.get<int64_t>())));
+      binding.push_back(std::move(pair));
+    }
+    if (!slugs.insert(mlir::binding_slug(binding)).second) {
+      return fail(Code::kInvalidArgument, "bind lists " + entry.dump() + " twice");
+    }
+    out.push_back(std::move(binding));
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* schema_text() { return kJobSchemaText; }
@@ -164,6 +184,7 @@ Result<Job> load(const fs::path& file) {
     if (read) {
       job.options = read->options;
       job.has_timeout = read->timeout_seconds.has_value();
+      job.bindings = read->bindings;
     }
     if (!read) {
       return tl::unexpected(invalid(file, "/options", read.error().message));
@@ -189,6 +210,7 @@ Result<JobOptions> options_from_json(const json& o, compile::Origin origin) {
     out.timeout_seconds = o["timeout_seconds"].get<double>();
     options.timeout = std::chrono::milliseconds(static_cast<int64_t>(*out.timeout_seconds * 1000));
   }
+  if (o.contains("bind")) out.bindings = KILN_TRY(bindings_from_json(o["bind"]));
   KILN_TRY_STATUS(compile::validate(options, origin));
   return out;
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/compile/compile.h"
+#include "kiln/mlir/jax_export.h"
 #include "kiln/target/target.h"
 
 namespace kiln::job {
@@ -29,6 +30,8 @@ struct Job {
   compile::Options options;
   bool has_timeout = false;
   fs::path output_dir;
+  // options.bind: one static module per binding; empty: the program as it is.
+  std::vector<mlir::Binding> bindings;
 };
 
 // The schema as JSON text (what `kiln schema` prints).
@@ -55,6 +58,8 @@ Result<Job> load(const fs::path& file);
 struct JobOptions {
   compile::Options options;
   std::optional<double> timeout_seconds;  // the job's own limit, if it has one
+  // "bind": sizes for a JAX export's symbolic dimensions, one module each.
+  std::vector<mlir::Binding> bindings;
 };
 Result<JobOptions> options_from_json(const nlohmann::json& options, compile::Origin origin);
 

@@ -43,13 +43,13 @@ void log(const std::string& line) { std::cerr << "[" << util::utc_timestamp() <<
 
 // The compile options of a job request (its "options" object, already
 // checked against the job schema), checked as a remote client's.
-Result<compile::Options> compile_options(const nlohmann::json& request, std::chrono::seconds job_timeout) {
+Result<job::JobOptions> compile_options(const nlohmann::json& request, std::chrono::seconds job_timeout) {
   auto read = KILN_TRY(job::options_from_json(request.value("options", nlohmann::json::object()),
                                               compile::Origin::kRemoteClient));
   // A job's own limit can only lower the service's.
   double limit = std::min<double>(read.timeout_seconds.value_or(1e9), static_cast<double>(job_timeout.count()));
   read.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(limit * 1000));
-  return read.options;
+  return read;
 }
 
 Result<std::string> new_id() {
@@ -547,7 +547,10 @@ void Service::run_job(JobRecord job) {
   fs::create_directories(out, ec);
   // Checked at submission too; again here for jobs stored before that check.
   auto checked = compile_options(job.request, options_.job_timeout);
-  compile::Options options = checked ? *checked : compile::Options{};
+  compile::Options options = checked ? checked->options : compile::Options{};
+  // One unit per target, or per target and binding.
+  std::vector<mlir::Binding> bindings = checked ? checked->bindings : std::vector<mlir::Binding>{};
+  if (bindings.empty()) bindings.emplace_back();
 
   nlohmann::json units = nlohmann::json::array();
   std::optional<Error> first_error;
@@ -560,14 +563,21 @@ void Service::run_job(JobRecord job) {
                               store_.get()};
   std::optional<tuning::Database> tuning;
   if (!options_.tuning_dir.empty()) tuning.emplace(options_.tuning_dir);
+  std::vector<std::pair<std::string, const mlir::Binding*>> planned;
   for (const auto& spec : job.request.value("targets", std::vector<std::string>{})) {
+    for (const auto& binding : bindings) planned.emplace_back(spec, &binding);
+  }
+  for (const auto& [spec, binding] : planned) {
     if (cancel->load() || !checked || !input) break;
     auto target = target::resolve(spec);
     Result<compile::Outcome> outcome = !target ? Result<compile::Outcome>(tl::unexpected(target.error()))
                                        : !module ? Result<compile::Outcome>(tl::unexpected(module.error()))
-                                                 : compile::run({input_path, "model", *target, out, cancel.get()},
+                                                 : compile::run({input_path, "model", *target, out, cancel.get(), "",
+                                                                 *binding},
                                                                 options, *module, tools_, *executor_, cache_use,
                                                                 tuning ? &*tuning : nullptr);
+    nlohmann::json binding_json = nullptr;
+    for (const auto& [name, value] : *binding) binding_json[name] = value;
     if (outcome && bucket_) {
       // Stored for the fleet before the job row says so.
       for (const auto& file : {outcome->module_path, outcome->metadata_path}) {
@@ -602,6 +612,7 @@ void Service::run_job(JobRecord job) {
                              {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, module_file)},
                                         {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, metadata_file)}}}};
       if (outcome->cache_hit) unit["cache_source"] = outcome->cache_source;
+      if (!binding->empty()) unit["binding"] = binding_json;
       units.push_back(std::move(unit));
     } else {
       if (outcome.error().code == Code::kCancelled) break;
@@ -612,7 +623,10 @@ void Service::run_job(JobRecord job) {
       // path of this server: the client gets its file name.
       std::string out_prefix = out.string() + "/";
       for (size_t at; (at = message.find(out_prefix)) != std::string::npos;) message.replace(at, out_prefix.size(), "");
-      units.push_back({{"target", spec}, {"ok", false}, {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}});
+      nlohmann::json unit = {{"target", spec}, {"ok", false},
+                             {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}};
+      if (!binding->empty()) unit["binding"] = binding_json;
+      units.push_back(std::move(unit));
       if (!first_error) first_error = Error{outcome.error().code, message};
     }
   }
