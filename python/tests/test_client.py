@@ -56,6 +56,19 @@ def test_a_job_through_the_service(service, tmp_path):
     assert client.job(job.id).state == "succeeded"
 
 
+def test_bind_through_the_service(service, tmp_path):
+    client = kiln.Client(service, TOKEN)
+    x = jax.ShapeDtypeStruct(jax.export.symbolic_shape("b, 8"), jnp.float32)
+    job = client.submit(double, x, targets=["cpu"], bind=[{"b": 2}, {"b": 4}]).wait(timeout=300)
+    assert [u["binding"] for u in job.units] == [{"b": 2}, {"b": 4}]
+    modules = job.fetch(tmp_path)
+    assert [m.metadata.binding for m in modules] == [{"b": 2}, {"b": 4}]
+    x4 = np.arange(32, dtype=np.float32).reshape(4, 8)
+    np.testing.assert_allclose(modules[1].run(x4), x4 * 2 + 1)
+    with pytest.raises(kiln.InvalidArgumentError, match="bind lists"):
+        client.submit(double, x, targets=["cpu"], bind=[{"b": 2}, {"b": 2}])
+
+
 def test_cancel_a_job(service):
     client = kiln.Client(service, TOKEN)
     job = client.submit(double, SPEC, targets=["cpu"], opt_level="O1")

@@ -127,3 +127,35 @@ def test_version_is_the_binary_version():
     assert kiln.__version__ and out.split()[1] == kiln.__version__
     forwarded = subprocess.run([sys.executable, "-m", "kiln", "version"], capture_output=True, text=True, check=True)
     assert forwarded.stdout == out
+
+
+def classifier(x, w, b):
+    return jax.nn.log_softmax(x @ w + b)
+
+
+def test_bind_gives_a_static_module_per_binding(tmp_path):
+    x = jax.ShapeDtypeStruct(jax.export.symbolic_shape("b, 16"), jnp.float32)
+    w, b = jax.ShapeDtypeStruct((16, 4), jnp.float32), jax.ShapeDtypeStruct((4,), jnp.float32)
+    modules = kiln.compile(classifier, x, w, b, targets="cpu", out_dir=tmp_path, bind=[{"b": 3}, {"b": 8}])
+    assert [m.path.name for m in modules] == ["classifier.b3.cpu-host.vmfb", "classifier.b8.cpu-host.vmfb"]
+    assert [m.metadata.binding for m in modules] == [{"b": 3}, {"b": 8}]
+    assert [t.shape for t in modules[1].signature.inputs] == [(8, 16), (16, 4), (4,)]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s).astype(np.float32) for s in [(8, 16), (16, 4), (4,)]]
+    report = modules[1].validate(xs, jax.jit(classifier)(*xs))
+    assert report.passed
+    # One dict is one binding; without bind the module stays dynamic.
+    (one,) = kiln.compile(classifier, x, w, b, targets="cpu", out_dir=tmp_path / "one", bind={"b": 5})
+    assert one.path.name == "classifier.b5.cpu-host.vmfb" and one.metadata.binding == {"b": 5}
+    (dynamic,) = kiln.compile(classifier, x, w, b, targets="cpu", out_dir=tmp_path / "dyn")
+    assert dynamic.metadata.binding is None
+
+
+def test_bad_bindings_are_clear_errors(tmp_path):
+    x = jax.ShapeDtypeStruct(jax.export.symbolic_shape("b, 16"), jnp.float32)
+    w, b = jax.ShapeDtypeStruct((16, 4), jnp.float32), jax.ShapeDtypeStruct((4,), jnp.float32)
+    for bad in ([], [{}], {"b": "8"}, [8]):
+        with pytest.raises(kiln.InvalidArgumentError, match="bind"):
+            kiln.compile(classifier, x, w, b, targets="cpu", out_dir=tmp_path, bind=bad)
+    with pytest.raises(kiln.KilnError, match="symbolic dimensions are b"):
+        kiln.compile(classifier, x, w, b, targets="cpu", out_dir=tmp_path, bind={"n": 2})

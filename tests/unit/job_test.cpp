@@ -96,4 +96,22 @@ TEST_F(JobTest, OutputNamesCannotLeaveTheOutputFolder) {
   EXPECT_NE(e.find("/targets/0"), std::string::npos) << e;
 }
 
+TEST_F(JobTest, BindGivesOneBindingPerEntryAndRefusesRepeats) {
+  auto job = load_text(R"({"version": 1, "inputs": ["models/a.mlir"], "targets": ["cpu"],
+    "options": {"bind": [{"b": 8}, {"n": 16, "b": 4}]}})");
+  ASSERT_TRUE(job) << job.error().message;
+  ASSERT_EQ(job->bindings.size(), 2u);
+  EXPECT_EQ(mlir::binding_slug(job->bindings[0]), "b8");
+  EXPECT_EQ(mlir::binding_slug(job->bindings[1]), "b4_n16");
+  EXPECT_TRUE(load_text(R"({"version": 1, "inputs": ["models/a.mlir"], "targets": ["cpu"]})")->bindings.empty());
+  std::string e = error_of(R"({"version": 1, "inputs": ["models/a.mlir"], "targets": ["cpu"],
+    "options": {"bind": [{"b": 8}, {"b": 8}]}})");
+  EXPECT_NE(e.find("bind lists {\"b\":8} twice"), std::string::npos) << e;
+  for (const char* bad : {R"([{"b": 0}])", R"([{}])", R"([])", R"({"b": 8})", R"([{"b": 2.5}])", R"([{"x-y": 2}])"}) {
+    e = error_of(std::string(R"({"version": 1, "inputs": ["models/a.mlir"], "targets": ["cpu"], "options": {"bind": )") +
+                 bad + "}}");
+    EXPECT_NE(e.find("/options/bind"), std::string::npos) << bad << ": " << e;
+  }
+}
+
 }  // namespace kiln::job

@@ -20,6 +20,27 @@ from .types import (BenchStats, CacheStats, ModuleInfo, ModuleMetadata, Signatur
 ArrayLike = Any
 Outputs = Union[np.ndarray, tuple[np.ndarray, ...]]
 
+def bindings(value: Any) -> list[dict[str, int]]:
+    """``bind``: one ``{"b": 8}`` or a list of them, each a static module; checked here, sizes by the binary."""
+    entries = [value] if isinstance(value, dict) else list(value)
+    if not entries:
+        raise InvalidArgumentError("bind is empty: give {'b': 8} or a list of such bindings")
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry:
+            raise InvalidArgumentError(f"bind takes {{name: size}} dicts, e.g. {{'b': 8}}; got {entry!r}")
+        for k, v in entry.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise InvalidArgumentError(f"bind: {k!r}: {v!r} is not a name and an integer size")
+    return [{k: int(v) for k, v in entry.items()} for entry in entries]
+
+
+def _bind_flags(value: Any) -> list[str]:
+    flags: list[str] = []
+    for entry in bindings(value):
+        flags += ["--bind", ",".join(f"{k}={v}" for k, v in entry.items())]
+    return flags
+
+
 # Keyword options of kiln.compile and the `kiln compile` flags they become.
 _COMPILE_OPTIONS: dict[str, Callable[[Any], list[str]]] = {
     "opt_level": lambda v: ["--opt-level", str(v)],
@@ -33,6 +54,7 @@ _COMPILE_OPTIONS: dict[str, Callable[[Any], list[str]]] = {
     "tuning": lambda v: [] if v else ["--no-tuning"],
     "keep_f64": lambda v: ["--keep-f64"] if v else [],
     "executor": lambda v: ["--executor", str(v)],
+    "bind": _bind_flags,
 }
 
 
@@ -256,10 +278,13 @@ def compile(fn_or_exported: Any, *arg_specs: Any, targets: str | Sequence[str] =
         **options: ``opt_level`` ("O0".."O3"), ``data_tiling`` (bool), ``flags`` (extra iree-compile
             flags), ``timeout`` (seconds per compile), ``jobs``, ``cache`` (False: no artifact cache),
             ``explain_cache``, ``invocation`` ("sync"/"async"), ``tuning`` (False: ignore tuning
-            records), ``executor`` ("local"/"docker").
+            records), ``executor`` ("local"/"docker"), ``keep_f64``, ``bind`` (sizes for a
+            shape-polymorphic export's symbolic dimensions: ``{"b": 8}`` or a list of such dicts; one
+            static module per binding and target, named ``NAME.b8.TARGET``).
 
     Returns:
-        One :class:`Module` per target, in the order of ``targets``.
+        One :class:`Module` per target (with ``bind``, per target and binding), in the order of
+        ``targets``.
 
     Raises:
         InvalidArgumentError: an unknown target or option, bad argument specs, unreadable StableHLO.
@@ -281,7 +306,8 @@ def compile(fn_or_exported: Any, *arg_specs: Any, targets: str | Sequence[str] =
     if precision is not None:
         args += ["--precision", precision]
     args += flags
-    bar = _Progress(progress, len(target_list))
+    units = len(target_list) * (len(bindings(options["bind"])) if options.get("bind") is not None else 1)
+    bar = _Progress(progress, units)
     try:
         _, result = _binary.run_json(args, ok_statuses=None, on_event=bar)
     finally:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._compile import Module
+from ._compile import Module, bindings
 from ._source import write_stablehlo
 from .errors import InvalidArgumentError, UnavailableError, error_for
 
@@ -33,6 +33,8 @@ _SERVICE_OPTIONS = {
     "timeout": "timeout_seconds",
     "invocation": "invocation",
     "tuning": "tuning",
+    "keep_f64": "keep_f64",
+    "bind": "bind",
 }
 
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
@@ -196,7 +198,8 @@ class Client:
         """Submits a program to compile; returns the queued :class:`Job` at once.
 
         Takes the program as :func:`kiln.compile` does. ``options``: ``opt_level``, ``data_tiling``,
-        ``flags`` (compiler flags the service allows), ``timeout`` (seconds), ``invocation``, ``tuning``.
+        ``flags`` (compiler flags the service allows), ``timeout`` (seconds), ``invocation``, ``tuning``,
+        ``keep_f64``, ``bind`` (``{"b": 8}`` or a list of such dicts: a static module per binding and target).
         """
         target_list = [targets] if isinstance(targets, str) else list(targets)
         job_options: dict[str, Any] = {}
@@ -207,8 +210,11 @@ class Client:
                 near = difflib.get_close_matches(key, list(_SERVICE_OPTIONS), n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(sorted(_SERVICE_OPTIONS))})"
                 raise InvalidArgumentError(f"{key!r} is not an option of the compile service{hint}")
-            if value is not None:
-                job_options[_SERVICE_OPTIONS[key]] = [value] if key == "flags" and isinstance(value, str) else value
+            if value is None:
+                continue
+            if key == "bind":
+                value = bindings(value)
+            job_options[_SERVICE_OPTIONS[key]] = [value] if key == "flags" and isinstance(value, str) else value
         with tempfile.TemporaryDirectory(prefix="kiln-submit-") as tmp:
             model = write_stablehlo(fn_or_exported, arg_specs, Path(tmp), name).read_bytes()
         fields = {"targets": target_list, **({"options": job_options} if job_options else {})}

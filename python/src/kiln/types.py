@@ -113,6 +113,7 @@ class ModuleMetadata:
     peak_rss_bytes: int
     compiler_command: tuple[str, ...]
     tuning: dict[str, Any] | None
+    binding: dict[str, int] | None  # the sizes a static module was bound to (``bind``); None: as exported
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
@@ -135,6 +136,7 @@ class ModuleMetadata:
                    peak_rss_bytes=int(comp.get("peak_rss_bytes", 0)),
                    compiler_command=tuple(j.get("compiler_command", [])),
                    tuning=j.get("tuning"),
+                   binding=j.get("binding"),
                    raw=j)
 
 
