@@ -89,7 +89,8 @@ install_test_tools() {
 
 build_kiln() {
   log "building kiln (build/)"
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  # KILN_WERROR=ON (scripts/test.sh, CI) makes compiler warnings errors.
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR="${KILN_WERROR:-OFF}" >/dev/null
   cmake --build build
 }
 

@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bash scripts/setup.sh
+# Warnings are errors in the test build (KILN_WERROR=OFF to relax).
+KILN_WERROR="${KILN_WERROR:-ON}" bash scripts/setup.sh
 (cd build && ctest --output-on-failure -j2 --timeout 600)
 if [ "${KILN_FUZZ:-1}" != 0 ]; then
   bash scripts/fuzz-build.sh

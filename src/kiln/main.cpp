@@ -61,7 +61,13 @@ int main(int argc, char** argv) {
       kiln::cli::print_error(config.error(), json);
       return kiln::exit_code(config.error().code);
     }
+    auto settings = kiln::config::settings_from(*config);
+    if (!settings) {
+      kiln::cli::print_error(settings.error(), json);
+      return kiln::exit_code(settings.error().code);
+    }
     context.config = std::move(*config);
+    context.settings = std::move(*settings);
     auto status = it->handler(context);
     if (!status) {
       kiln::cli::print_error(status.error(), json);

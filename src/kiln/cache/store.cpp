@@ -81,19 +81,8 @@ Result<nlohmann::json> read_json(const fs::path& file) {
 }  // namespace
 
 Result<uint64_t> parse_size(const std::string& text) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  std::string unit = util::to_lower(util::trim(end ? end : ""));
-  double scale = unit.empty() || unit == "b" ? 1
-                 : unit == "k" || unit == "kb" || unit == "kib" ? 1024.0
-                 : unit == "m" || unit == "mb" || unit == "mib" ? 1024.0 * 1024
-                 : unit == "g" || unit == "gb" || unit == "gib" ? 1024.0 * 1024 * 1024
-                 : unit == "t" || unit == "tb" || unit == "tib" ? 1024.0 * 1024 * 1024 * 1024
-                                                                : -1;
-  if (end == text.c_str() || scale < 0 || v < 0) {
-    return fail(Code::kInvalidArgument, "'" + text + "' is not a size; use bytes or a unit such as 500M, 5G");
-  }
-  return static_cast<uint64_t>(v * scale);
+  if (auto size = util::parse_size(text)) return *size;
+  return fail(Code::kInvalidArgument, "'" + text + "' is not a size; use bytes or a unit such as 500M, 5G");
 }
 
 fs::path default_root() {

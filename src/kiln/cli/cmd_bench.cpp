@@ -60,7 +60,7 @@ Result<int> run_bench(Context& context) {
   }
   if (o.module.empty()) return fail(Code::kInvalidArgument, "give a module to benchmark, or --compare BASE.json NEW.json");
 
-  auto loaded = KILN_TRY(load_module(context.config, o));
+  auto loaded = KILN_TRY(load_module(context, o));
   const auto& sig = loaded.signature;
   const std::string& module = o.module;
   fs::path dir = KILN_TRY(output_folder(o.module, out_dir, ".bench"));

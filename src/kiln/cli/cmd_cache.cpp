@@ -17,7 +17,7 @@ Result<int> run_cache(Context& context) {
   app.add_flag("--json", json, "print JSON");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  auto store = KILN_TRY(open_cache_store(context.config));
+  auto store = KILN_TRY(open_cache_store(context.settings));
   if (action == "clear") {
     KILN_TRY_STATUS(store.clear());
     std::cout << "cleared " << store.root().string() << "\n";

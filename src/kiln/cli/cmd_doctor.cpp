@@ -97,9 +97,9 @@ void check_runtime(const toolchain::Toolchain& t, std::vector<Check>& checks) {
   }
 }
 
-void check_image(const config::Config& config, std::vector<Check>& checks) {
-  std::string image = config.get("docker_image").empty() ? std::string("kiln-cpu:") + KILN_VERSION : config.get("docker_image");
-  auto executor = docker::ContainerExecutor::from_config(config);
+void check_image(const config::Settings& settings, std::vector<Check>& checks) {
+  std::string image = settings.docker_image.empty() ? std::string("kiln-cpu:") + KILN_VERSION : settings.docker_image;
+  auto executor = docker::ContainerExecutor::from_settings(settings);
   if (executor) {
     checks.push_back({"kiln image", "ok",
                       fmt::format("{} holds IREE {} ({})", image, (*executor)->toolchain().release,
@@ -180,7 +180,7 @@ Result<int> clean(const Context& context, const std::vector<std::string>& folder
       for (const auto& p : util::reap_orphans(f, prefix)) removed.push_back(p.string());
     }
   }
-  fs::path root = cache_root(context.config);
+  fs::path root = cache_root(context.settings);
   if (fs::exists(root)) {
     auto store = cache::Store::open(root, 0);
     if (store) {
@@ -228,7 +228,7 @@ Result<int> run_doctor(Context& context) {
   std::vector<Check> checks;
   check_toolchain(context.config, checks);
   check_docker(checks);
-  if (checks.back().status == "ok") check_image(context.config, checks);
+  if (checks.back().status == "ok") check_image(context.settings, checks);
   check_nvidia(checks);
 
   bool errors = std::any_of(checks.begin(), checks.end(), [](const Check& c) { return c.status == "error"; });

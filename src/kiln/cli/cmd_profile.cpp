@@ -27,11 +27,10 @@ Result<int> prepare_dispatches(Context& context, const std::string& model, const
   KILN_TRY_STATUS(compile::validate(options));
   std::error_code ec;
   KILN_TRY_STATUS(util::expect_regular_file(model));
-  double seconds = KILN_TRY(config::parse_duration("compile_timeout", context.config.get("compile_timeout")));
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  auto selected = KILN_TRY(select_executor(context.config, "", Need::kCompiler));
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(context.settings.compile_timeout * 1000));
+  auto selected = KILN_TRY(select_executor(context, "", Need::kCompiler));
   auto module = KILN_TRY(mlir::inspect_file(model, lazy_printer(context.config)));
-  auto db = tuning_for_compiles(context.config);
+  auto db = tuning_for_compiles(context.settings);
   auto b = KILN_TRY(tune::prepare_dispatch_bundle(model, module, target, options, output, selected.tools,
                                                    *selected.executor, db ? &*db : nullptr));
   std::cout << fmt::format("{}: {} dispatch benchmark modules of {} for {}{}; profile them with 'kiln profile {}'\n", output,
@@ -43,7 +42,7 @@ Result<int> prepare_dispatches(Context& context, const std::string& model, const
 
 Result<runtime::Profile> profile_bundle(Context& context, const ModuleOptions& o, int batch, std::string& device) {
   auto b = KILN_TRY(tune::read_dispatch_bundle(o.module));
-  auto selected = KILN_TRY(select_executor(context.config, o.executor, Need::kRuntime));
+  auto selected = KILN_TRY(select_executor(context, o.executor, Need::kRuntime));
   const std::string& release = selected.tools.runtime_release;
   if (!release.empty() && release != b.iree_release) {
     return fail(Code::kFailedPrecondition, fmt::format("{} was compiled by IREE {} and this runtime is IREE {}; install "
@@ -95,7 +94,7 @@ Result<int> run_profile(Context& context) {
     p = KILN_TRY(profile_bundle(context, o, batch, device));
     runtime_flags = o.runtime_flags;
   } else {
-    auto loaded = KILN_TRY(load_module(context.config, o));
+    auto loaded = KILN_TRY(load_module(context, o));
     const auto& sig = loaded.signature;
     auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-profile-"));
     runtime::RunSpec spec{sig, choose_device(o.device, sig), loaded.inputs, scratch.path(), loaded.timeout,

@@ -27,7 +27,7 @@ Result<int> run_run(Context& context) {
   app.add_flag("--json", json, "print JSON");
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  auto loaded = KILN_TRY(load_module(context.config, o));
+  auto loaded = KILN_TRY(load_module(context, o));
   const auto& sig = loaded.signature;
   const auto& values = loaded.inputs;
   const std::string& module = o.module;

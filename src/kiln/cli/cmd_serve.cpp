@@ -45,11 +45,13 @@ Result<std::vector<std::string>> read_tokens(const std::string& file) {
 
 // Docker when an engine and kiln's image are there, unless a setting or
 // flag chose; the local toolchain otherwise.
-Result<Selected> choose_executor(const config::Config& config, const std::string& flag) {
-  if (!flag.empty() || config.origins.at("executor") != "default") return select_executor(config, flag, Need::kCompiler);
-  if (auto docker = select_executor(config, "docker", Need::kCompiler)) return docker;
+Result<Selected> choose_executor(const Context& context, const std::string& flag) {
+  if (!flag.empty() || context.config.origins.at("executor") != "default") {
+    return select_executor(context, flag, Need::kCompiler);
+  }
+  if (auto docker = select_executor(context, "docker", Need::kCompiler)) return docker;
   else std::cerr << "kiln serve: compiling locally (" << docker.error().message << ")\n";
-  return select_executor(config, "local", Need::kCompiler);
+  return select_executor(context, "local", Need::kCompiler);
 }
 
 // What `kiln serve` and `kiln worker` share: where jobs and artifacts are,
@@ -81,13 +83,13 @@ struct Common {
   Result<serve::ServiceOptions> options(const Context& context) const {
     serve::ServiceOptions o;
     o.data_dir = data_dir;
-    o.queue = queue.empty() ? context.config.get("queue") : queue;
-    o.store = store.empty() ? context.config.get("store") : store;
+    o.queue = queue.empty() ? context.settings.queue : queue;
+    o.store = store.empty() ? context.settings.store : store;
     o.workers = workers;
     o.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
     o.lease_seconds = lease;
     o.max_attempts = max_attempts;
-    if (auto db = tuning_for_compiles(context.config)) o.tuning_dir = db->root();
+    if (auto db = tuning_for_compiles(context.settings)) o.tuning_dir = db->root();
     return o;
   }
 };
@@ -137,8 +139,8 @@ Result<int> run_serve(Context& context) {
   options.max_queue = max_queue;
   if (common.workers < 0) options.workers = compile::available_cpus();
 
-  auto selected = KILN_TRY(choose_executor(context.config, common.executor));
-  auto cache = KILN_TRY(cache_for_compiles(context.config));
+  auto selected = KILN_TRY(choose_executor(context, common.executor));
+  auto cache = KILN_TRY(cache_for_compiles(context.settings));
   std::string executor_name = selected.executor->name();
   auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
   std::cerr << fmt::format("kiln serve: {}{}\n", describe(options, executor_name, selected.tools.release),
@@ -163,8 +165,8 @@ Result<int> run_worker(Context& context) {
     return fail(Code::kInvalidArgument, "kiln worker takes jobs from a shared queue: give --queue postgresql://USER@HOST/DB "
                                         "(or KILN_QUEUE) and --store s3://BUCKET/PREFIX (or KILN_STORE)");
   }
-  auto selected = KILN_TRY(choose_executor(context.config, common.executor));
-  auto cache = KILN_TRY(cache_for_compiles(context.config));
+  auto selected = KILN_TRY(choose_executor(context, common.executor));
+  auto cache = KILN_TRY(cache_for_compiles(context.settings));
   std::string executor_name = selected.executor->name();
   auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
   std::cerr << fmt::format("kiln worker {}: {}\n", service->worker_id(), describe(options, executor_name, selected.tools.release));

@@ -48,7 +48,7 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   KILN_TRY_STATUS(compile::validate(check));
   std::error_code ec;
   KILN_TRY_STATUS(util::expect_regular_file(a.model));
-  auto selected = KILN_TRY(select_executor(context.config, "", Need::kCompiler));
+  auto selected = KILN_TRY(select_executor(context, "", Need::kCompiler));
   auto module = KILN_TRY(mlir::inspect_file(a.model, lazy_printer(context.config)));
   tune::PrepareOptions o;
   o.model = a.model;
@@ -61,8 +61,7 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   o.pool.jobs = a.jobs ? a.jobs : compile::available_cpus();
   o.from = from;
   o.seed = a.seed;
-  double seconds = KILN_TRY(config::parse_duration("compile_timeout", context.config.get("compile_timeout")));
-  o.compile_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  o.compile_timeout = std::chrono::milliseconds(static_cast<int64_t>(context.settings.compile_timeout * 1000));
   return tune::prepare(o, selected.tools, *selected.executor, log_line);
 }
 
@@ -83,7 +82,7 @@ void add_measure_options(CLI::App& app, MeasureArgs& a) {
 }
 
 Result<tune::Results> do_measure(const MeasureArgs& a, const fs::path& bundle, Context& context) {
-  auto selected = KILN_TRY(select_executor(context.config, "", Need::kRuntime));
+  auto selected = KILN_TRY(select_executor(context, "", Need::kRuntime));
   tune::MeasureOptions o;
   o.bundle = bundle;
   o.device = a.device;
@@ -130,7 +129,7 @@ void print_record(const tuning::Record& r, const std::string& runtime_device) {
 }
 
 Result<int> tune_list(Context& context, bool json) {
-  tuning::Database db(tuning_root(context.config));
+  tuning::Database db(tuning_root(context.settings));
   auto records = KILN_TRY(db.list());
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -148,7 +147,7 @@ Result<int> tune_list(Context& context, bool json) {
 }
 
 Result<int> tune_show(Context& context, const std::string& what, bool json) {
-  tuning::Database db(tuning_root(context.config));
+  tuning::Database db(tuning_root(context.settings));
   auto records = KILN_TRY(db.list());
   std::vector<tuning::Record> hits;
   for (auto& r : records) {
@@ -170,6 +169,79 @@ Result<int> tune_show(Context& context, const std::string& what, bool json) {
   return 0;
 }
 
+// The command line of every step.
+struct TuneArgs {
+  PrepareArgs one, prep;
+  MeasureArgs one_measure, meas;
+  std::string work, results_file, bundle_dir, what;
+  bool json = false;
+  CLI::App* prepare = nullptr;
+  CLI::App* measure = nullptr;
+  CLI::App* apply = nullptr;
+  CLI::App* list = nullptr;
+  CLI::App* show = nullptr;
+  CLI::App* forget = nullptr;
+};
+
+void add_tune_options(CLI::App& app, TuneArgs& t) {
+  app.require_subcommand(0, 1);
+  add_prepare_args(app, t.one, false);
+  add_measure_options(app, t.one_measure);
+  app.add_option("--work-dir", t.work, "where the bundles go (default: MODEL.tune/)");
+  app.get_option("model")->required(false);
+  app.get_option("--target")->required(false);
+
+  t.prepare = app.add_subcommand("prepare", "build the candidate bundle (compiler host)");
+  add_prepare_args(*t.prepare, t.prep, true);
+  t.prepare->add_option("--from", t.prep.from, "round 2: the results of round 1, whose winners are combined");
+
+  t.measure = app.add_subcommand("measure", "measure a bundle's candidates (device host, runtime only)");
+  t.measure->add_option("bundle", t.meas.bundle, "the bundle folder")->required();
+  t.measure->add_option("--results", t.meas.results, "the results file (default: BUNDLE/results.json)");
+  add_measure_options(*t.measure, t.meas);
+
+  t.apply = app.add_subcommand("apply", "record the fastest correct candidate in the tuning database");
+  t.apply->add_option("results", t.results_file, "a results file written by 'kiln tune measure'")->required();
+  t.apply->add_option("--bundle", t.bundle_dir, "the bundle it measured (default: the results file's folder)");
+
+  t.list = app.add_subcommand("list", "list the tuning records");
+  t.list->add_flag("--json", t.json, "print JSON");
+  t.show = app.add_subcommand("show", "show tuning records of a program (name or key prefix)");
+  t.show->add_option("what", t.what, "program name or key prefix")->required();
+  t.show->add_flag("--json", t.json, "print JSON");
+  t.forget = app.add_subcommand("forget", "remove tuning records of a program (name or key prefix)");
+  t.forget->add_option("what", t.what, "program name or key prefix")->required();
+}
+
+Result<int> tune_forget(Context& context, const std::string& what) {
+  tuning::Database db(tuning_root(context.settings));
+  int n = KILN_TRY(db.forget(what));
+  if (n == 0) return fail(Code::kNotFound, "no tuning record matches '" + what + "' ('kiln tune list' shows them)");
+  std::cout << fmt::format("removed {} tuning record(s)\n", n);
+  return 0;
+}
+
+// All steps on this host: two rounds of prepare and measure, then apply.
+Result<int> tune_here(Context& context, TuneArgs& t, tuning::Database& db) {
+  if (t.one.model.empty() || t.one.target.empty()) {
+    return fail(Code::kInvalidArgument, "give a program and --target, or a step: prepare, measure, apply (see 'kiln tune --help')");
+  }
+  fs::path dir = t.work.empty() ? fs::path(t.one.model + ".tune") : fs::path(t.work);
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+    return fail(Code::kInvalidArgument, dir.string() + " exists and is not empty; remove it or give --work-dir");
+  }
+  auto first = KILN_TRY(do_prepare(t.one, dir / "round1", {}, context));
+  auto first_results = KILN_TRY(do_measure(t.one_measure, first.dir, context));
+  print_measurements(first, first_results);
+  auto second = KILN_TRY(do_prepare(t.one, dir / "round2", dir / "round1" / "results.json", context));
+  auto second_results = KILN_TRY(do_measure(t.one_measure, second.dir, context));
+  print_measurements(second, second_results);
+  auto record = KILN_TRY(tune::apply(dir / "round2" / "results.json", {}, db));
+  print_record(record, second.runtime_device);
+  return 0;
+}
+
 }  // namespace
 
 Result<int> run_tune(Context& context) {
@@ -182,91 +254,35 @@ Result<int> run_tune(Context& context) {
                "  kiln tune apply BUNDLE2/results.json          record the winner for kiln compile\n"
                "  kiln tune list | show NAME | forget NAME      the tuning database",
                "tune"};
-  app.require_subcommand(0, 1);
-  PrepareArgs one;
-  MeasureArgs one_measure;
-  std::string work;
-  add_prepare_args(app, one, false);
-  add_measure_options(app, one_measure);
-  app.add_option("--work-dir", work, "where the bundles go (default: MODEL.tune/)");
-  app.get_option("model")->required(false);
-  app.get_option("--target")->required(false);
-
-  PrepareArgs prep;
-  auto* prepare = app.add_subcommand("prepare", "build the candidate bundle (compiler host)");
-  add_prepare_args(*prepare, prep, true);
-  prepare->add_option("--from", prep.from, "round 2: the results of round 1, whose winners are combined");
-
-  MeasureArgs meas;
-  auto* measure = app.add_subcommand("measure", "measure a bundle's candidates (device host, runtime only)");
-  measure->add_option("bundle", meas.bundle, "the bundle folder")->required();
-  measure->add_option("--results", meas.results, "the results file (default: BUNDLE/results.json)");
-  add_measure_options(*measure, meas);
-
-  std::string results_file, bundle_dir;
-  auto* apply = app.add_subcommand("apply", "record the fastest correct candidate in the tuning database");
-  apply->add_option("results", results_file, "a results file written by 'kiln tune measure'")->required();
-  apply->add_option("--bundle", bundle_dir, "the bundle it measured (default: the results file's folder)");
-
-  bool json = false;
-  auto* list = app.add_subcommand("list", "list the tuning records");
-  list->add_flag("--json", json, "print JSON");
-  std::string what;
-  auto* show = app.add_subcommand("show", "show tuning records of a program (name or key prefix)");
-  show->add_option("what", what, "program name or key prefix")->required();
-  show->add_flag("--json", json, "print JSON");
-  auto* forget = app.add_subcommand("forget", "remove tuning records of a program (name or key prefix)");
-  forget->add_option("what", what, "program name or key prefix")->required();
+  TuneArgs t;
+  add_tune_options(app, t);
   if (KILN_TRY(parse_args(app, context))) return 0;
 
-  if (list->parsed()) return tune_list(context, json);
-  if (show->parsed()) return tune_show(context, what, json);
-  if (forget->parsed()) {
-    tuning::Database db(tuning_root(context.config));
-    int n = KILN_TRY(db.forget(what));
-    if (n == 0) return fail(Code::kNotFound, "no tuning record matches '" + what + "' ('kiln tune list' shows them)");
-    std::cout << fmt::format("removed {} tuning record(s)\n", n);
-    return 0;
-  }
-  if (prepare->parsed()) {
-    auto bundle = KILN_TRY(do_prepare(prep, prep.output, prep.from, context));
+  if (t.list->parsed()) return tune_list(context, t.json);
+  if (t.show->parsed()) return tune_show(context, t.what, t.json);
+  if (t.forget->parsed()) return tune_forget(context, t.what);
+  if (t.prepare->parsed()) {
+    auto bundle = KILN_TRY(do_prepare(t.prep, t.prep.output, t.prep.from, context));
     std::cout << fmt::format("bundle {}: round {}, {} candidates for {} on {}; measure it with 'kiln tune measure {}'\n",
-                             prep.output, bundle.round, bundle.candidates.size(), bundle.program_name, bundle.target_spec,
-                             prep.output);
+                             t.prep.output, bundle.round, bundle.candidates.size(), bundle.program_name,
+                             bundle.target_spec, t.prep.output);
     return 0;
   }
-  if (measure->parsed()) {
-    auto results = KILN_TRY(do_measure(meas, meas.bundle, context));
-    auto bundle = KILN_TRY(tune::read_bundle(meas.bundle));
+  if (t.measure->parsed()) {
+    auto results = KILN_TRY(do_measure(t.meas, t.meas.bundle, context));
+    auto bundle = KILN_TRY(tune::read_bundle(t.meas.bundle));
     print_measurements(bundle, results);
     return 0;
   }
-  tuning::Database db(tuning_root(context.config));
-  if (apply->parsed()) {
-    auto record = KILN_TRY(tune::apply(results_file, bundle_dir, db));
-    auto bundle = KILN_TRY(tune::read_bundle(bundle_dir.empty() ? fs::absolute(results_file).parent_path() : fs::path(bundle_dir)));
+  tuning::Database db(tuning_root(context.settings));
+  if (t.apply->parsed()) {
+    auto record = KILN_TRY(tune::apply(t.results_file, t.bundle_dir, db));
+    auto bundle = KILN_TRY(tune::read_bundle(t.bundle_dir.empty() ? fs::absolute(t.results_file).parent_path()
+                                                                  : fs::path(t.bundle_dir)));
     print_record(record, bundle.runtime_device);
     return 0;
   }
-
-  // All steps on this host.
-  if (one.model.empty() || one.target.empty()) {
-    return fail(Code::kInvalidArgument, "give a program and --target, or a step: prepare, measure, apply (see 'kiln tune --help')");
-  }
-  fs::path dir = work.empty() ? fs::path(one.model + ".tune") : fs::path(work);
-  std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-    return fail(Code::kInvalidArgument, dir.string() + " exists and is not empty; remove it or give --work-dir");
-  }
-  auto first = KILN_TRY(do_prepare(one, dir / "round1", {}, context));
-  auto first_results = KILN_TRY(do_measure(one_measure, first.dir, context));
-  print_measurements(first, first_results);
-  auto second = KILN_TRY(do_prepare(one, dir / "round2", dir / "round1" / "results.json", context));
-  auto second_results = KILN_TRY(do_measure(one_measure, second.dir, context));
-  print_measurements(second, second_results);
-  auto record = KILN_TRY(tune::apply(dir / "round2" / "results.json", {}, db));
-  print_record(record, second.runtime_device);
-  return 0;
+  return tune_here(context, t, db);
 }
 
 }  // namespace kiln::cli

@@ -43,6 +43,54 @@ array::Tolerance policy_tolerance(const std::string& element, const std::string&
   return tol;
 }
 
+// What the user asked for the comparison.
+struct CompareOptions {
+  std::optional<double> atol, rtol;
+  array::NanPolicy nans = array::NanPolicy::kEqual;
+};
+
+std::string output_line(const std::string& label, const array::Array& got, const array::Comparison& c) {
+  if (!c.problem.empty()) return fmt::format("  FAIL  {}: {}\n", label, c.problem);
+  return fmt::format("  {}  {}: {} {}; max abs err {:.3g}, max rel err {:.3g}; {} of {} mismatch{}\n",
+                     c.passed ? "ok  " : "FAIL", label, got.element, got.shape_text(), c.max_abs_error,
+                     c.max_rel_error, c.mismatches, c.count,
+                     c.first_mismatch >= 0 ? fmt::format(" (first at {}: got {:.6g}, expected {:.6g})",
+                                                         array::index_text(got.shape, c.first_mismatch),
+                                                         c.got_at_first, c.want_at_first)
+                                           : "");
+}
+
+// Compares each output with its reference; fills the report's outputs and
+// the text summary, and says whether all passed.
+bool compare_outputs(const std::vector<array::Array>& got, const std::vector<array::Array>& expected,
+                     const runtime::ModuleSignature& sig, const CompareOptions& o, nlohmann::json& outputs,
+                     std::string& summary) {
+  bool passed = true;
+  for (size_t i = 0; i < got.size(); ++i) {
+    auto tol = policy_tolerance(got[i].element, sig.precision);
+    if (o.atol) {
+      tol.atol = *o.atol;
+      tol.atol_scales_with_output = false;
+    }
+    if (o.rtol) tol.rtol = *o.rtol;
+    auto c = array::compare(got[i], expected[i], tol, o.nans);
+    passed &= c.passed;
+    outputs.push_back(comparison_json(i, sig.outputs[i], got[i], c));
+    std::string label = sig.outputs[i].name.empty() ? fmt::format("output {}", i) : fmt::format("output {} ({})", i, sig.outputs[i].name);
+    summary += output_line(label, got[i], c);
+  }
+  return passed;
+}
+
+void print_verdict(const nlohmann::json& report, const runtime::ModuleSignature& sig, const std::string& summary) {
+  bool passed = report["passed"].get<bool>();
+  std::cout << fmt::format("{}: @{} on {} against {}{}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function,
+                           report["device"].get<std::string>(), report["reference"].get<std::string>(),
+                           sig.precision == "highest" ? "" : " (module built with precision " + sig.precision + ")",
+                           summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
+  if (auto line = binding_line(report.value("binding", nlohmann::json())); !line.empty()) std::cout << line << "\n";
+}
+
 }  // namespace
 
 Result<int> run_validate(Context& context) {
@@ -70,7 +118,7 @@ Result<int> run_validate(Context& context) {
   }
   if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
 
-  auto loaded = KILN_TRY(load_module(context.config, o));
+  auto loaded = KILN_TRY(load_module(context, o));
   // A function without arguments has nothing to give; any other needs the
   // inputs that the expected outputs belong to.
   if (!expected_npy.empty() && o.inputs.input_files.empty() && o.inputs.inputs_archive.empty() &&
@@ -108,33 +156,10 @@ Result<int> run_validate(Context& context) {
     return fail(Code::kInvalidArgument, fmt::format("the module returned {} output(s), the reference has {}", got.size(), expected.size()));
   }
 
-  auto nans = nan_rule == "fail" ? array::NanPolicy::kFail : array::NanPolicy::kEqual;
-  bool passed = true;
+  CompareOptions compare{atol, rtol, nan_rule == "fail" ? array::NanPolicy::kFail : array::NanPolicy::kEqual};
   nlohmann::json outputs = nlohmann::json::array();
   std::string summary;
-  for (size_t i = 0; i < got.size(); ++i) {
-    auto tol = policy_tolerance(got[i].element, sig.precision);
-    if (atol) {
-      tol.atol = *atol;
-      tol.atol_scales_with_output = false;
-    }
-    if (rtol) tol.rtol = *rtol;
-    auto c = array::compare(got[i], expected[i], tol, nans);
-    passed &= c.passed;
-    outputs.push_back(comparison_json(i, sig.outputs[i], got[i], c));
-    std::string label = sig.outputs[i].name.empty() ? fmt::format("output {}", i) : fmt::format("output {} ({})", i, sig.outputs[i].name);
-    if (!c.problem.empty()) {
-      summary += fmt::format("  FAIL  {}: {}\n", label, c.problem);
-    } else {
-      summary += fmt::format("  {}  {}: {} {}; max abs err {:.3g}, max rel err {:.3g}; {} of {} mismatch{}\n",
-                             c.passed ? "ok  " : "FAIL", label, got[i].element, got[i].shape_text(), c.max_abs_error,
-                             c.max_rel_error, c.mismatches, c.count,
-                             c.first_mismatch >= 0 ? fmt::format(" (first at {}: got {:.6g}, expected {:.6g})",
-                                                                 array::index_text(got[i].shape, c.first_mismatch),
-                                                                 c.got_at_first, c.want_at_first)
-                                                   : "");
-    }
-  }
+  bool passed = compare_outputs(got, expected, sig, compare, outputs, summary);
   nlohmann::json report = {{"format", "kiln-validation-report"}, {"format_version", 1}, {"passed", passed},
                            {"module", module}, {"function", sig.function}, {"device", spec.device},
                            {"reference", reference}, {"nan_rule", nan_rule}, {"precision", sig.precision},
@@ -144,10 +169,7 @@ Result<int> run_validate(Context& context) {
   if (json) {
     std::cout << report.dump(2) << "\n";
   } else {
-    std::cout << fmt::format("{}: @{} on {} against {}{}\n{}{}\n", passed ? "PASS" : "MISMATCH", sig.function, spec.device,
-                             reference, sig.precision == "highest" ? "" : " (module built with precision " + sig.precision + ")",
-                             summary, passed ? "all outputs match" : "outputs differ beyond tolerance");
-    if (auto line = binding_line(report.value("binding", nlohmann::json())); !line.empty()) std::cout << line << "\n";
+    print_verdict(report, sig, summary);
   }
   return passed ? 0 : 1;
 }

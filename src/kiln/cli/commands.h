@@ -5,14 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "kiln/config/config.h"
+#include "kiln/config/settings.h"
 #include "kiln/util/error.h"
 
 namespace kiln::cli {
 
 struct Context {
   std::vector<std::string> args;  // after the command name
-  config::Config config;
+  config::Config config;      // the values as written, with their origins
+  config::Settings settings;  // the same, checked and typed once at start
 };
 
 // A handler returns the process exit status for outcomes that are not

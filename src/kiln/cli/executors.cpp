@@ -4,10 +4,10 @@
 
 namespace kiln::cli {
 
-Result<Selected> select_executor(const config::Config& config, const std::string& flag, Need need) {
-  std::string name = flag.empty() ? config.get("executor") : flag;
+Result<Selected> select_executor(const Context& context, const std::string& flag, Need need) {
+  std::string name = flag.empty() ? context.settings.executor : flag;
   if (name == "docker") {
-    auto executor = KILN_TRY(docker::ContainerExecutor::from_config(config));
+    auto executor = KILN_TRY(docker::ContainerExecutor::from_settings(context.settings));
     toolchain::Toolchain tools = executor->toolchain();
     if (need == Need::kCompiler && tools.release != toolchain::pinned_release()) {
       return fail(Code::kFailedPrecondition,
@@ -17,7 +17,7 @@ Result<Selected> select_executor(const config::Config& config, const std::string
     return Selected{std::move(executor), std::move(tools)};
   }
   auto executor = KILN_TRY(compile::make_local_executor(name));
-  auto tools = need == Need::kCompiler ? KILN_TRY(toolchain::find_pinned(config)) : KILN_TRY(toolchain::find_runtime(config));
+  auto tools = need == Need::kCompiler ? KILN_TRY(toolchain::find_pinned(context.config)) : KILN_TRY(toolchain::find_runtime(context.config));
   return Selected{std::move(executor), std::move(tools)};
 }
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kiln/compile/executor.h"
-#include "kiln/config/config.h"
+#include "kiln/cli/commands.h"
 #include "kiln/toolchain/toolchain.h"
 
 namespace kiln::cli {
@@ -20,6 +20,6 @@ struct Selected {
 enum class Need { kCompiler, kRuntime };
 
 // `flag` overrides the setting when not empty.
-Result<Selected> select_executor(const config::Config& config, const std::string& flag, Need need);
+Result<Selected> select_executor(const Context& context, const std::string& flag, Need need);
 
 }  // namespace kiln::cli

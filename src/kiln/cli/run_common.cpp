@@ -39,8 +39,8 @@ std::vector<std::string> runtime_flags_for(const ModuleOptions& o, const runtime
   return o.default_runtime ? std::vector<std::string>{} : sig.runtime_flags;
 }
 
-Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& o) {
-  auto selected = KILN_TRY(select_executor(config, o.executor, Need::kRuntime));
+Result<LoadedModule> load_module(const Context& context, const ModuleOptions& o) {
+  auto selected = KILN_TRY(select_executor(context, o.executor, Need::kRuntime));
   auto sig = KILN_TRY(runtime::load(o.module, o.function, selected.tools, *selected.executor));
   if (auto note = runtime::narrowing_note(sig); !note.empty()) std::cerr << "kiln: note: " << note << "\n";
   auto values = KILN_TRY(gather_inputs(sig, o.inputs));

@@ -45,7 +45,7 @@ struct LoadedModule {
   std::vector<array::Array> inputs;
   std::chrono::milliseconds timeout;
 };
-Result<LoadedModule> load_module(const config::Config& config, const ModuleOptions& options);
+Result<LoadedModule> load_module(const Context& context, const ModuleOptions& options);
 
 // `flag`, or MODULE with its extension replaced by `suffix` (".run"), created.
 Result<std::filesystem::path> output_folder(const std::string& module, const std::string& flag, const char* suffix);

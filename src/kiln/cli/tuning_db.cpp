@@ -4,15 +4,13 @@
 
 namespace kiln::cli {
 
-std::filesystem::path tuning_root(const config::Config& config) {
-  const auto& dir = config.get("tuning_dir");
-  return dir.empty() ? tuning::default_root() : std::filesystem::path(dir);
+std::filesystem::path tuning_root(const config::Settings& settings) {
+  return settings.tuning_dir.empty() ? tuning::default_root() : settings.tuning_dir;
 }
 
-std::optional<tuning::Database> tuning_for_compiles(const config::Config& config) {
-  std::string on = util::to_lower(config.get("tuning"));
-  if (on == "false" || on == "0" || on == "no") return std::nullopt;
-  return tuning::Database(tuning_root(config));
+std::optional<tuning::Database> tuning_for_compiles(const config::Settings& settings) {
+  if (!settings.tuning) return std::nullopt;
+  return tuning::Database(tuning_root(settings));
 }
 
 }  // namespace kiln::cli

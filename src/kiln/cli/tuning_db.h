@@ -5,15 +5,15 @@
 #include <filesystem>
 #include <optional>
 
-#include "kiln/config/config.h"
+#include "kiln/config/settings.h"
 #include "kiln/tuning/database.h"
 
 namespace kiln::cli {
 
-std::filesystem::path tuning_root(const config::Config& config);
+std::filesystem::path tuning_root(const config::Settings& settings);
 
 // The database compiles should use, or nullopt when the setting turns
 // tuning off.
-std::optional<tuning::Database> tuning_for_compiles(const config::Config& config);
+std::optional<tuning::Database> tuning_for_compiles(const config::Settings& settings);
 
 }  // namespace kiln::cli

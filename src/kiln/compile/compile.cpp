@@ -379,6 +379,274 @@ Result<Prepared> prepare_input(const Unit& unit, const mlir::ModuleInfo& module,
   return p;
 }
 
+// What one unit's compile knows once its inputs are read: the names it
+// publishes under, the command, the cache key, and the problems met on the
+// way that did not fail it.
+struct UnitRun {
+  const Unit& unit;
+  std::string context;
+  std::string base;
+  fs::path final_module;
+  fs::path final_metadata;
+  fs::path staging;
+  fs::path staged_module;
+  std::string input_hash;
+  std::optional<tuning::Record> tuned;
+  fs::path configs;  // the executable configurations' folder; empty: none
+  std::vector<std::pair<std::string, std::string>> texts;
+  std::vector<std::string> flags;
+  std::vector<std::string> argv;
+  std::vector<std::string> recorded;  // argv with the published module's path
+  cache::KeyParts parts;
+  std::string key;
+  std::string warning;
+
+  void warn(const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; }
+};
+
+Status check_keep_f64(const Unit& unit, const Options& options, const std::string& context) {
+  if (options.keep_f64 && (unit.target.backend == target::Backend::kVulkan || unit.target.backend == target::Backend::kMetal)) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{}: --keep-f64 is not available for {}: kiln's {} target has no 64-bit float arithmetic; "
+                            "compile without it (f64 is computed as f32) or for cpu, cuda or rocm",
+                            context, unit.target.spec, target::backend_name(unit.target.backend)));
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> read_configs_if_any(const fs::path& configs) {
+  if (configs.empty()) return std::vector<std::pair<std::string, std::string>>{};
+  return read_configs(configs);
+}
+
+// The tuning record for this unit and the executable configurations to
+// compile with. They are read before anything else: the key holds the
+// digest of the texts actually compiled, never one a file claims. A damaged
+// record costs this compile its tuning, not its result.
+Status find_tuning(UnitRun& r, const Options& options, const toolchain::Toolchain& tools,
+                   const tuning::Database* tuning) {
+  if (tuning && options.use_tuning) {
+    auto found = tuning->find({r.input_hash, r.unit.target.slug, tools.release, precision_name(options.precision),
+                               invocation_name(options.invocation)});
+    if (!found) r.warn("the tuning record was not used: " + found.error().message);
+    if (found && *found) r.tuned = std::move(**found);
+  }
+  r.configs = r.tuned && !r.tuned->configs_dir.empty() ? r.tuned->configs_dir : options.executable_configs;
+  auto texts = read_configs_if_any(r.configs);
+  if (!texts && r.tuned) {
+    r.warn("the tuning record was not used: " + texts.error().message);
+    r.tuned.reset();
+    r.configs = options.executable_configs;
+    texts = read_configs_if_any(r.configs);
+  }
+  if (!texts) return tl::unexpected(texts.error().context(r.context));
+  r.texts = std::move(*texts);
+  return {};
+}
+
+// The compiler's flags, command line and the cache key. Executable
+// configurations are copied into the staging folder and named by a relative
+// path: the compiler records the path in the module, which then does not
+// depend on where the tuning database is, and a container sees the files in
+// the one folder it mounts.
+Status build_command(UnitRun& r, const Options& options, const toolchain::Toolchain& tools, const Prepared& prepared) {
+  r.flags = r.unit.target.flags;
+  auto extra = option_flags(options);
+  r.flags.insert(r.flags.end(), extra.begin(), extra.end());
+  if (r.tuned) r.flags.insert(r.flags.end(), r.tuned->compile_flags.begin(), r.tuned->compile_flags.end());
+  std::vector<std::string> key_flags = cache::normalize_flags(r.flags);
+  key_flags.insert(key_flags.end(), prepared.key_tags.begin(), prepared.key_tags.end());
+  std::string configs_digest;
+  if (!r.configs.empty()) {
+    std::error_code ec;
+    fs::create_directories(r.staging / "executable-configs", ec);
+    for (const auto& [name, text] : r.texts) {
+      KILN_TRY_STATUS(util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), text));
+    }
+    configs_digest = tuning::module_digest({}, r.texts);
+    r.flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
+  }
+  r.argv = {tools.compile.string(), fs::absolute(prepared.input).string()};
+  r.argv.insert(r.argv.end(), r.flags.begin(), r.flags.end());
+  r.recorded = r.argv;
+  r.argv.insert(r.argv.end(), {"-o", r.staged_module.string()});
+  r.recorded.insert(r.recorded.end(), {"-o", r.final_module.string()});
+  r.parts = {r.input_hash, key_flags, r.unit.target.slug, tools.release, tools.build, tools.revision,
+             r.tuned ? tuning::module_digest(r.tuned->compile_flags, r.texts) : configs_digest};
+  r.key = cache::key_of(r.parts);
+  return {};
+}
+
+// Serves a cached module under this unit's names: the metadata of the
+// compile that made it, with this unit's paths and the hit recorded.
+Result<Outcome> serve_hit(UnitRun& r, const fs::path& cached, json metadata, const char* source) {
+  std::error_code copy_ec;
+  if (cached != r.staged_module) fs::copy_file(cached, r.staged_module, fs::copy_options::overwrite_existing, copy_ec);
+  if (copy_ec) return fail(Code::kInternal, "copying from the cache failed: " + copy_ec.message());
+  metadata["input"]["path"] = r.unit.input.string();
+  metadata["output"]["path"] = r.final_module.filename().string();
+  metadata["compiler_command"] = r.recorded;
+  metadata["cache"] = {{"hit", true}, {"key", r.key}, {"source", source}, {"compiled_at", metadata.value("created_at", "")}};
+  metadata["created_at"] = util::utc_timestamp();
+  auto outcome = KILN_TRY(publish(r.staged_module, r.final_module, r.final_metadata, std::move(metadata), r.context));
+  outcome.cache_hit = true;
+  outcome.cache_source = source;
+  outcome.warning = r.warning;
+  return outcome;
+}
+
+std::optional<Outcome> look_up_local(UnitRun& r, cache::Store& store) {
+  auto hit = store.lookup(r.key);
+  if (!hit) r.warn("the cache could not be read: " + hit.error().message);
+  if (!hit || !*hit) return std::nullopt;
+  if (auto checked = record_from_json((*hit)->metadata, "the cache entry " + r.key.substr(0, 12)); !checked) {
+    r.warn(checked.error().message);
+    (void)store.discard(r.key);
+  } else if (auto served = serve_hit(r, (*hit)->module, (*hit)->metadata, "local")) {
+    return std::move(*served);
+  } else {
+    r.warn(served.error().message);
+  }
+  return std::nullopt;
+}
+
+std::optional<Outcome> look_up_shared(UnitRun& r, cache::Shared& shared, cache::Store* store) {
+  auto fetched = shared.fetch(r.key, r.staged_module);
+  if (!fetched) r.warn("the shared cache could not be read: " + fetched.error().message);
+  if (!fetched || !*fetched) return std::nullopt;
+  if (auto checked = record_from_json((*fetched)->metadata, "the shared cache entry " + r.key.substr(0, 12)); !checked) {
+    r.warn(checked.error().message);
+    return std::nullopt;
+  }
+  if (store) (void)store->insert(r.key, r.parts, r.staged_module, (*fetched)->metadata);
+  if (auto served = serve_hit(r, r.staged_module, (*fetched)->metadata, "shared")) return std::move(*served);
+  else r.warn(served.error().message);
+  return std::nullopt;
+}
+
+// The local cache, then the shared one. A cache that cannot be read (full
+// disk, permissions, a store that is down) costs this compile its shortcut,
+// never its result; an entry whose metadata is damaged is a miss that this
+// compile replaces.
+std::optional<Outcome> look_up(UnitRun& r, const CacheUse& cache) {
+  if (cache.store) {
+    if (auto hit = look_up_local(r, *cache.store)) return hit;
+  }
+  if (cache.shared) return look_up_shared(r, *cache.shared, cache.store);
+  return std::nullopt;
+}
+
+json target_json(const target::Target& target) {
+  json out = {{"spec", target.spec}, {"backend", target::backend_name(target.backend)},
+              {"arch", target.arch}, {"flags", target.flags},
+              {"runtime_device", target.runtime_device}};
+  if (!target.cpu.empty()) out["cpu"] = target.cpu;
+  if (!target.note.empty()) out["note"] = target.note;
+  return out;
+}
+
+void add_tuning_json(json& metadata, const tuning::Record& tuned) {
+  metadata["tuning"] = {{"record", tuned.key},
+                        {"summary", tuned.summary},
+                        {"compile_flags", tuned.compile_flags},
+                        {"dispatches", tuned.dispatches},
+                        {"latency_ms", tuned.latency_ms},
+                        {"baseline_ms", tuned.baseline_ms},
+                        {"device", tuned.device},
+                        {"measured_at", tuned.measured_at}};
+  metadata["deployment"] = {{"runtime_flags", tuned.runtime_flags}, {"source", "tuning record " + tuned.key.substr(0, 12)}};
+}
+
+// The metadata of a module this unit compiled.
+json module_metadata(const UnitRun& r, const Options& options, const mlir::ModuleInfo& module,
+                     const toolchain::Toolchain& tools, const Prepared& prepared, const util::ProcessResult& result,
+                     const std::string& executor, const std::string& output_hash) {
+  std::error_code ec;
+  std::vector<std::string> quoted;
+  for (const auto& a : r.recorded) quoted.push_back(shell_quote(a));
+  json metadata = {
+      {"format", "kiln-module-metadata"},
+      {"format_version", 1},
+      {"kiln_version", KILN_VERSION},
+      {"iree", {{"release", tools.release}, {"build", tools.build}, {"revision", tools.revision}}},
+      {"created_at", util::utc_timestamp()},
+      {"target", target_json(r.unit.target)},
+      {"options",
+       {{"opt_level", options.opt_level.empty() ? json(nullptr) : json(options.opt_level)},
+        {"data_tiling", options.data_tiling ? json(*options.data_tiling) : json(nullptr)},
+        {"extra_flags", options.extra_flags}}},
+      {"compiler_command", r.recorded},
+      {"compiler_command_line", util::join(quoted, " ")},
+      {"executor", executor},
+      {"input",
+       {{"path", r.unit.input.string()}, {"sha256", r.input_hash}, {"size_bytes", fs::file_size(r.unit.input, ec)},
+        {"format", module.format}, {"module", module.name}}},
+      {"output",
+       {{"path", r.final_module.filename().string()}, {"sha256", output_hash},
+        {"size_bytes", fs::file_size(r.staged_module, ec)}}},
+      {"functions", functions_json(prepared.info ? *prepared.info : module)},
+      {"compile", {{"wall_seconds", result.wall_seconds}, {"peak_rss_bytes", result.peak_rss_kib * 1024}}},
+      {"cache", {{"hit", false}, {"key", r.key}}},
+      {"precision", precision_name(options.precision)},
+      {"invocation", invocation_name(options.invocation)},
+      {"demotions", demotions(r.flags)},
+  };
+  if (!prepared.jax.is_null()) metadata["jax"] = prepared.jax;
+  if (!r.unit.binding.empty()) {
+    metadata["binding"] = json::object();
+    for (const auto& [name, value] : r.unit.binding) metadata["binding"][name] = value;
+  }
+  if (r.tuned) add_tuning_json(metadata, *r.tuned);
+  return metadata;
+}
+
+// A cache that cannot take the entry (full disk, permissions, a store that is
+// down) costs the next run a compile, not this one its result.
+void store_in_caches(UnitRun& r, const CacheUse& cache, const json& metadata) {
+  if (cache.store) {
+    if (auto st = cache.store->insert(r.key, r.parts, r.staged_module, metadata); !st) {
+      r.warn("the module was not cached: " + st.error().message);
+    }
+  }
+  if (cache.shared) {
+    if (auto st = cache.shared->publish(r.key, r.parts, r.staged_module, metadata); !st) {
+      r.warn("the module was not put in the shared cache: " + st.error().message);
+    }
+  }
+}
+
+// Runs the compiler once the caches missed (under the fleet's key lock, if
+// any), then caches and publishes the module.
+Result<Outcome> compile_and_publish(UnitRun& r, const Options& options, const mlir::ModuleInfo& module,
+                                    const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache,
+                                    const Prepared& prepared) {
+  std::string explanation;
+  if (cache.store && cache.explain) explanation = explain_miss(*cache.store, r.parts);
+  // One compile of a key at a time across the fleet: whoever waited finds
+  // the other's module in the cache.
+  std::unique_ptr<cache::KeyLocks::Held> held;
+  if (cache.locks) {
+    auto lock = cache.locks->hold(r.key, r.unit.cancel);
+    if (!lock) return tl::unexpected(lock.error().context(r.context));
+    held = std::move(*lock);
+    if (auto hit = look_up(r, cache)) return std::move(*hit);
+  }
+
+  util::pause_at("compile-before-compiler");
+  auto result = executor.run({r.argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
+  if (!result) return tl::unexpected(result.error().context(r.context));
+  if (!result->ok()) return tl::unexpected(compile_failure(*result, r.unit, options, r.base, r.recorded, r.flags));
+
+  auto output_hash = util::sha256_file(r.staged_module);
+  if (!output_hash) return tl::unexpected(output_hash.error().context(r.context + ": the compiler wrote no module"));
+  json metadata = module_metadata(r, options, module, tools, prepared, *result, executor.name(), *output_hash);
+  store_in_caches(r, cache, metadata);
+  auto outcome = KILN_TRY(publish(r.staged_module, r.final_module, r.final_metadata, std::move(metadata), r.context));
+  outcome.cache_explanation = std::move(explanation);
+  outcome.warning = std::move(r.warning);
+  return outcome;
+}
+
 }  // namespace
 
 std::string unit_base_name(const Unit& unit) {
@@ -390,227 +658,36 @@ std::string unit_base_name(const Unit& unit) {
 Result<Outcome> run(const Unit& unit, const Options& options, const mlir::ModuleInfo& module,
                     const toolchain::Toolchain& tools, Executor& executor, const CacheUse& cache,
                     const tuning::Database* tuning) {
-  std::string context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
-  if (options.keep_f64 && (unit.target.backend == target::Backend::kVulkan || unit.target.backend == target::Backend::kMetal)) {
-    return fail(Code::kInvalidArgument,
-                fmt::format("{}: --keep-f64 is not available for {}: kiln's {} target has no 64-bit float arithmetic; "
-                            "compile without it (f64 is computed as f32) or for cpu, cuda or rocm",
-                            context, unit.target.spec, target::backend_name(unit.target.backend)));
-  }
-  std::string base = unit_base_name(unit);
+  UnitRun r{unit};
+  r.context = fmt::format("compiling {} for {}", unit.input.string(), unit.target.spec);
+  KILN_TRY_STATUS(check_keep_f64(unit, options, r.context));
+  r.base = unit_base_name(unit);
   fs::path output_dir = fs::absolute(unit.output_dir);
-  fs::path final_module = output_dir / (base + ".vmfb");
-  fs::path final_metadata = output_dir / (base + ".json");
+  r.final_module = output_dir / (r.base + ".vmfb");
+  r.final_metadata = output_dir / (r.base + ".json");
 
   // Staged inside the output folder so publishing is a rename, never a copy.
   // Staging folders of kiln processes that died go first; this one records
   // its owner so that a later process can tell.
   util::reap_orphans(output_dir, ".kiln-staging-");
   auto staging = util::TempDir::create(output_dir, ".kiln-staging-");
-  if (!staging) return tl::unexpected(staging.error().context(context));
-  if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(context));
-  fs::path staged_module = staging->path() / (base + ".vmfb");
-  auto prepared = prepare_input(unit, module, staging->path(), tools.opt);
-  if (!prepared) return tl::unexpected(prepared.error().context(context));
+  if (!staging) return tl::unexpected(staging.error().context(r.context));
+  if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(r.context));
+  r.staging = staging->path();
+  r.staged_module = r.staging / (r.base + ".vmfb");
+  auto prepared = prepare_input(unit, module, r.staging, tools.opt);
+  if (!prepared) return tl::unexpected(prepared.error().context(r.context));
   // The log of an earlier failed compile of this unit would outlive the fix.
   std::error_code stale_ec;
-  fs::remove(output_dir / (base + ".log"), stale_ec);
+  fs::remove(output_dir / (r.base + ".log"), stale_ec);
 
   auto input_hash = unit.input_sha256.empty() ? util::sha256_file(unit.input) : Result<std::string>(unit.input_sha256);
-  if (!input_hash) return tl::unexpected(input_hash.error().context(context));
-
-  std::string warning;
-  auto warn = [&](const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; };
-  std::optional<tuning::Record> tuned;
-  if (tuning && options.use_tuning) {
-    auto found = tuning->find({*input_hash, unit.target.slug, tools.release, precision_name(options.precision),
-                               invocation_name(options.invocation)});
-    // A damaged record costs this compile its tuning, not its result.
-    if (!found) warn("the tuning record was not used: " + found.error().message);
-    if (found && *found) tuned = std::move(**found);
-  }
-  // Executable configurations are read before anything else: the key holds
-  // the digest of the texts actually compiled, never one a file claims.
-  fs::path configs = tuned && !tuned->configs_dir.empty() ? tuned->configs_dir : options.executable_configs;
-  auto texts = configs.empty() ? Result<std::vector<std::pair<std::string, std::string>>>()
-                               : read_configs(configs);
-  if (!texts && tuned) {
-    warn("the tuning record was not used: " + texts.error().message);
-    tuned.reset();
-    configs = options.executable_configs;
-    texts = configs.empty() ? Result<std::vector<std::pair<std::string, std::string>>>() : read_configs(configs);
-  }
-  if (!texts) return tl::unexpected(texts.error().context(context));
-
-  std::vector<std::string> flags = unit.target.flags;
-  auto extra = option_flags(options);
-  flags.insert(flags.end(), extra.begin(), extra.end());
-  if (tuned) flags.insert(flags.end(), tuned->compile_flags.begin(), tuned->compile_flags.end());
-  std::vector<std::string> key_flags = cache::normalize_flags(flags);
-  key_flags.insert(key_flags.end(), prepared->key_tags.begin(), prepared->key_tags.end());
-  std::string configs_digest;
-  if (!configs.empty()) {
-    // Copied into the staging folder and named by a relative path: the
-    // compiler records the path in the module, which then does not depend
-    // on where the tuning database is, and a container sees the files in
-    // the one folder it mounts.
-    std::error_code ec;
-    fs::create_directories(staging->path() / "executable-configs", ec);
-    for (const auto& [name, text] : *texts) {
-      KILN_TRY_STATUS(util::write_file_atomic(staging->path() / "executable-configs" / (name + ".mlir"), text));
-    }
-    configs_digest = tuning::module_digest({}, *texts);
-    flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
-  }
-  std::vector<std::string> argv = {tools.compile.string(), fs::absolute(prepared->input).string()};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  std::vector<std::string> recorded = argv;
-  argv.insert(argv.end(), {"-o", staged_module.string()});
-  recorded.insert(recorded.end(), {"-o", final_module.string()});
-
-  cache::KeyParts parts{*input_hash, key_flags, unit.target.slug, tools.release, tools.build,
-                        tools.revision, tuned ? tuning::module_digest(tuned->compile_flags, *texts) : configs_digest};
-  std::string key = cache::key_of(parts);
-  std::error_code ec;
-
-  // Serves a cached module under this unit's names: the metadata of the
-  // compile that made it, with this unit's paths and the hit recorded.
-  auto serve_hit = [&](const fs::path& cached, nlohmann::json metadata, const char* source) -> Result<Outcome> {
-    std::error_code copy_ec;
-    if (cached != staged_module) fs::copy_file(cached, staged_module, fs::copy_options::overwrite_existing, copy_ec);
-    if (copy_ec) return fail(Code::kInternal, "copying from the cache failed: " + copy_ec.message());
-    metadata["input"]["path"] = unit.input.string();
-    metadata["output"]["path"] = final_module.filename().string();
-    metadata["compiler_command"] = recorded;
-    metadata["cache"] = {{"hit", true}, {"key", key}, {"source", source}, {"compiled_at", metadata.value("created_at", "")}};
-    metadata["created_at"] = util::utc_timestamp();
-    auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
-    outcome.cache_hit = true;
-    outcome.cache_source = source;
-    outcome.warning = warning;
-    return outcome;
-  };
-  // The local cache, then the shared one. A cache that cannot be read (full
-  // disk, permissions, a store that is down) costs this compile its
-  // shortcut, never its result; an entry whose metadata is damaged is a
-  // miss that this compile replaces.
-  auto look_up = [&]() -> std::optional<Outcome> {
-    if (cache.store) {
-      auto hit = cache.store->lookup(key);
-      if (!hit) warn("the cache could not be read: " + hit.error().message);
-      if (hit && *hit) {
-        if (auto checked = record_from_json((*hit)->metadata, "the cache entry " + key.substr(0, 12)); !checked) {
-          warn(checked.error().message);
-          (void)cache.store->discard(key);
-        } else if (auto served = serve_hit((*hit)->module, (*hit)->metadata, "local")) {
-          return std::move(*served);
-        } else {
-          warn(served.error().message);
-        }
-      }
-    }
-    if (cache.shared) {
-      auto fetched = cache.shared->fetch(key, staged_module);
-      if (!fetched) warn("the shared cache could not be read: " + fetched.error().message);
-      if (fetched && *fetched) {
-        if (auto checked = record_from_json((*fetched)->metadata, "the shared cache entry " + key.substr(0, 12)); !checked) {
-          warn(checked.error().message);
-        } else {
-          if (cache.store) (void)cache.store->insert(key, parts, staged_module, (*fetched)->metadata);
-          if (auto served = serve_hit(staged_module, (*fetched)->metadata, "shared")) return std::move(*served);
-          else warn(served.error().message);
-        }
-      }
-    }
-    return std::nullopt;
-  };
-  if (auto hit = look_up()) return std::move(*hit);
-  std::string explanation;
-  if (cache.store && cache.explain) explanation = explain_miss(*cache.store, parts);
-  // One compile of a key at a time across the fleet: whoever waited finds
-  // the other's module in the cache.
-  std::unique_ptr<cache::KeyLocks::Held> held;
-  if (cache.locks) {
-    auto lock = cache.locks->hold(key, unit.cancel);
-    if (!lock) return tl::unexpected(lock.error().context(context));
-    held = std::move(*lock);
-    if (auto hit = look_up()) return std::move(*hit);
-  }
-
-  auto result = executor.run({argv, prepared->input, staging->path(), options.timeout, {}, false, unit.cancel});
-  if (!result) return tl::unexpected(result.error().context(context));
-  if (!result->ok()) return tl::unexpected(compile_failure(*result, unit, options, base, recorded, flags));
-
-  auto output_hash = util::sha256_file(staged_module);
-  if (!output_hash) return tl::unexpected(output_hash.error().context(context + ": the compiler wrote no module"));
-  std::vector<std::string> quoted;
-  for (const auto& a : recorded) quoted.push_back(shell_quote(a));
-
-  json target = {{"spec", unit.target.spec}, {"backend", target::backend_name(unit.target.backend)},
-                 {"arch", unit.target.arch}, {"flags", unit.target.flags},
-                 {"runtime_device", unit.target.runtime_device}};
-  if (!unit.target.cpu.empty()) target["cpu"] = unit.target.cpu;
-  if (!unit.target.note.empty()) target["note"] = unit.target.note;
-
-  json metadata = {
-      {"format", "kiln-module-metadata"},
-      {"format_version", 1},
-      {"kiln_version", KILN_VERSION},
-      {"iree", {{"release", tools.release}, {"build", tools.build}, {"revision", tools.revision}}},
-      {"created_at", util::utc_timestamp()},
-      {"target", target},
-      {"options",
-       {{"opt_level", options.opt_level.empty() ? json(nullptr) : json(options.opt_level)},
-        {"data_tiling", options.data_tiling ? json(*options.data_tiling) : json(nullptr)},
-        {"extra_flags", options.extra_flags}}},
-      {"compiler_command", recorded},
-      {"compiler_command_line", util::join(quoted, " ")},
-      {"executor", executor.name()},
-      {"input",
-       {{"path", unit.input.string()}, {"sha256", *input_hash}, {"size_bytes", fs::file_size(unit.input, ec)},
-        {"format", module.format}, {"module", module.name}}},
-      {"output",
-       {{"path", final_module.filename().string()}, {"sha256", *output_hash},
-        {"size_bytes", fs::file_size(staged_module, ec)}}},
-      {"functions", functions_json(prepared->info ? *prepared->info : module)},
-      {"compile", {{"wall_seconds", result->wall_seconds}, {"peak_rss_bytes", result->peak_rss_kib * 1024}}},
-      {"cache", {{"hit", false}, {"key", key}}},
-      {"precision", precision_name(options.precision)},
-      {"invocation", invocation_name(options.invocation)},
-      {"demotions", demotions(flags)},
-  };
-  if (!prepared->jax.is_null()) metadata["jax"] = prepared->jax;
-  if (!unit.binding.empty()) {
-    metadata["binding"] = json::object();
-    for (const auto& [name, value] : unit.binding) metadata["binding"][name] = value;
-  }
-  if (tuned) {
-    metadata["tuning"] = {{"record", tuned->key},
-                          {"summary", tuned->summary},
-                          {"compile_flags", tuned->compile_flags},
-                          {"dispatches", tuned->dispatches},
-                          {"latency_ms", tuned->latency_ms},
-                          {"baseline_ms", tuned->baseline_ms},
-                          {"device", tuned->device},
-                          {"measured_at", tuned->measured_at}};
-    metadata["deployment"] = {{"runtime_flags", tuned->runtime_flags}, {"source", "tuning record " + tuned->key.substr(0, 12)}};
-  }
-  // A cache that cannot take the entry (full disk, permissions, a store
-  // that is down) costs the next run a compile, not this one its result.
-  if (cache.store) {
-    if (auto st = cache.store->insert(key, parts, staged_module, metadata); !st) {
-      warn("the module was not cached: " + st.error().message);
-    }
-  }
-  if (cache.shared) {
-    if (auto st = cache.shared->publish(key, parts, staged_module, metadata); !st) {
-      warn("the module was not put in the shared cache: " + st.error().message);
-    }
-  }
-  auto outcome = KILN_TRY(publish(staged_module, final_module, final_metadata, std::move(metadata), context));
-  outcome.cache_explanation = std::move(explanation);
-  outcome.warning = std::move(warning);
-  return outcome;
+  if (!input_hash) return tl::unexpected(input_hash.error().context(r.context));
+  r.input_hash = *input_hash;
+  KILN_TRY_STATUS(find_tuning(r, options, tools, tuning));
+  KILN_TRY_STATUS(build_command(r, options, tools, *prepared));
+  if (auto hit = look_up(r, cache)) return std::move(*hit);
+  return compile_and_publish(r, options, module, tools, executor, cache, *prepared);
 }
 
 }  // namespace kiln::compile

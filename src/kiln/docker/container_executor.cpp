@@ -124,15 +124,13 @@ Result<std::vector<std::string>> ContainerExecutor::reap(Engine& engine) {
   return removed;
 }
 
-Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::from_config(const config::Config& config) {
+Result<std::unique_ptr<ContainerExecutor>> ContainerExecutor::from_settings(const config::Settings& settings) {
   Limits limits;
-  limits.memory_bytes = KILN_TRY(cache::parse_size(config.get("docker_memory")));
-  if (!config.get("docker_cpus").empty()) {
-    limits.cpus = KILN_TRY(config::parse_number("docker_cpus", config.get("docker_cpus"), 0.01, 4096));
-  }
-  limits.pids = static_cast<int64_t>(KILN_TRY(config::parse_number("docker_pids", config.get("docker_pids"), 1, 1e9)));
-  limits.tmpfs_size = config.get("docker_tmpfs");
-  std::string image = config.get("docker_image");
+  limits.memory_bytes = settings.docker_memory;
+  if (settings.docker_cpus) limits.cpus = *settings.docker_cpus;
+  limits.pids = settings.docker_pids;
+  limits.tmpfs_size = settings.docker_tmpfs;
+  std::string image = settings.docker_image;
   if (image.empty()) image = std::string("kiln-cpu:") + KILN_VERSION;
   return create(image, limits);
 }

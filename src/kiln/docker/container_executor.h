@@ -13,7 +13,7 @@
 #include <string>
 
 #include "kiln/compile/executor.h"
-#include "kiln/config/config.h"
+#include "kiln/config/settings.h"
 #include "kiln/docker/engine.h"
 #include "kiln/toolchain/toolchain.h"
 
@@ -31,7 +31,7 @@ class ContainerExecutor final : public compile::Executor {
   // Connects to the engine and reads the image's IREE version labels.
   static Result<std::unique_ptr<ContainerExecutor>> create(const std::string& image, const Limits& limits);
   // From the docker_* settings.
-  static Result<std::unique_ptr<ContainerExecutor>> from_config(const config::Config& config);
+  static Result<std::unique_ptr<ContainerExecutor>> from_settings(const config::Settings& settings);
 
   std::string name() const override { return "docker"; }
 

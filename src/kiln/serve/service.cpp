@@ -529,17 +529,105 @@ void Service::record_end(const JobRecord& job, JobState state, const nlohmann::j
   }
 }
 
-void Service::run_job(JobRecord job) {
+namespace {
+
+// Diagnostics name the stored upload; users know it as "model". The saved
+// compile log is named by its place in the job folder, a path of this
+// server: the client gets its file name.
+std::string client_message(std::string message, const std::string& input_path, const fs::path& out) {
+  for (size_t at; (at = message.find(input_path)) != std::string::npos;) message.replace(at, input_path.size(), "model");
+  std::string out_prefix = out.string() + "/";
+  for (size_t at; (at = message.find(out_prefix)) != std::string::npos;) message.replace(at, out_prefix.size(), "");
+  return message;
+}
+
+nlohmann::json binding_json(const mlir::Binding& binding) {
+  nlohmann::json out = nullptr;
+  for (const auto& [name, value] : binding) out[name] = value;
+  return out;
+}
+
+nlohmann::json unit_json(const std::string& job_id, const std::string& spec, const compile::Outcome& outcome,
+                         const std::string& worker_id) {
+  const auto& m = outcome.record;
+  std::string module_file = outcome.module_path.filename().string();
+  std::string metadata_file = outcome.metadata_path.filename().string();
+  nlohmann::json unit = {{"target", spec}, {"ok", true}, {"module", module_file}, {"metadata", metadata_file},
+                         {"sha256", m.output_sha256}, {"size_bytes", m.output_size_bytes},
+                         {"cache_hit", outcome.cache_hit}, {"compile_seconds", m.compile_wall_seconds}, {"worker", worker_id},
+                         {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, module_file)},
+                                    {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, metadata_file)}}}};
+  if (outcome.cache_hit) unit["cache_source"] = outcome.cache_source;
+  return unit;
+}
+
+}  // namespace
+
+void Service::count_compile(const compile::Outcome& outcome) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  if (outcome.cache_hit) {
+    ++cache_hits_;
+    if (outcome.cache_source == "shared") ++shared_hits_;
+    return;
+  }
+  double seconds = outcome.record.compile_wall_seconds;
+  ++cache_misses_;
+  size_t b = 0;
+  while (b < bucket_bounds_.size() && seconds > bucket_bounds_[b]) ++b;
+  ++buckets_[b];
+  duration_sum_ += seconds;
+  ++duration_count_;
+}
+
+// Stored for the fleet before the job row says so.
+Status Service::store_artifacts(const std::string& job_id, const compile::Outcome& outcome) {
+  if (!bucket_) return {};
+  for (const auto& file : {outcome.module_path, outcome.metadata_path}) {
+    if (auto st = bucket_->put_file("jobs/" + job_id + "/" + file.filename().string(), file); !st) {
+      return tl::unexpected(st.error().context("storing the artifacts"));
+    }
+  }
+  return {};
+}
+
+// Registers a running job's cancel flag; a cancel that arrived between claim
+// and here is honoured.
+std::shared_ptr<std::atomic<bool>> Service::start_running(const JobRecord& job) {
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancels_[job.id] = cancel;
     lost_.erase(job.id);
   }
-  // A cancel that arrived between claim and here.
   if (auto lease = store_->renew(job.id, worker_id_, options_.lease_seconds); lease && lease->cancel_requested) {
     cancel->store(true);
   }
+  return cancel;
+}
+
+// Ends a job this worker ran: given back to the queue on a graceful stop,
+// recorded otherwise, unless another worker took it over.
+void Service::finish_running(const JobRecord& job, bool cancelled, const nlohmann::json& units,
+                             const std::optional<Error>& first_error) {
+  bool lost;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.erase(job.id);
+    lost = lost_.erase(job.id) > 0;
+  }
+  if (lost) return;  // another worker holds it now
+  if (stopping_ && cancelled) {
+    // A graceful stop: the job goes back to the queue, for any worker.
+    if (auto st = store_->release(job.id, worker_id_); !st) log("cannot give job " + job.id + " back: " + st.error().message);
+    else log("job " + job.id + " interrupted by shutdown; queued again");
+    return;
+  }
+  JobState state = cancelled ? JobState::kCancelled : first_error ? JobState::kFailed : JobState::kSucceeded;
+  record_end(job, state, units, first_error);
+}
+
+void Service::run_job(JobRecord job) {
+  auto cancel = start_running(job);
   log(fmt::format("running job {} (attempt {})", job.id, job.attempts));
   CrashSlot in_flight(job.id);
   fs::path out = options_.data_dir / "jobs" / job.id / "out";
@@ -576,75 +664,23 @@ void Service::run_job(JobRecord job) {
                                                                  *binding},
                                                                 options, *module, tools_, *executor_, cache_use,
                                                                 tuning ? &*tuning : nullptr);
-    nlohmann::json binding_json = nullptr;
-    for (const auto& [name, value] : *binding) binding_json[name] = value;
-    if (outcome && bucket_) {
-      // Stored for the fleet before the job row says so.
-      for (const auto& file : {outcome->module_path, outcome->metadata_path}) {
-        if (auto st = bucket_->put_file("jobs/" + job.id + "/" + file.filename().string(), file); !st) {
-          outcome = tl::unexpected(st.error().context("storing the artifacts"));
-          break;
-        }
-      }
-    }
     if (outcome) {
-      const auto& m = outcome->record;
-      double seconds = m.compile_wall_seconds;
-      {
-        std::lock_guard<std::mutex> lock(metrics_mu_);
-        if (outcome->cache_hit) {
-          ++cache_hits_;
-          if (outcome->cache_source == "shared") ++shared_hits_;
-        } else {
-          ++cache_misses_;
-          size_t b = 0;
-          while (b < bucket_bounds_.size() && seconds > bucket_bounds_[b]) ++b;
-          ++buckets_[b];
-          duration_sum_ += seconds;
-          ++duration_count_;
-        }
-      }
-      std::string module_file = outcome->module_path.filename().string();
-      std::string metadata_file = outcome->metadata_path.filename().string();
-      nlohmann::json unit = {{"target", spec}, {"ok", true}, {"module", module_file}, {"metadata", metadata_file},
-                             {"sha256", m.output_sha256}, {"size_bytes", m.output_size_bytes},
-                             {"cache_hit", outcome->cache_hit}, {"compile_seconds", seconds}, {"worker", worker_id_},
-                             {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, module_file)},
-                                        {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job.id, metadata_file)}}}};
-      if (outcome->cache_hit) unit["cache_source"] = outcome->cache_source;
-      if (!binding->empty()) unit["binding"] = binding_json;
-      units.push_back(std::move(unit));
+      if (auto st = store_artifacts(job.id, *outcome); !st) outcome = tl::unexpected(st.error());
+    }
+    nlohmann::json unit;
+    if (outcome) {
+      count_compile(*outcome);
+      unit = unit_json(job.id, spec, *outcome, worker_id_);
     } else {
       if (outcome.error().code == Code::kCancelled) break;
-      // Diagnostics name the stored upload; users know it as "model".
-      std::string message = outcome.error().message;
-      for (size_t at; (at = message.find(input_path)) != std::string::npos;) message.replace(at, input_path.size(), "model");
-      // The saved compile log is named by its place in the job folder, a
-      // path of this server: the client gets its file name.
-      std::string out_prefix = out.string() + "/";
-      for (size_t at; (at = message.find(out_prefix)) != std::string::npos;) message.replace(at, out_prefix.size(), "");
-      nlohmann::json unit = {{"target", spec}, {"ok", false},
-                             {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}};
-      if (!binding->empty()) unit["binding"] = binding_json;
-      units.push_back(std::move(unit));
+      std::string message = client_message(outcome.error().message, input_path, out);
+      unit = {{"target", spec}, {"ok", false}, {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}};
       if (!first_error) first_error = Error{outcome.error().code, message};
     }
+    if (!binding->empty()) unit["binding"] = binding_json(*binding);
+    units.push_back(std::move(unit));
   }
-  bool lost;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancels_.erase(job.id);
-    lost = lost_.erase(job.id) > 0;
-  }
-  if (lost) return;  // another worker holds it now
-  if (stopping_ && cancel->load()) {
-    // A graceful stop: the job goes back to the queue, for any worker.
-    if (auto st = store_->release(job.id, worker_id_); !st) log("cannot give job " + job.id + " back: " + st.error().message);
-    else log("job " + job.id + " interrupted by shutdown; queued again");
-    return;
-  }
-  JobState state = cancel->load() ? JobState::kCancelled : first_error ? JobState::kFailed : JobState::kSucceeded;
-  record_end(job, state, units, first_error);
+  finish_running(job, cancel->load(), units, first_error);
 }
 
 }  // namespace kiln::serve

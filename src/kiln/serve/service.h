@@ -20,6 +20,7 @@
 #include "kiln/blob/bucket.h"
 #include "kiln/cache/shared.h"
 #include "kiln/cache/store.h"
+#include "kiln/compile/compile.h"
 #include "kiln/compile/executor.h"
 #include "kiln/config/config.h"
 #include "kiln/serve/store.h"
@@ -109,6 +110,11 @@ class Service {
   void worker_loop();
   void lease_loop();
   void run_job(JobRecord job);
+  std::shared_ptr<std::atomic<bool>> start_running(const JobRecord& job);
+  void finish_running(const JobRecord& job, bool cancelled, const nlohmann::json& units,
+                      const std::optional<Error>& first_error);
+  void count_compile(const compile::Outcome& outcome);
+  Status store_artifacts(const std::string& job_id, const compile::Outcome& outcome);
   // The job's upload as a local file (fetched from the shared store if needed).
   Result<fs::path> local_input(const JobRecord& job);
   // Records a job's end; retried while the queue cannot be reached.

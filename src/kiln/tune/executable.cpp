@@ -136,6 +136,84 @@ void set_field(Fields& fields, const std::string& key, const std::string& value)
   if (!value.empty()) fields.emplace_back(key, value);
 }
 
+namespace {
+
+// The device's limits that the target attribute states.
+void read_limits(const std::string& text, TargetLimits& limits) {
+  limits.max_threads = int_after(text, "max_thread_count_per_workgroup = ", limits.max_threads);
+  limits.max_workgroup_memory = int_after(text, "max_workgroup_memory_bytes = ", limits.max_workgroup_memory);
+  if (auto sizes = parse_ints(list_after(text, "max_workgroup_sizes = [")); sizes.size() >= 2) {
+    limits.max_workgroup_sizes = sizes;
+  }
+  if (auto choices = parse_ints(list_after(text, "subgroup_size_choices = [")); !choices.empty()) {
+    limits.subgroup_size = choices.front();
+  }
+  if (size_t mma = text.find("mma = ["); mma != std::string::npos) {
+    size_t end = text.find(']', mma);
+    for (size_t at = text.find('<', mma); at != std::string::npos && at < end; at = text.find('<', at + 1)) {
+      size_t close = text.find('>', at);
+      limits.mma.push_back(text.substr(at + 1, close - at - 1));
+    }
+  }
+}
+
+// The pipeline and workgroup size of the translation_info attribute.
+void read_translation_info(const std::string& text, Executable& exe) {
+  size_t ti = text.find("translation_info = #iree_codegen.translation_info<");
+  if (ti == std::string::npos) return;
+  size_t p = text.find("pipeline = ", ti);
+  if (p != std::string::npos) {
+    p += 11;
+    size_t open = text.find('<', p), stop = text.find_first_of(" ,>", p);
+    if (text[p] == '#' && open != std::string::npos) {
+      exe.pipeline = text.substr(open + 1, text.find('>', open) - open - 1);
+    } else {
+      exe.pipeline = text.substr(p, stop - p);
+    }
+  }
+  size_t ti_end = close_angle(text, text.find('<', ti));
+  size_t wg = text.find("workgroup_size = [", ti);
+  if (wg != std::string::npos && wg < ti_end) {
+    exe.wg_begin = wg + 17;
+    exe.wg_end = text.find(']', exe.wg_begin) + 1;
+    exe.workgroup_size = parse_ints(text.substr(exe.wg_begin, exe.wg_end - exe.wg_begin));
+  }
+}
+
+Family family_of(const Fields& fields) {
+  if (has(fields, "mma_kind") && has(fields, "workgroup") && has(fields, "subgroup")) return Family::kGpuMma;
+  if (has(fields, "workgroup") && has(fields, "thread") && has(fields, "reduction") && !has(fields, "lane_basis")) {
+    return Family::kGpuSimt;
+  }
+  if (has(fields, "distribution") && has(fields, "vector_common_parallel")) return Family::kCpuTiling;
+  return Family::kNone;
+}
+
+// The root op: the configuration that tiles the reduction (GPU) or
+// distributes the work (CPU).
+void find_root(const std::string& text, Executable& exe) {
+  for (const char* marker : {"lowering_config = #iree_gpu.lowering_config<", "lowering_config = #iree_cpu.lowering_config<"}) {
+    for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
+      size_t open = at + std::string(marker).size() - 1;
+      size_t close = close_angle(text, open);
+      if (close == std::string::npos) continue;
+      std::string inner = text.substr(open + 1, close - open - 2);
+      bool braced = !inner.empty() && inner.front() == '{';
+      Fields fields = parse_fields(braced ? inner.substr(1, inner.size() - 2) : inner);
+      Family family = family_of(fields);
+      if (family == Family::kNone) continue;
+      exe.family = family;
+      exe.root = std::move(fields);
+      exe.root_braced = braced;
+      exe.root_begin = open + 1;
+      exe.root_end = close - 1;
+      return;
+    }
+  }
+}
+
+}  // namespace
+
 Result<Executable> parse_executable(const std::string& text) {
   Executable exe;
   exe.text = text;
@@ -148,72 +226,9 @@ Result<Executable> parse_executable(const std::string& text) {
   exe.op_kind = parsed.op;
   exe.bounds = parsed.bounds;
   exe.element = parsed.element;
-
-  exe.limits.max_threads = int_after(text, "max_thread_count_per_workgroup = ", exe.limits.max_threads);
-  exe.limits.max_workgroup_memory = int_after(text, "max_workgroup_memory_bytes = ", exe.limits.max_workgroup_memory);
-  if (auto sizes = parse_ints(list_after(text, "max_workgroup_sizes = [")); sizes.size() >= 2) {
-    exe.limits.max_workgroup_sizes = sizes;
-  }
-  if (auto choices = parse_ints(list_after(text, "subgroup_size_choices = [")); !choices.empty()) {
-    exe.limits.subgroup_size = choices.front();
-  }
-  if (size_t mma = text.find("mma = ["); mma != std::string::npos) {
-    size_t end = text.find(']', mma);
-    for (size_t at = text.find('<', mma); at != std::string::npos && at < end; at = text.find('<', at + 1)) {
-      size_t close = text.find('>', at);
-      exe.limits.mma.push_back(text.substr(at + 1, close - at - 1));
-    }
-  }
-
-  size_t ti = text.find("translation_info = #iree_codegen.translation_info<");
-  if (ti != std::string::npos) {
-    size_t p = text.find("pipeline = ", ti);
-    if (p != std::string::npos) {
-      p += 11;
-      size_t open = text.find('<', p), stop = text.find_first_of(" ,>", p);
-      if (text[p] == '#' && open != std::string::npos) {
-        exe.pipeline = text.substr(open + 1, text.find('>', open) - open - 1);
-      } else {
-        exe.pipeline = text.substr(p, stop - p);
-      }
-    }
-    size_t ti_end = close_angle(text, text.find('<', ti));
-    size_t wg = text.find("workgroup_size = [", ti);
-    if (wg != std::string::npos && wg < ti_end) {
-      exe.wg_begin = wg + 17;
-      exe.wg_end = text.find(']', exe.wg_begin) + 1;
-      exe.workgroup_size = parse_ints(text.substr(exe.wg_begin, exe.wg_end - exe.wg_begin));
-    }
-  }
-
-  // The root op: the configuration that tiles the reduction (GPU) or
-  // distributes the work (CPU).
-  for (const char* marker : {"lowering_config = #iree_gpu.lowering_config<", "lowering_config = #iree_cpu.lowering_config<"}) {
-    for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
-      size_t open = at + std::string(marker).size() - 1;
-      size_t close = close_angle(text, open);
-      if (close == std::string::npos) continue;
-      std::string inner = text.substr(open + 1, close - open - 2);
-      bool braced = !inner.empty() && inner.front() == '{';
-      Fields fields = parse_fields(braced ? inner.substr(1, inner.size() - 2) : inner);
-      Family family = Family::kNone;
-      if (has(fields, "mma_kind") && has(fields, "workgroup") && has(fields, "subgroup")) {
-        family = Family::kGpuMma;
-      } else if (has(fields, "workgroup") && has(fields, "thread") && has(fields, "reduction") && !has(fields, "lane_basis")) {
-        family = Family::kGpuSimt;
-      } else if (has(fields, "distribution") && has(fields, "vector_common_parallel")) {
-        family = Family::kCpuTiling;
-      }
-      if (family == Family::kNone) continue;
-      exe.family = family;
-      exe.root = std::move(fields);
-      exe.root_braced = braced;
-      exe.root_begin = open + 1;
-      exe.root_end = close - 1;
-      break;
-    }
-    if (exe.family != Family::kNone) break;
-  }
+  read_limits(text, exe.limits);
+  read_translation_info(text, exe);
+  find_root(text, exe);
   if (exe.family == Family::kGpuSimt || exe.family == Family::kGpuMma) {
     if (exe.pipeline != "TileAndFuse" || exe.workgroup_size.size() != 3) exe.family = Family::kNone;
   }

@@ -104,13 +104,9 @@ Measurement check(const runtime::RunSpec& spec, const std::vector<array::Array>&
   return m;
 }
 
-}  // namespace
-
-Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
-                        const Log& log) {
-  Bundle bundle = KILN_TRY(read_bundle(o.bundle));
-  std::string digest = KILN_TRY(bundle_digest(o.bundle));
-  // The runtime's own release: a runtime-only host has no compiler release.
+// The runtime's own release must be the bundle's: a runtime-only host has
+// no compiler release.
+Status check_runtime(const Bundle& bundle, const toolchain::Toolchain& tools) {
   const std::string& runtime = tools.runtime_release.empty() ? tools.release : tools.runtime_release;
   if (runtime.empty()) {
     return fail(Code::kFailedPrecondition, "no IREE runtime found: install iree-base-runtime==" + bundle.iree_release);
@@ -121,12 +117,18 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
                             "own release: install iree-base-runtime=={} here, or prepare the bundle with IREE {}",
                             bundle.iree_release, runtime, bundle.iree_release, runtime));
   }
+  return {};
+}
+
+// The device to measure on, which must be of the bundle's driver (and GPU,
+// unless --any-device); `name` is the device's own name, if it has one.
+Result<std::string> measuring_device(const MeasureOptions& o, const Bundle& bundle, std::string& name) {
   std::string device = o.device.empty() ? bundle.runtime_device : runtime::device_uri(o.device);
   if (driver_of(device) != driver_of(bundle.runtime_device)) {
     return fail(Code::kInvalidArgument, fmt::format("the bundle's modules are for {} ({}), not device '{}'",
                                                     bundle.target_spec, bundle.runtime_device, device));
   }
-  std::string name = device_name(device);
+  name = device_name(device);
   if (!bundle.gpu.empty() && !name.empty() && !o.any_device &&
       util::to_lower(name).find(util::to_lower(bundle.gpu)) == std::string::npos) {
     return fail(Code::kFailedPrecondition,
@@ -134,8 +136,14 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
                             "would tune for the wrong chip; prepare a bundle for this GPU, or pass --any-device",
                             bundle.gpu, bundle.target_spec, name));
   }
+  return device;
+}
 
-  fs::path results_file = o.results.empty() ? o.bundle / "results.json" : o.results;
+// The results measured so far (resumed from the file), which must be of
+// this bundle and this device.
+Result<Results> earlier_results(const MeasureOptions& o, const Bundle& bundle, const fs::path& results_file,
+                                const std::string& digest, const std::string& device, const std::string& name,
+                                const Log& log) {
   Results results;
   std::error_code ec;
   if (fs::exists(results_file, ec)) {
@@ -157,6 +165,49 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
   results.device_uri = device;
   results.device_name = name.empty() ? "unknown" : name;
   if (results.measured_at.empty()) results.measured_at = util::utc_timestamp();
+  return results;
+}
+
+// One candidate: its outputs checked against the reference's, then timed.
+Measurement measure_one(const MeasureOptions& o, const Bundle& bundle, const Candidate& c, const runtime::RunSpec& ref,
+                        const std::vector<array::Array>& want, bool p50, const toolchain::Toolchain& tools,
+                        compile::Executor& executor) {
+  Measurement m;
+  auto sig = runtime::load(o.bundle / c.module, bundle.function, tools, executor);
+  if (!sig) {
+    m.status = "failed";
+    m.message = sig.error().message;
+    return m;
+  }
+  runtime::RunSpec spec{*sig, ref.device, ref.inputs, ref.work_dir, o.candidate_timeout, c.runtime_flags};
+  m = check(spec, want, tools, executor);
+  if (m.status == "ok") {
+    auto means = runtime::benchmark_amortized(tools, executor, {spec, o.min_seconds, o.repetitions});
+    if (means) {
+      m.latency_ms = median(*means);
+    } else {
+      m.status = means.error().code == Code::kDeadlineExceeded ? "timeout" : "failed";
+      m.message = means.error().message.substr(0, 600);
+    }
+  }
+  if (m.status == "ok" && p50) {
+    auto samples = runtime::benchmark(tools, executor, {spec, 10, 100, 1});
+    if (samples) m.p50_ms = median(*samples);
+  }
+  return m;
+}
+
+}  // namespace
+
+Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
+                        const Log& log) {
+  Bundle bundle = KILN_TRY(read_bundle(o.bundle));
+  std::string digest = KILN_TRY(bundle_digest(o.bundle));
+  KILN_TRY_STATUS(check_runtime(bundle, tools));
+  std::string name;
+  std::string device = KILN_TRY(measuring_device(o, bundle, name));
+  fs::path results_file = o.results.empty() ? o.bundle / "results.json" : o.results;
+  Results results = KILN_TRY(earlier_results(o, bundle, results_file, digest, device, name, log));
 
   auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-measure-"));
   const Candidate& reference = bundle.candidates.front();
@@ -174,28 +225,7 @@ Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& too
     ++index;
     if (results.find(c.id)) continue;
     if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the measurements so far are saved, run again to resume");
-    Measurement m;
-    auto sig = runtime::load(o.bundle / c.module, bundle.function, tools, executor);
-    if (!sig) {
-      m.status = "failed";
-      m.message = sig.error().message;
-    } else {
-      runtime::RunSpec spec{*sig, device, inputs, scratch.path(), o.candidate_timeout, c.runtime_flags};
-      m = check(spec, *want, tools, executor);
-      if (m.status == "ok") {
-        auto means = runtime::benchmark_amortized(tools, executor, {spec, o.min_seconds, o.repetitions});
-        if (means) {
-          m.latency_ms = median(*means);
-        } else {
-          m.status = means.error().code == Code::kDeadlineExceeded ? "timeout" : "failed";
-          m.message = means.error().message.substr(0, 600);
-        }
-      }
-      if (m.status == "ok" && p50) {
-        auto samples = runtime::benchmark(tools, executor, {spec, 10, 100, 1});
-        if (samples) m.p50_ms = median(*samples);
-      }
-    }
+    Measurement m = measure_one(o, bundle, c, ref_spec, *want, p50, tools, executor);
     // A candidate cut short by an interrupt is measured again on resumption.
     if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the measurements so far are saved, run again to resume");
     m.id = c.id;

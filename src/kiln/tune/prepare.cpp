@@ -177,67 +177,165 @@ struct Ranked {
   double ms;
 };
 
-// Round 2: the winners of round 1, combined.
-Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first, const Results& results,
-                                   std::vector<std::string>& runtime_names, const Log& log) {
-  const Measurement* ref = results.find("reference");
-  if (!ref || ref->status != "ok") return fail(Code::kInvalidArgument, "the round-1 results have no measurement of the reference");
-  // Dispatch candidates grouped by the whole-program options they were
-  // compiled with: "" for the reference's dispatches, the reshaping option
-  // set's flags (split-K) for dispatches that exist only under them.
+bool faster(const Ranked& a, const Ranked& b) { return a.ms < b.ms; }
+
+// Round 1's measured candidates, by level. Dispatch candidates are grouped by
+// the whole-program options they were compiled with: "" for the reference's
+// dispatches, the reshaping option set's flags (split-K) for dispatches that
+// exist only under them.
+struct RoundOne {
   std::map<std::string, std::map<std::string, std::vector<Ranked>>> per_variant;
-  std::vector<Ranked> programs, runtimes{{&first.candidates.front(), ref->latency_ms}};
+  std::vector<Ranked> programs;
+  std::vector<Ranked> runtimes;
   std::map<std::string, Ranked> variant_base;  // flags -> the untuned program under them
+};
+
+RoundOne rank_round_one(const Bundle& first, const Results& results, double reference_ms) {
+  RoundOne r;
+  r.runtimes.push_back({&first.candidates.front(), reference_ms});
   for (const auto& c : first.candidates) {
     const Measurement* m = results.find(c.id);
     if (!m || m->status != "ok") continue;
     std::string flags = util::join(c.compile_flags, " ");
     if (c.level == "dispatch" && c.dispatches.size() == 1) {
-      per_variant[flags][c.dispatches.begin()->first].push_back({&c, m->latency_ms});
+      r.per_variant[flags][c.dispatches.begin()->first].push_back({&c, m->latency_ms});
     }
-    if (c.level == "program") programs.push_back({&c, m->latency_ms});
-    if (c.level == "runtime") runtimes.push_back({&c, m->latency_ms});
+    if (c.level == "program") r.programs.push_back({&c, m->latency_ms});
+    if (c.level == "runtime") r.runtimes.push_back({&c, m->latency_ms});
   }
   // A program option set that has dispatch candidates of its own reshapes the
   // program: the reference's configurations do not apply under it.
-  programs.erase(std::remove_if(programs.begin(), programs.end(),
-                                [&](const Ranked& r) {
-                                  std::string flags = util::join(r.candidate->compile_flags, " ");
-                                  if (!per_variant.count(flags)) return false;
-                                  variant_base.emplace(flags, r);
-                                  return true;
-                                }),
-                 programs.end());
-  auto& per_exe = per_variant[""];
-  auto by_time = [](const Ranked& a, const Ranked& b) { return a.ms < b.ms; };
+  r.programs.erase(std::remove_if(r.programs.begin(), r.programs.end(),
+                                  [&](const Ranked& p) {
+                                    std::string flags = util::join(p.candidate->compile_flags, " ");
+                                    if (!r.per_variant.count(flags)) return false;
+                                    r.variant_base.emplace(flags, p);
+                                    return true;
+                                  }),
+                   r.programs.end());
+  std::sort(r.programs.begin(), r.programs.end(), faster);
+  std::sort(r.runtimes.begin(), r.runtimes.end(), faster);
+  return r;
+}
+
+Status add_configs(const Bundle& first, const Candidate& c, Build& b) {
+  for (const auto& [exe, rel] : c.configs) b.configs[exe] = KILN_TRY(util::read_file(first.dir / rel));
+  for (const auto& [exe, s] : c.dispatches) b.dispatches[exe] = s;
+  return {};
+}
+
+// Round 1 times one dispatch's change inside an otherwise untuned program,
+// too coarse to rank tiles a few percent apart. So each dispatch keeps its
+// fastest candidates that beat `bar` and come within 8% of its best, up to
+// three, and round 2 measures their combinations.
+std::vector<const Candidate*> finalists(std::vector<Ranked>& ranked, double bar) {
+  std::sort(ranked.begin(), ranked.end(), faster);
+  std::vector<const Candidate*> out;
+  for (const auto& r : ranked) {
+    if (out.size() >= 3 || r.ms >= bar || r.ms > ranked.front().ms * 1.08) break;
+    out.push_back(r.candidate);
+  }
+  return out;
+}
+
+// The combinations of each dispatch's finalists, every dispatch's best
+// first: all of them when there are at most nine, else that first one and
+// each dispatch's other finalists swapped in one at a time.
+std::vector<std::vector<const Candidate*>> combinations(const std::vector<std::vector<const Candidate*>>& choices) {
+  size_t all = 1;
+  for (const auto& c : choices) all *= c.size();
+  std::vector<std::vector<const Candidate*>> out;
+  if (all <= 9) {
+    for (size_t n = 0; n < all; ++n) {
+      std::vector<const Candidate*> combo;
+      for (size_t i = 0, rest = n; i < choices.size(); rest /= choices[i].size(), ++i) {
+        combo.push_back(choices[i][rest % choices[i].size()]);
+      }
+      out.push_back(std::move(combo));
+    }
+    return out;
+  }
+  std::vector<const Candidate*> best;
+  for (const auto& c : choices) best.push_back(c.front());
+  out.push_back(best);
+  for (size_t i = 0; i < choices.size(); ++i) {
+    for (size_t k = 1; k < choices[i].size(); ++k) {
+      out.push_back(best);
+      out.back()[i] = choices[i][k];
+    }
+  }
+  return out;
+}
+
+// One build per combination of the executables' finalists, named `id`,
+// `id-2`, `id-3`, ...; none when no executable has a candidate that beats `bar`.
+Result<std::vector<Build>> combined_builds(const Bundle& first, std::map<std::string, std::vector<Ranked>>& per_exe,
+                                           double bar, const std::string& id, const std::vector<std::string>& flags) {
+  std::vector<std::vector<const Candidate*>> choices;
+  for (auto& [exe, ranked] : per_exe) {
+    auto kept = finalists(ranked, bar);
+    if (!kept.empty()) choices.push_back(std::move(kept));
+  }
+  std::vector<Build> builds;
+  if (choices.empty()) return builds;
+  for (const auto& combo : combinations(choices)) {
+    Build b{builds.empty() ? id : fmt::format("{}-{}", id, builds.size() + 1), flags, {}, {}, "", "combined"};
+    for (const Candidate* c : combo) KILN_TRY_STATUS(add_configs(first, *c, b));
+    builds.push_back(std::move(b));
+  }
+  return builds;
+}
+
+std::string summary_of(const Build& b) {
+  std::vector<std::string> parts;
+  for (const auto& [exe, s] : b.dispatches) parts.push_back(exe + ": " + s);
+  return util::join(parts, "; ");
+}
+
+// Each reshaped program with its own dispatches' winners: those that beat the
+// untuned program under the same options.
+Status add_reshaped_winners(const Bundle& first, RoundOne& r, std::vector<Build>& builds) {
+  for (auto& [flags, exes] : r.per_variant) {
+    auto base = r.variant_base.find(flags);
+    if (flags.empty() || base == r.variant_base.end()) continue;
+    const Candidate* prog = base->second.candidate;
+    std::string name = util::starts_with(prog->id, "prog-") ? prog->id.substr(5) : prog->id;
+    for (auto& b : KILN_TRY(combined_builds(first, exes, base->second.ms * 0.98, "combined-" + name, prog->compile_flags))) {
+      b.summary = name + "; " + summary_of(b);
+      builds.push_back(std::move(b));
+    }
+  }
+  return {};
+}
+
+// Round 1's ranking of runtime options holds for its own calling convention;
+// under another (queued calls) the allocator's choices weigh differently, so
+// more of them are measured again.
+std::vector<std::string> runtime_choices(const PrepareOptions& o, const Bundle& first, const std::vector<Ranked>& runtimes) {
+  std::vector<std::string> names = {"defaults"};
+  size_t keep = first.invocation == compile::invocation_name(o.invocation) ? 2 : 4;
+  for (const auto& r : runtimes) {
+    if (names.size() >= keep) break;
+    if (r.candidate->runtime_name != "defaults") names.push_back(r.candidate->runtime_name);
+  }
+  return names;
+}
+
+// Round 2: the winners of round 1, combined.
+Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first, const Results& results,
+                                   std::vector<std::string>& runtime_names, const Log& log) {
+  const Measurement* ref = results.find("reference");
+  if (!ref || ref->status != "ok") return fail(Code::kInvalidArgument, "the round-1 results have no measurement of the reference");
+  RoundOne r = rank_round_one(first, results, ref->latency_ms);
   // A winner must beat the reference by more than the measurement's noise.
   double bar = ref->latency_ms * 0.98;
   std::vector<Build> builds;
-  auto configs_of = [&](const Candidate& c, Build& b) -> Status {
-    for (const auto& [exe, rel] : c.configs) b.configs[exe] = KILN_TRY(util::read_file(first.dir / rel));
-    for (const auto& [exe, s] : c.dispatches) b.dispatches[exe] = s;
-    return {};
-  };
-  Build best{"combined", {}, {}, {}, "", "combined"}, second{"combined-alt", {}, {}, {}, "", "combined"};
-  for (auto& [exe, ranked] : per_exe) {
-    std::sort(ranked.begin(), ranked.end(), by_time);
-    if (ranked[0].ms >= bar) continue;
-    KILN_TRY_STATUS(configs_of(*ranked[0].candidate, best));
-    bool alt = ranked.size() > 1 && ranked[1].ms < bar;
-    KILN_TRY_STATUS(configs_of(*ranked[alt ? 1 : 0].candidate, second));
-  }
-  auto summary_of = [](const Build& b) {
-    std::vector<std::string> parts;
-    for (const auto& [exe, s] : b.dispatches) parts.push_back(exe + ": " + s);
-    return util::join(parts, "; ");
-  };
-  std::sort(programs.begin(), programs.end(), by_time);
-  const Candidate* program = !programs.empty() && programs[0].ms < bar ? programs[0].candidate : nullptr;
-  if (!best.configs.empty()) {
-    best.summary = summary_of(best);
-    second.summary = summary_of(second);
-    builds.push_back(best);
-    if (second.configs != best.configs) builds.push_back(second);
+  std::vector<Build> combined = KILN_TRY(combined_builds(first, r.per_variant[""], bar, "combined", {}));
+  for (auto& b : combined) b.summary = summary_of(b);
+  builds = combined;
+  const Candidate* program = !r.programs.empty() && r.programs[0].ms < bar ? r.programs[0].candidate : nullptr;
+  if (!combined.empty()) {
+    const Build& best = combined.front();
     if (program) {
       Build both = best;
       both.id = "combined+" + program->id;
@@ -247,39 +345,8 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
     }
   }
   if (program) builds.push_back({program->id, program->compile_flags, {}, {}, program->summary, "program"});
-  // Each reshaped program with its own dispatches' winners: those that beat
-  // the untuned program under the same options.
-  for (auto& [flags, exes] : per_variant) {
-    auto base = variant_base.find(flags);
-    if (flags.empty() || base == variant_base.end()) continue;
-    const Candidate* prog = base->second.candidate;
-    std::string name = util::starts_with(prog->id, "prog-") ? prog->id.substr(5) : prog->id;
-    double vbar = base->second.ms * 0.98;
-    Build vbest{"combined-" + name, prog->compile_flags, {}, {}, "", "combined"};
-    Build valt{"combined-" + name + "-alt", prog->compile_flags, {}, {}, "", "combined"};
-    for (auto& [exe, ranked] : exes) {
-      std::sort(ranked.begin(), ranked.end(), by_time);
-      if (ranked[0].ms >= vbar) continue;
-      KILN_TRY_STATUS(configs_of(*ranked[0].candidate, vbest));
-      bool alt = ranked.size() > 1 && ranked[1].ms < vbar;
-      KILN_TRY_STATUS(configs_of(*ranked[alt ? 1 : 0].candidate, valt));
-    }
-    if (vbest.configs.empty()) continue;
-    vbest.summary = name + "; " + summary_of(vbest);
-    valt.summary = name + "; " + summary_of(valt);
-    builds.push_back(vbest);
-    if (valt.configs != vbest.configs) builds.push_back(valt);
-  }
-  std::sort(runtimes.begin(), runtimes.end(), by_time);
-  runtime_names = {"defaults"};
-  // Round 1's ranking of runtime options holds for its own calling
-  // convention; under another (queued calls) the allocator's choices weigh
-  // differently, so more of them are measured again.
-  size_t keep = first.invocation == compile::invocation_name(o.invocation) ? 2 : 4;
-  for (const auto& r : runtimes) {
-    if (runtime_names.size() >= keep) break;
-    if (r.candidate->runtime_name != "defaults") runtime_names.push_back(r.candidate->runtime_name);
-  }
+  KILN_TRY_STATUS(add_reshaped_winners(first, r, builds));
+  runtime_names = runtime_choices(o, first, r.runtimes);
   if (first.invocation != compile::invocation_name(o.invocation)) {
     log(fmt::format("round 2 builds for {} calls; round 1 measured {} calls", compile::invocation_name(o.invocation),
                     first.invocation));
@@ -289,25 +356,27 @@ Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first,
   return builds;
 }
 
-}  // namespace
-
-Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
-                       const Log& log) {
+Status check_destination(const fs::path& output) {
   std::error_code ec;
-  if (fs::exists(o.output / "bundle.json", ec)) {
+  if (fs::exists(output / "bundle.json", ec)) {
     return fail(Code::kInvalidArgument, fmt::format("{} already holds a tuning bundle; choose another folder or remove it",
-                                                    o.output.string()));
+                                                    output.string()));
   }
-  if (fs::exists(o.output, ec) && !fs::is_empty(o.output, ec)) {
-    return fail(Code::kInvalidArgument, fmt::format("{} exists and is not empty; give a new folder for the bundle", o.output.string()));
+  if (fs::exists(output, ec) && !fs::is_empty(output, ec)) {
+    return fail(Code::kInvalidArgument, fmt::format("{} exists and is not empty; give a new folder for the bundle", output.string()));
   }
-  std::string sha = KILN_TRY(util::sha256_file(o.model));
-  const auto* fn = [&]() -> const mlir::Function* {
-    for (const auto& f : o.module->functions) {
-      if (f.is_public) return &f;
+  return {};
+}
+
+// The program's first public function, which must have static shapes.
+Result<const mlir::Function*> function_to_tune(const PrepareOptions& o) {
+  const mlir::Function* fn = nullptr;
+  for (const auto& f : o.module->functions) {
+    if (f.is_public) {
+      fn = &f;
+      break;
     }
-    return nullptr;
-  }();
+  }
   if (!fn) return fail(Code::kInvalidArgument, o.model.string() + " has no public function to tune");
   for (const auto& v : fn->arguments) {
     if (v.type.has_dynamic_dims() || !v.type.ranked) {
@@ -316,36 +385,31 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
                                                       fn->name, v.type.text()));
     }
   }
+  return fn;
+}
 
-  // Round 2 reads round 1 before anything is made.
-  std::optional<Bundle> first;
-  std::optional<Results> first_results;
-  if (!o.from.empty()) {
-    first_results = KILN_TRY(read_results(o.from));
-    first = KILN_TRY(read_bundle(fs::absolute(o.from).parent_path()));
-    if (KILN_TRY(bundle_digest(first->dir)) != first_results->bundle_digest) {
-      return fail(Code::kInvalidArgument, fmt::format("{} does not belong to the bundle in {}", o.from.string(), first->dir.string()));
-    }
-    if (first->program_sha256 != sha || first->target_slug != o.target.slug ||
-        first->precision != compile::precision_name(o.precision)) {
-      return fail(Code::kInvalidArgument,
-                  fmt::format("{} measured {} for {} ({}); prepare round 2 with the same program, target and precision",
-                              o.from.string(), first->program_name, first->target_spec, first->precision));
-    }
+// Round 2 reads round 1 before anything is made.
+Status read_round_one(const PrepareOptions& o, const std::string& sha, std::optional<Bundle>& first,
+                      std::optional<Results>& first_results) {
+  first_results = KILN_TRY(read_results(o.from));
+  first = KILN_TRY(read_bundle(fs::absolute(o.from).parent_path()));
+  if (KILN_TRY(bundle_digest(first->dir)) != first_results->bundle_digest) {
+    return fail(Code::kInvalidArgument, fmt::format("{} does not belong to the bundle in {}", o.from.string(), first->dir.string()));
   }
+  if (first->program_sha256 != sha || first->target_slug != o.target.slug ||
+      first->precision != compile::precision_name(o.precision)) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{} measured {} for {} ({}); prepare round 2 with the same program, target and precision",
+                            o.from.string(), first->program_name, first->target_spec, first->precision));
+  }
+  return {};
+}
 
-  fs::path parent = fs::absolute(o.output).parent_path();
-  fs::create_directories(parent, ec);
-  util::reap_orphans(parent, ".kiln-staging-tune-");
-  auto stage_dir = KILN_TRY(util::TempDir::create(parent, ".kiln-staging-tune-"));
-  fs::path stage = stage_dir.path();
-  KILN_TRY_STATUS(util::mark_owner(stage));
-  fs::create_directories(stage / "modules", ec);
-  fs::create_directories(stage / "dump", ec);
-
+Bundle new_bundle(const PrepareOptions& o, const toolchain::Toolchain& tools, const std::string& sha,
+                  const mlir::Function& fn, int round) {
   Bundle bundle;
   bundle.dir = o.output;
-  bundle.round = first ? 2 : 1;
+  bundle.round = round;
   bundle.iree_release = tools.release;
   bundle.target_spec = o.target.spec;
   bundle.target_slug = o.target.slug;
@@ -356,9 +420,135 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
   bundle.program_sha256 = sha;
   bundle.precision = compile::precision_name(o.precision);
   bundle.invocation = compile::invocation_name(o.invocation);
-  bundle.function = fn->name;
+  bundle.function = fn.name;
   bundle.seed = o.seed;
   bundle.created_at = util::utc_timestamp();
+  return bundle;
+}
+
+// Keeps each distinct module once: a candidate whose module is byte-identical
+// to an earlier one would only measure the same thing again.
+std::vector<const Build*> keep_distinct(const Build& reference, const std::vector<Build>& more, const fs::path& stage,
+                                        Bundle& bundle) {
+  std::error_code ec;
+  std::map<std::string, std::string> seen = {{reference.outcome->record.output_sha256, "reference"}};
+  std::vector<const Build*> kept = {&reference};
+  for (const auto& b : more) {
+    if (!b.outcome) {
+      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", first_line(b.outcome.error().message)}});
+      continue;
+    }
+    auto [it, fresh] = seen.emplace(b.outcome->record.output_sha256, b.id);
+    if (!fresh) {
+      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", "the same module as " + it->second}});
+      for (const auto& p : {b.outcome->module_path, b.outcome->metadata_path}) fs::remove(p, ec);
+      fs::remove_all(stage / "configs" / b.id, ec);
+      continue;
+    }
+    kept.push_back(&b);
+  }
+  return kept;
+}
+
+Candidate candidate_of(const PrepareOptions& o, const Build& b, const OptionSet& rt, const std::string& id) {
+  Candidate c;
+  c.id = id;
+  c.level = b.level;
+  c.summary = b.summary;
+  c.module = module_path(b.id, o.target);
+  c.compile_flags = b.compile_flags;
+  for (const auto& [exe, text] : b.configs) c.configs[exe] = "configs/" + b.id + "/" + exe + ".mlir";
+  c.dispatches = b.dispatches;
+  c.runtime_name = rt.name;
+  c.runtime_flags = rt.flags;
+  return c;
+}
+
+// Round 1: the reference under every runtime option set, each other module
+// under the defaults.
+void add_round_one_candidates(const PrepareOptions& o, const std::vector<const Build*>& kept, Bundle& bundle) {
+  auto runtimes = runtime_option_sets(o.target.runtime_device);
+  bundle.candidates.push_back(candidate_of(o, *kept[0], runtimes[0], "reference"));
+  for (size_t i = 1; i < runtimes.size(); ++i) {
+    Candidate c = candidate_of(o, *kept[0], runtimes[i], "rt-" + runtimes[i].name);
+    c.level = "runtime";
+    c.summary = "runtime: " + runtimes[i].name;
+    bundle.candidates.push_back(c);
+  }
+  for (size_t i = 1; i < kept.size(); ++i) bundle.candidates.push_back(candidate_of(o, *kept[i], runtimes[0], kept[i]->id));
+}
+
+// Round 2: every module under each of round 1's best runtime option sets.
+void add_round_two_candidates(const PrepareOptions& o, const std::vector<const Build*>& kept,
+                              const std::vector<std::string>& runtime_names, Bundle& bundle) {
+  auto runtimes = runtime_option_sets(o.target.runtime_device);
+  for (const auto* b : kept) {
+    for (const auto& name : runtime_names) {
+      auto rt = std::find_if(runtimes.begin(), runtimes.end(), [&](const OptionSet& s) { return s.name == name; });
+      if (rt == runtimes.end()) continue;
+      std::string id = b->id == "reference" && name == "defaults" ? "reference" : b->id + "@" + name;
+      Candidate c = candidate_of(o, *b, *rt, id);
+      if (b->id == "reference" && name != "defaults") c.level = "runtime";
+      c.summary = (b->id == "reference" ? std::string("the compiler's own choices") : b->summary) + "; runtime: " + name;
+      bundle.candidates.push_back(c);
+    }
+  }
+}
+
+// Writes the bundle in its staging folder and moves it whole to its place.
+Status publish_bundle(Bundle& bundle, util::TempDir& stage_dir, const fs::path& output) {
+  std::error_code ec;
+  fs::path stage = stage_dir.path();
+  fs::remove_all(stage / "dump", ec);
+  fs::remove(stage / util::kOwnerFile, ec);  // the bundle is published whole
+  bundle.dir = stage;
+  KILN_TRY_STATUS(write_bundle(bundle));
+  fs::remove(output, ec);  // an empty folder given as the destination
+  fs::rename(stage, output, ec);
+  if (ec) return fail(Code::kFailedPrecondition, fmt::format("cannot move the bundle to {}: {}", output.string(), ec.message()));
+  stage_dir.keep();
+  bundle.dir = output;
+  return {};
+}
+
+// The candidates besides the reference: round 1 explores each dispatch and
+// the reshaping program options, round 2 combines round 1's winners.
+Result<std::vector<Build>> candidate_builds(const PrepareOptions& o, const std::optional<Bundle>& first,
+                                            const std::optional<Results>& first_results, const fs::path& stage,
+                                            const std::string& sha, const toolchain::Toolchain& tools,
+                                            compile::Executor& executor, Bundle& bundle,
+                                            std::vector<std::string>& runtime_names, const Log& log) {
+  if (first) {
+    bundle.dispatches = first->dispatches;
+    return combine(o, *first, *first_results, runtime_names, log);
+  }
+  std::vector<Build> more = KILN_TRY(explore(o, stage / "dump", bundle.dispatches, log));
+  auto reshaped = KILN_TRY(explore_reshaped(o, stage, sha, tools, executor, bundle.dispatches, log));
+  more.insert(more.end(), std::make_move_iterator(reshaped.begin()), std::make_move_iterator(reshaped.end()));
+  return more;
+}
+
+}  // namespace
+
+Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
+                       const Log& log) {
+  std::error_code ec;
+  KILN_TRY_STATUS(check_destination(o.output));
+  std::string sha = KILN_TRY(util::sha256_file(o.model));
+  const mlir::Function* fn = KILN_TRY(function_to_tune(o));
+  std::optional<Bundle> first;
+  std::optional<Results> first_results;
+  if (!o.from.empty()) KILN_TRY_STATUS(read_round_one(o, sha, first, first_results));
+
+  fs::path parent = fs::absolute(o.output).parent_path();
+  fs::create_directories(parent, ec);
+  util::reap_orphans(parent, ".kiln-staging-tune-");
+  auto stage_dir = KILN_TRY(util::TempDir::create(parent, ".kiln-staging-tune-"));
+  fs::path stage = stage_dir.path();
+  KILN_TRY_STATUS(util::mark_owner(stage));
+  fs::create_directories(stage / "modules", ec);
+  fs::create_directories(stage / "dump", ec);
+  Bundle bundle = new_bundle(o, tools, sha, *fn, first ? 2 : 1);
 
   // The reference: the compiler's own choices, with the configurations it
   // made dumped for the tuner to start from.
@@ -368,88 +558,19 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
                     "the compiler's own choices", "reference"});
   compile_all(builds, o, stage, tools, executor, sha, [](const std::string&) {});
   if (!builds[0].outcome) return tl::unexpected(builds[0].outcome.error().context("the reference module"));
-  std::string ref_sha = builds[0].outcome->record.output_sha256;
   builds[0].compile_flags.clear();
 
   std::vector<std::string> runtime_names;
-  std::vector<Build> more = first ? KILN_TRY(combine(o, *first, *first_results, runtime_names, log))
-                                  : KILN_TRY(explore(o, stage / "dump", bundle.dispatches, log));
-  if (first) {
-    bundle.dispatches = first->dispatches;
-  } else {
-    auto reshaped = KILN_TRY(explore_reshaped(o, stage, sha, tools, executor, bundle.dispatches, log));
-    more.insert(more.end(), std::make_move_iterator(reshaped.begin()), std::make_move_iterator(reshaped.end()));
-  }
+  std::vector<Build> more =
+      KILN_TRY(candidate_builds(o, first, first_results, stage, sha, tools, executor, bundle, runtime_names, log));
   for (const auto& b : more) KILN_TRY_STATUS(write_configs(stage, b));
   compile_all(more, o, stage, tools, executor, sha, log);
   if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the bundle was not written");
 
-  // Keep each distinct module once: a candidate whose module is byte-identical
-  // to an earlier one would only measure the same thing again.
-  std::map<std::string, std::string> seen = {{ref_sha, "reference"}};
-  std::vector<const Build*> kept = {&builds[0]};
-  for (const auto& b : more) {
-    if (!b.outcome) {
-      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", first_line(b.outcome.error().message)}});
-      continue;
-    }
-    std::string out_sha = b.outcome->record.output_sha256;
-    auto [it, fresh] = seen.emplace(out_sha, b.id);
-    if (!fresh) {
-      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", "the same module as " + it->second}});
-      for (const auto& p : {b.outcome->module_path, b.outcome->metadata_path}) fs::remove(p, ec);
-      fs::remove_all(stage / "configs" / b.id, ec);
-      continue;
-    }
-    kept.push_back(&b);
-  }
-
-  auto candidate_of = [&](const Build& b, const OptionSet& rt, const std::string& id) {
-    Candidate c;
-    c.id = id;
-    c.level = b.level;
-    c.summary = b.summary;
-    c.module = module_path(b.id, o.target);
-    c.compile_flags = b.compile_flags;
-    for (const auto& [exe, text] : b.configs) c.configs[exe] = "configs/" + b.id + "/" + exe + ".mlir";
-    c.dispatches = b.dispatches;
-    c.runtime_name = rt.name;
-    c.runtime_flags = rt.flags;
-    return c;
-  };
-  auto runtimes = runtime_option_sets(o.target.runtime_device);
-  if (!first) {
-    bundle.candidates.push_back(candidate_of(builds[0], runtimes[0], "reference"));
-    for (size_t i = 1; i < runtimes.size(); ++i) {
-      Candidate c = candidate_of(builds[0], runtimes[i], "rt-" + runtimes[i].name);
-      c.level = "runtime";
-      c.summary = "runtime: " + runtimes[i].name;
-      bundle.candidates.push_back(c);
-    }
-    for (size_t i = 1; i < kept.size(); ++i) bundle.candidates.push_back(candidate_of(*kept[i], runtimes[0], kept[i]->id));
-  } else {
-    for (const auto* b : kept) {
-      for (const auto& name : runtime_names) {
-        auto rt = std::find_if(runtimes.begin(), runtimes.end(), [&](const OptionSet& s) { return s.name == name; });
-        if (rt == runtimes.end()) continue;
-        std::string id = b->id == "reference" && name == "defaults" ? "reference" : b->id + "@" + name;
-        Candidate c = candidate_of(*b, *rt, id);
-        if (b->id == "reference" && name != "defaults") c.level = "runtime";
-        c.summary = (b->id == "reference" ? std::string("the compiler's own choices") : b->summary) + "; runtime: " + name;
-        bundle.candidates.push_back(c);
-      }
-    }
-  }
-
-  fs::remove_all(stage / "dump", ec);
-  fs::remove(stage / util::kOwnerFile, ec);  // the bundle is published whole
-  bundle.dir = stage;
-  KILN_TRY_STATUS(write_bundle(bundle));
-  fs::remove(o.output, ec);  // an empty folder given as the destination
-  fs::rename(stage, o.output, ec);
-  if (ec) return fail(Code::kFailedPrecondition, fmt::format("cannot move the bundle to {}: {}", o.output.string(), ec.message()));
-  stage_dir.keep();
-  bundle.dir = o.output;
+  auto kept = keep_distinct(builds[0], more, stage, bundle);
+  if (first) add_round_two_candidates(o, kept, runtime_names, bundle);
+  else add_round_one_candidates(o, kept, bundle);
+  KILN_TRY_STATUS(publish_bundle(bundle, stage_dir, o.output));
   log(fmt::format("bundle {}: {} candidates ({} dropped)", o.output.string(), bundle.candidates.size(), bundle.dropped.size()));
   return bundle;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "kiln/util/strings.h"
@@ -64,19 +65,108 @@ std::vector<DispatchCandidate> pick(std::vector<DispatchCandidate> all, size_t l
 // of round 1's pairs), and a K step of 32 over 16 (the hand-written winners').
 double tie_breaks(int64_t tm, int64_t tn, int64_t kr) { return (tm < tn ? 0.05 : 0) + (kr == 16 ? 0.02 : 0); }
 
+// What every SIMT tiling of one executable shares: its bounds, which loops
+// are M, N, K (and an outer batch loop), and the compiler's own tiles.
+struct SimtShape {
+  const Executable& exe;
+  std::vector<int64_t> wg0, th0, red0;
+  Dims d;
+  size_t m = 0, n = 0, r = 0, o = 0;
+  bool has_outer = false;
+  bool contraction = false;
+  int bytes = 0;
+};
+
+struct Tile {
+  int64_t wm, wn, tm, tn, wo, kr;
+  bool promote;
+};
+
+// The tile, or nothing when it does not divide the loops or does not fit
+// the device's limits; `threads` is the workgroup's thread count.
+std::optional<DispatchCandidate> simt_tile(const SimtShape& s, const Tile& t, int64_t& threads,
+                                           std::vector<int64_t>& wg) {
+  const auto& b = s.exe.bounds;
+  const auto& lim = s.exe.limits;
+  if (b[s.m] % t.wm || b[s.n] % t.wn || t.wm % t.tm || t.wn % t.tn || t.kr > b[s.r] || b[s.r] % t.kr) return std::nullopt;
+  if (t.wo > 1 && (!s.has_outer || b[s.o] % t.wo)) return std::nullopt;
+  if (t.promote && !s.contraction) return std::nullopt;
+  int64_t tx = t.wn / t.tn, ty = (t.wm / t.tm) * t.wo;
+  threads = tx * ty;
+  if (threads % lim.subgroup_size || threads < 64 || threads > std::min<int64_t>(512, lim.max_threads)) return std::nullopt;
+  if (tx > lim.max_workgroup_sizes[0] || ty > lim.max_workgroup_sizes[1]) return std::nullopt;
+  if (t.tm * t.tn < 2 || t.tm * t.tn > 64) return std::nullopt;
+  if (t.promote && (t.wm * t.wo * t.kr + t.kr * t.wn) * s.bytes > lim.max_workgroup_memory) return std::nullopt;
+  wg = s.wg0;
+  auto th = s.th0, red = s.red0;
+  for (size_t i : s.d.parallel) {
+    wg[i] = 1;
+    th[i] = 1;
+  }
+  wg[s.m] = t.wm, wg[s.n] = t.wn, th[s.m] = t.tm, th[s.n] = t.tn, red[s.r] = t.kr;
+  if (s.has_outer) wg[s.o] = t.wo;
+  DispatchCandidate c;
+  c.root = s.exe.root;
+  set_field(c.root, "workgroup", format_ints(wg));
+  set_field(c.root, "thread", format_ints(th));
+  set_field(c.root, "reduction", format_ints(red));
+  set_field(c.root, "promote_operands", t.promote ? "[0, 1]" : "");
+  c.workgroup_size = {tx, ty, 1};
+  c.summary = describe(c.root);
+  return c;
+}
+
+// The size-based ranking: workgroup and thread tile sizes, promotion, K
+// step, threads, occupancy.
+double size_score(const SimtShape& s, const Tile& t, int64_t threads, const std::vector<int64_t>& wg) {
+  return std::abs(lg(t.wm * t.wo * t.wn) - 13) * 0.6 + std::abs(lg(t.tm * t.tn) - 4.5) * 0.5 +
+         (s.contraction && !t.promote ? 1.5 : 0) + std::abs(lg(t.kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 +
+         occupancy_penalty(s.exe.bounds, s.d.parallel, wg) + tie_breaks(t.tm, t.tn, t.kr);
+}
+
+// On an H100 the MLP's split-K partial products were fastest with one
+// partial product per workgroup and about four workgroups per multiprocessor
+// ([1,128,64,1] and [1,64,32,1], 512 workgroups each), tiles that the
+// size-based ranking puts behind those spanning 2-4 partial products.
+double single_score(const SimtShape& s, const Tile& t, int64_t threads, const std::vector<int64_t>& wg) {
+  const auto& b = s.exe.bounds;
+  double groups = 1;
+  for (size_t i : s.d.parallel) groups *= static_cast<double>(b[i]) / wg[i];
+  return std::abs(lg(groups) - lg(kWantedWorkgroups * 4)) * 0.6 + std::abs(lg(t.wm) - lg(t.wn)) * 0.2 +
+         std::abs(lg(t.tm * t.tn) - 4.5) * 0.5 + (s.contraction && !t.promote ? 1.5 : 0) +
+         std::abs(lg(t.kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 + tie_breaks(t.tm, t.tn, t.kr);
+}
+
+// Every promoted tile kept is also tried padded, in slots of its own: ranked
+// right after its unpadded twin, a twin lost the slots to other unpadded tiles.
+void add_padded_twins(std::vector<DispatchCandidate>& out) {
+  size_t unpadded = out.size();
+  for (size_t i = 0; i < unpadded; ++i) {
+    if (field(out[i].root, "promote_operands").empty()) continue;
+    DispatchCandidate padded = out[i];
+    padded.pipeline_options = {{"no_reduce_shared_memory_bank_conflicts", "false"}};
+    padded.summary += " pad-smem";
+    out.push_back(std::move(padded));
+  }
+}
+
+std::optional<SimtShape> simt_shape(const Executable& exe) {
+  SimtShape s{exe, parse_ints(field(exe.root, "workgroup")), parse_ints(field(exe.root, "thread")),
+              parse_ints(field(exe.root, "reduction"))};
+  s.d = split_dims(s.red0, exe.bounds.size());
+  if (s.d.parallel.size() < 2 || s.d.reduction.empty() || s.th0.size() != exe.bounds.size()) return std::nullopt;
+  s.m = s.d.parallel[s.d.parallel.size() - 2], s.n = s.d.parallel.back(), s.r = s.d.reduction.back();
+  s.has_outer = s.d.parallel.size() >= 3;
+  s.o = s.has_outer ? s.d.parallel[s.d.parallel.size() - 3] : 0;
+  s.contraction = exe.op_kind.find("matmul") != std::string::npos;
+  s.bytes = element_bytes(exe.element);
+  return s;
+}
+
 std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t limit) {
-  auto wg0 = parse_ints(field(exe.root, "workgroup"));
-  auto th0 = parse_ints(field(exe.root, "thread"));
-  auto red0 = parse_ints(field(exe.root, "reduction"));
-  const auto& b = exe.bounds;
-  Dims d = split_dims(red0, b.size());
-  if (d.parallel.size() < 2 || d.reduction.empty() || th0.size() != b.size()) return {};
-  size_t m = d.parallel[d.parallel.size() - 2], n = d.parallel.back(), r = d.reduction.back();
-  bool has_outer = d.parallel.size() >= 3;
-  size_t o = has_outer ? d.parallel[d.parallel.size() - 3] : 0;
-  bool contraction = exe.op_kind.find("matmul") != std::string::npos;
-  int bytes = element_bytes(exe.element);
-  const auto& lim = exe.limits;
+  auto shape = simt_shape(exe);
+  if (!shape) return {};
+  const SimtShape& s = *shape;
   // On this path the compiler leaves promoted operand tiles unpadded
   // (no_reduce_shared_memory_bank_conflicts = true). Padding them trades
   // 128-bit shared-memory reads for fewer bank conflicts: on an H100 it made
@@ -94,48 +184,18 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
   for (bool promote : {true, false}) {
     // 0 stands for the compiler's own reduction tile (a small loop such as
     // a 3-channel convolution's has no other).
-    if (kr == 0) kr = red0[r];
-    if (b[m] % wm || b[n] % wn || wm % tm || wn % tn || kr > b[r] || b[r] % kr) continue;
-    if (wo > 1 && (!has_outer || b[o] % wo)) continue;
-    if (promote && !contraction) continue;
-    int64_t tx = wn / tn, ty = (wm / tm) * wo, threads = tx * ty;
-    if (threads % lim.subgroup_size || threads < 64 || threads > std::min<int64_t>(512, lim.max_threads)) continue;
-    if (tx > lim.max_workgroup_sizes[0] || ty > lim.max_workgroup_sizes[1]) continue;
-    if (tm * tn < 2 || tm * tn > 64) continue;
-    if (promote && (wm * wo * kr + kr * wn) * bytes > lim.max_workgroup_memory) continue;
-    auto wg = wg0, th = th0, red = red0;
-    for (size_t i : d.parallel) {
-      wg[i] = 1;
-      th[i] = 1;
+    Tile t{wm, wn, tm, tn, wo, kr == 0 ? s.red0[s.r] : kr, promote};
+    int64_t threads = 0;
+    std::vector<int64_t> wg;
+    auto c = simt_tile(s, t, threads, wg);
+    if (!c) continue;
+    c->score = size_score(s, t, threads, wg);
+    if (s.has_outer && wo == 1) {
+      DispatchCandidate one = *c;
+      one.score = single_score(s, t, threads, wg);
+      single.push_back(std::move(one));
     }
-    wg[m] = wm, wg[n] = wn, th[m] = tm, th[n] = tn, red[r] = kr;
-    if (has_outer) wg[o] = wo;
-    DispatchCandidate c;
-    c.root = exe.root;
-    set_field(c.root, "workgroup", format_ints(wg));
-    set_field(c.root, "thread", format_ints(th));
-    set_field(c.root, "reduction", format_ints(red));
-    set_field(c.root, "promote_operands", promote ? "[0, 1]" : "");
-    c.workgroup_size = {tx, ty, 1};
-    c.summary = describe(c.root);
-    c.score = std::abs(lg(wm * wo * wn) - 13) * 0.6 + std::abs(lg(tm * tn) - 4.5) * 0.5 +
-              (contraction && !promote ? 1.5 : 0) + std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 +
-              occupancy_penalty(b, d.parallel, wg) + tie_breaks(tm, tn, kr);
-    if (has_outer && wo == 1) {
-      // On an H100 the MLP's split-K partial products were fastest with one
-      // partial product per workgroup and about four workgroups per
-      // multiprocessor ([1,128,64,1] and [1,64,32,1], 512 workgroups each),
-      // tiles that the size-based ranking puts behind those spanning 2-4
-      // partial products.
-      double groups = 1;
-      for (size_t i : d.parallel) groups *= static_cast<double>(b[i]) / wg[i];
-      DispatchCandidate s = c;
-      s.score = std::abs(lg(groups) - lg(kWantedWorkgroups * 4)) * 0.6 + std::abs(lg(wm) - lg(wn)) * 0.2 +
-                std::abs(lg(tm * tn) - 4.5) * 0.5 + (contraction && !promote ? 1.5 : 0) +
-                std::abs(lg(kr) - 4.5) * 0.4 + std::abs(lg(threads) - 7.5) * 0.4 + tie_breaks(tm, tn, kr);
-      single.push_back(std::move(s));
-    }
-    all.push_back(std::move(c));
+    all.push_back(std::move(*c));
   }
   // The one-batch-element tiles have a quarter of the slots (at least two),
   // one per workgroup shape; the rest go to the size-based ranking, which
@@ -143,23 +203,11 @@ std::vector<DispatchCandidate> simt_candidates(const Executable& exe, size_t lim
   // multiplies them).
   std::set<std::string> taken = {describe(exe.root)};
   std::vector<DispatchCandidate> out;
-  if (has_outer) out = pick(std::move(single), std::min(limit, std::max<size_t>(2, limit / 4)), 1, "workgroup", taken);
-  for (auto& c : pick(std::move(all), limit - out.size(), has_outer ? 1 : 3, "workgroup", taken)) {
+  if (s.has_outer) out = pick(std::move(single), std::min(limit, std::max<size_t>(2, limit / 4)), 1, "workgroup", taken);
+  for (auto& c : pick(std::move(all), limit - out.size(), s.has_outer ? 1 : 3, "workgroup", taken)) {
     out.push_back(std::move(c));
   }
-  // Every promoted tile kept is also tried padded, in slots of its own:
-  // ranked right after its unpadded twin, a twin lost the slots to other
-  // unpadded tiles.
-  if (can_pad) {
-    size_t unpadded = out.size();
-    for (size_t i = 0; i < unpadded; ++i) {
-      if (field(out[i].root, "promote_operands").empty()) continue;
-      DispatchCandidate padded = out[i];
-      padded.pipeline_options = {{"no_reduce_shared_memory_bank_conflicts", "false"}};
-      padded.summary += " pad-smem";
-      out.push_back(std::move(padded));
-    }
-  }
+  if (can_pad) add_padded_twins(out);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
 namespace kiln::util {
 
@@ -88,3 +89,17 @@ std::string human_bytes(double bytes) {
 }
 
 }  // namespace kiln::util
+std::optional<uint64_t> parse_size(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = to_lower(trim(end ? end : ""));
+  double scale = unit.empty() || unit == "b" ? 1
+                 : unit == "k" || unit == "kb" || unit == "kib" ? 1024.0
+                 : unit == "m" || unit == "mb" || unit == "mib" ? 1024.0 * 1024
+                 : unit == "g" || unit == "gb" || unit == "gib" ? 1024.0 * 1024 * 1024
+                 : unit == "t" || unit == "tb" || unit == "tib" ? 1024.0 * 1024 * 1024 * 1024
+                                                                : -1;
+  if (end == text.c_str() || scale < 0 || !(v >= 0)) return std::nullopt;
+  return static_cast<uint64_t>(v * scale);
+}
+

@@ -1,6 +1,8 @@
 // Small string helpers that know nothing about kiln.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,5 +23,9 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
 
 // Human-readable byte count: "1.5 MiB".
 std::string human_bytes(double bytes);
+
+// "5G", "500M", "1024" (bytes) -> bytes; units are powers of 1024. Empty
+// when the text is not a size.
+std::optional<uint64_t> parse_size(const std::string& text);
 
 }  // namespace kiln::util
