@@ -244,6 +244,51 @@ TEST_F(Compile, KillNineLeavesAStagingFolderThatTheNextCompileRemovesButNeverALi
   EXPECT_TRUE(fs::exists(dir() / "out/.kiln-staging-live"));
 }
 
+// Runs `kiln compile ARGS` with the cache in "cache", stopped at a fault
+// point (util/fault.h), and SIGKILLs it there; returns the shell's report.
+std::string kill_at(const std::string& point, const std::string& args) {
+  return "KILN_CACHE_DIR=cache KILN_FAULT_PAUSE=" + point + " KILN_FAULT_MARKER=paused " + std::string(KILN_BINARY) +
+         " compile " + args + " & k=$!; i=0; while [ ! -s paused ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; "
+         "kill -KILL $k; wait $k; echo status=$?";
+}
+
+TEST_F(Compile, KillNineBeforeTheCompilerStartsLeavesNothingAfterTheNextCompile) {
+  Outcome r = run({"/bin/sh", "-c", kill_at("compile-before-compiler", model("mlp.mlir").string() + " -t cpu -o out")});
+  EXPECT_NE(r.out.find("status=137"), std::string::npos) << r.out << r.err;
+  ASSERT_EQ(staging_left(dir() / "out").size(), 1u) << "killed with its staging folder made";
+  EXPECT_FALSE(fs::exists(dir() / "out/mlp.cpu-host.vmfb"));
+  EXPECT_FALSE(fs::exists(dir() / "out/mlp.cpu-host.json"));
+
+  Outcome next = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"});
+  ASSERT_EQ(next.status, 0) << next.err;
+  EXPECT_EQ(listing(dir() / "out"), (std::vector<std::string>{"manifest.json", "mlp.cpu-host.json", "mlp.cpu-host.vmfb"}));
+  auto meta = nlohmann::json::parse(*util::read_file(dir() / "out/mlp.cpu-host.json"));
+  EXPECT_EQ(meta["output"]["sha256"], *util::sha256_file(dir() / "out/mlp.cpu-host.vmfb"));
+  EXPECT_TRUE(listing(dir() / "cache/v1/tmp").empty());
+}
+
+TEST_F(Compile, KillNineBetweenTheModuleAndItsMetadataLeavesNoMismatchedPair) {
+  // An earlier build of "m" from one program, then a build of "m" from
+  // another killed after its module is in place and before its record is.
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "--name", "m", "-t", "cpu", "-o", "out"}).status, 0);
+  std::string conv = model("conv.mlir").string();
+  Outcome r = run({"/bin/sh", "-c", kill_at("compile-between-renames", conv + " --name m -t cpu -o out")});
+  EXPECT_NE(r.out.find("status=137"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(staging_left(dir() / "out").size(), 1u);
+  ASSERT_TRUE(fs::exists(dir() / "out/m.cpu-host.vmfb"));
+  EXPECT_FALSE(fs::exists(dir() / "out/m.cpu-host.json"))
+      << "the record of the earlier module must not describe the new one";
+
+  Outcome next = kiln({"compile", conv, "--name", "m", "-t", "cpu", "-o", "out", "--json"});
+  ASSERT_EQ(next.status, 0) << next.err;
+  EXPECT_TRUE(next.json()["units"][0]["cache_hit"].get<bool>()) << "the killed compile's cache entry is whole";
+  EXPECT_TRUE(staging_left(dir() / "out").empty());
+  auto meta = nlohmann::json::parse(*util::read_file(dir() / "out/m.cpu-host.json"));
+  EXPECT_EQ(meta["output"]["sha256"], *util::sha256_file(dir() / "out/m.cpu-host.vmfb"));
+  EXPECT_EQ(meta["input"]["sha256"], *util::sha256_file(conv));
+  EXPECT_TRUE(listing(dir() / "cache/v1/tmp").empty());
+}
+
 TEST_F(Compile, OtherIreeReleaseIsRefused) {
   fs::path tools = dir() / "old-iree";
   write("old-iree/iree-compile", "#!/bin/sh\necho 'IREE compiler version 3.1.0rc20250101 @ 0123abcd'\n");

@@ -73,6 +73,21 @@ TEST(Npz, WrittenArchivesReadBack) {
   EXPECT_EQ((*back)[1].second.data, members[1].second.data);
 }
 
+TEST(Npz, BytesInMemoryReadAsTheFileDoes) {
+  auto dir = util::TempDir::create(util::temp_root(), "kiln-npz-");
+  ASSERT_TRUE(dir);
+  ASSERT_TRUE(write_npz(dir->path() / "a.npz", {{"x", random_array("f32", {3, 2}, 1)}}));
+  auto from_file = read_npz(dir->path() / "a.npz");
+  auto from_bytes = parse_npz(*util::read_file(dir->path() / "a.npz"), "a.npz");
+  ASSERT_TRUE(from_file && from_bytes);
+  ASSERT_EQ(from_bytes->size(), 1u);
+  EXPECT_EQ((*from_bytes)[0].first, "x");
+  EXPECT_EQ((*from_bytes)[0].second.data, (*from_file)[0].second.data);
+  auto bad = parse_npz("not a zip", "upload.npz");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind("upload.npz: not a .npz", 0), 0u) << bad.error().message;
+}
+
 TEST(Npz, NotAZipIsAnError) {
   auto dir = util::TempDir::create(util::temp_root(), "kiln-npz-");
   ASSERT_TRUE(util::write_file_atomic(dir->path() / "bad.npz", "not a zip at all, just text"));

@@ -1,5 +1,7 @@
 #include "kiln/util/strings.h"
 
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 namespace kiln::util {
@@ -25,6 +27,13 @@ TEST(Strings, NearestSuggestsCloseWordsOnly) {
   EXPECT_EQ(nearest("compil", words), "compile");
   EXPECT_EQ(nearest("inspcet", words), "inspect");
   EXPECT_EQ(nearest("zzzzzzzz", words), "");
+}
+
+TEST(Strings, NearestIsQuickOnAWordFarLongerThanAnyCandidate) {
+  // A pasted megabyte line as a settings key: no quadratic comparison.
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(nearest(std::string(1 << 20, 'c') + "ompile", {"compile", "inspect"}), "");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 1.0);
 }
 
 TEST(Strings, NearestPrefersSameFirstLetterOnTies) {

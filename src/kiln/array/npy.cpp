@@ -190,11 +190,8 @@ Status write_npy(const std::filesystem::path& path, const Array& a) {
   return util::write_file_atomic(path, serialize_npy(a));
 }
 
-Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesystem::path& path) {
-  auto file = util::read_file(path);
-  if (!file) return tl::unexpected(file.error());
-  const std::string& z = *file;
-  auto where = [&](const std::string& why) { return bad(path.string() + ": " + why); };
+Result<std::vector<std::pair<std::string, Array>>> parse_npz(std::string_view z, const std::string& label) {
+  auto where = [&](const std::string& why) { return bad(label + ": " + why); };
   auto* p = reinterpret_cast<const unsigned char*>(z.data());
   // End of central directory: the last "PK\5\6" within the final 64 KiB.
   size_t eocd = std::string::npos;
@@ -225,7 +222,7 @@ Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesyste
     uint16_t name_len = u16(p + at + 28), extra_len = u16(p + at + 30), comment_len = u16(p + at + 32);
     uint64_t local = u32(p + at + 42);
     if (!fits(at, 46 + uint64_t{name_len} + extra_len + comment_len)) return where("corrupt zip central directory");
-    std::string name = z.substr(at + 46, name_len);
+    std::string name(z.substr(at + 46, name_len));
     // zip64 extra field: the 64-bit values of the fields that read 0xFFFFFFFF.
     size_t extra_end = at + 46 + name_len + extra_len;
     for (size_t x = at + 46 + name_len; x + 4 <= extra_end;) {
@@ -270,6 +267,12 @@ Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesyste
     out.emplace_back(name, std::move(*a));
   }
   return out;
+}
+
+Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesystem::path& path) {
+  auto file = util::read_file(path);
+  if (!file) return tl::unexpected(file.error());
+  return parse_npz(*file, path.string());
 }
 
 Status write_npz(const std::filesystem::path& path, const std::vector<std::pair<std::string, Array>>& members) {

@@ -23,7 +23,9 @@ std::string serialize_npy(const Array& a);
 Result<Array> read_npy(const std::filesystem::path& path);
 Status write_npy(const std::filesystem::path& path, const Array& a);
 
-// Members of an .npz in archive order, keyed by name without ".npy".
+// Members of an .npz in archive order, keyed by name without ".npy". The
+// archive's bytes, named in errors by `label`; read_npz reads a file.
+Result<std::vector<std::pair<std::string, Array>>> parse_npz(std::string_view bytes, const std::string& label);
 Result<std::vector<std::pair<std::string, Array>>> read_npz(const std::filesystem::path& path);
 Status write_npz(const std::filesystem::path& path, const std::vector<std::pair<std::string, Array>>& members);
 

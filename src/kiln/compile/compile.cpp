@@ -8,6 +8,7 @@
 #include "kiln/mlir/inspect.h"
 #include "kiln/mlir/jax_serialized.h"
 #include "kiln/util/subprocess.h"
+#include "kiln/util/fault.h"
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/orphans.h"
@@ -203,8 +204,15 @@ Result<Outcome> publish(const fs::path& staged_module, const fs::path& final_mod
   auto written = util::write_file_atomic(staged_metadata, metadata.dump(2) + "\n");
   if (!written) return tl::unexpected(written.error().context(context));
   // The module first, then its record: a metadata file always describes a
-  // module that is already complete.
+  // module that is already complete. The record of an earlier compile goes
+  // before the new module arrives, so a kill between the renames leaves a
+  // module without a record, never one beside another module's record.
+  std::error_code stale_ec;
+  if (fs::remove(final_metadata, stale_ec); stale_ec) {
+    return fail(Code::kInternal, fmt::format("{}: cannot replace {}: {}", context, final_metadata.string(), stale_ec.message()));
+  }
   auto published = util::publish_file(staged_module, final_module);
+  if (published) util::pause_at("compile-between-renames");
   if (published) published = util::publish_file(staged_metadata, final_metadata);
   if (!published) {
     std::error_code ec;

@@ -34,6 +34,38 @@ struct Removal {
   }
 };
 
+// The container's State. When the engine stops answering (dockerd stopped
+// or restarted), waits up to 30 s for it and notes that it was away: it may
+// come back with the container still running (live-restore) or stopped.
+Result<nlohmann::json> container_state(const Engine& engine, const std::string& id, const std::string& name,
+                                       bool& engine_was_away) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto inspected = engine.call("GET", "/containers/" + id + "/json");
+  while (!inspected && inspected.error().code == Code::kUnavailable) {
+    engine_was_away = true;
+    if (util::interrupted() || std::chrono::steady_clock::now() >= until) {
+      return fail(Code::kUnavailable,
+                  fmt::format("the Docker engine stopped answering while container {} ran the compiler ({}); it was "
+                              "stopped or restarted and the compile did not finish. Start the engine again "
+                              "(scripts/docker-env.sh does) and run the command again: the container left behind is "
+                              "removed then; or compile with --executor local",
+                              name, inspected.error().message));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    inspected = engine.call("GET", "/containers/" + id + "/json");
+  }
+  if (!inspected) return tl::unexpected(inspected.error());
+  return (*inspected)["State"];
+}
+
+tl::unexpected<Error> stopped_by_restart(const std::string& name, int exit_status) {
+  return fail(Code::kUnavailable,
+              fmt::format("the Docker engine was restarted while container {} ran the compiler, and the restart "
+                          "stopped it (exit status {}): the compile did not finish. Run the command again; to keep "
+                          "containers running across engine restarts, enable live-restore in dockerd's settings",
+                          name, exit_status));
+}
+
 void give_folder(const fs::path& dir, uid_t uid, gid_t gid) {
   std::error_code ec;
   (void)::chown(dir.c_str(), uid, gid);
@@ -203,9 +235,9 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
   util::ProcessResult result;
   nlohmann::json state;
   int cancelled_by = 0;
+  bool engine_was_away = false;
   while (true) {
-    auto inspected = KILN_TRY(engine_.call("GET", "/containers/" + id + "/json"));
-    state = inspected["State"];
+    state = KILN_TRY(container_state(engine_, id, name, engine_was_away));
     if (!state.value("Running", false)) break;
     bool cancelled = request.cancel && request.cancel->load();
     if (cancelled) cancelled_by = -1;
@@ -223,6 +255,7 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
     demultiplex(logs->body, result.out, result.err);
   }
   result.exit_status = state.value("ExitCode", -1);
+  if (engine_was_away && result.exit_status != 0) return stopped_by_restart(name, result.exit_status);
   result.out_of_memory = state.value("OOMKilled", false);
   if (result.out_of_memory) {
     result.term_signal = 9;

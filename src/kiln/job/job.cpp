@@ -109,14 +109,18 @@ std::vector<Violation> validate_schema(const json& document) {
 Result<Job> load(const fs::path& file) {
   auto text = util::read_file(file);
   if (!text) return tl::unexpected(text.error().context("reading the job file"));
+  return parse(*text, file);
+}
+
+Result<Job> parse(std::string_view text, const fs::path& file) {
   // Bounded before anything recursive walks it.
-  if (int depth = util::json_depth(*text); depth > util::kMaxJsonDepth) {
+  if (int depth = util::json_depth(text); depth > util::kMaxJsonDepth) {
     return fail(Code::kInvalidArgument, fmt::format("{}: the job nests arrays and objects more than {} levels deep; kiln "
                                                     "reads at most {}", file.string(), depth - 1, util::kMaxJsonDepth));
   }
   json document;
   try {
-    document = json::parse(*text);
+    document = json::parse(text);
   } catch (const json::exception& e) {
     // A syntax error or a number too large to hold. nlohmann reports the
     // byte offset of a syntax error; turn it into line and column.
@@ -126,9 +130,9 @@ Result<Job> load(const fs::path& file) {
       if (size_t close = what.find("] "); close != std::string::npos) what = what.substr(close + 2);
       return fail(Code::kInvalidArgument, fmt::format("{}: not valid JSON: {}", file.string(), what));
     }
-    size_t offset = std::min<size_t>(syntax->byte, text->size());
-    size_t line = 1 + std::count(text->begin(), text->begin() + offset, '\n');
-    size_t last_nl = text->rfind('\n', offset ? offset - 1 : 0);
+    size_t offset = std::min<size_t>(syntax->byte, text.size());
+    size_t line = 1 + std::count(text.begin(), text.begin() + offset, '\n');
+    size_t last_nl = text.rfind('\n', offset ? offset - 1 : 0);
     size_t col = offset - (last_nl == std::string::npos ? 0 : last_nl + 1);
     std::string what = e.what();
     if (size_t colon = what.rfind(": "); colon != std::string::npos) what = what.substr(colon + 2);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,6 +51,9 @@ std::vector<Violation> validate_schema(const nlohmann::json& document);
 // schema cannot say (targets exist, inputs exist, output names do not
 // collide, nothing is written outside the output folder).
 Result<Job> load(const fs::path& file);
+// The same for a job's text: `file` names it in errors and its folder is
+// where relative paths resolve; it is not read.
+Result<Job> parse(std::string_view text, const fs::path& file);
 
 // The compile options of a job's "options" object (already checked against
 // the schema), checked as the command line's are, and for a remote client

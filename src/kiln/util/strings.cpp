@@ -64,6 +64,10 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
   size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
   std::string lower = to_lower(word);
   for (const auto& candidate : candidates) {
+    // The distance is at least the difference in length: a word far longer
+    // than every candidate (a pasted line) costs no quadratic comparison.
+    size_t gap = lower.size() > candidate.size() ? lower.size() - candidate.size() : candidate.size() - lower.size();
+    if (gap > best_distance) continue;
     size_t d = edit_distance(lower, to_lower(candidate));
     // On a tie, a candidate with the same first letter is the likelier typo.
     bool tie_break = d == best_distance && !best.empty() && !lower.empty() &&
