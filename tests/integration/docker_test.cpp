@@ -2,6 +2,7 @@
 // (built by the docker_image fixture). Skipped, with the reason, only where
 // no Docker engine can be had at all.
 #include <csignal>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -198,6 +199,57 @@ TEST_F(Docker, KillNineLeavesNothingOnceAnyKilnRunsAgain) {
   Outcome doctor = kiln({"doctor", "--clean", (dir() / "out").string(), "--json"});
   ASSERT_EQ(doctor.status, 0) << doctor.err;
   EXPECT_EQ(doctor.json()["removed"].size(), 0u) << doctor.out;
+}
+
+// The engine's command line, from the pid file dockerd writes, quoted for
+// sh; empty when the engine is not a dockerd process of this host.
+std::string engine_command(std::string& pid) {
+  auto text = util::read_file("/var/run/docker.pid");
+  if (!text) return "";
+  pid = std::string(util::trim(*text));
+  // procfs files have no size: read as a stream, not with util::read_file.
+  std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (cmdline.empty()) return "";
+  std::string command;
+  for (const auto& arg : util::split(cmdline.substr(0, cmdline.size() - 1), '\0')) {
+    std::string quoted = "'";
+    for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    command += (command.empty() ? "" : " ") + quoted + "'";
+  }
+  return command.find("dockerd") == std::string::npos ? "" : command;
+}
+
+TEST_F(Docker, EngineRestartedMidCompileIsAClearErrorAndLeavesNothing) {
+  // Restarts the engine every Docker test uses (they run one at a time):
+  // SIGTERM to dockerd while a compile container runs, then the same
+  // command line again, as a service manager would.
+  const char* host = std::getenv("DOCKER_HOST");
+  if (host && *host && std::string(host) != "unix:///var/run/docker.sock") GTEST_SKIP() << "DOCKER_HOST=" << host;
+  std::string pid;
+  std::string command = engine_command(pid);
+  if (command.empty() || ::geteuid() != 0) GTEST_SKIP() << "restarting the engine needs root and a dockerd process here";
+  std::string script =
+      "KILN_CACHE_DIR=cache " + std::string(KILN_BINARY) + " compile " + model("big_constant.mlir").string() +
+      " -t cpu -o out --executor docker 2>err & k=$!; "
+      "until [ -n \"$(docker ps -q --filter label=dev.kiln.executor)\" ] || ! kill -0 $k 2>/dev/null; do sleep 0.05; done; "
+      "if kill -0 $k 2>/dev/null; then kill -TERM " + pid + "; while kill -0 " + pid + " 2>/dev/null; do sleep 0.1; done; "
+      "setsid " + command + " >>/var/log/kiln-dockerd.log 2>&1 </dev/null & fi; "
+      "wait $k; echo status=$?";
+  Outcome r = run({"/bin/sh", "-c", script});
+  std::string err = *util::read_file(dir() / "err");
+  EXPECT_NE(r.out.find("status=8"), std::string::npos) << r.out << r.err << err;
+  EXPECT_NE(err.find("the Docker engine was restarted while container kiln-"), std::string::npos) << err;
+  EXPECT_NE(err.find("Run the command again"), std::string::npos) << err;
+  for (int i = 0; i < 600 && !docker::Engine::connect(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(docker::Engine::connect()) << "the engine did not come back";
+  EXPECT_TRUE(listing(dir() / "out").empty() || listing(dir() / "out") == std::vector<std::string>{"big_constant.cpu-host.log"})
+      << "staging folder left: " << util::join(listing(dir() / "out"), " ");
+
+  Outcome again = kiln({"compile", model("big_constant.mlir").string(), "-t", "cpu", "-o", "out", "--executor", "docker"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(leftover_containers().empty());
+  for (const auto& f : listing(dir() / "out")) EXPECT_NE(f.rfind(".kiln-staging-", 0), 0u) << "left behind: " << f;
 }
 
 TEST_F(Docker, EngineProblemsAreClear) {
