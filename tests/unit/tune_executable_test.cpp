@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include <set>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "kiln/tune/space.h"
@@ -238,10 +241,11 @@ TEST(TuneSpace, SplitKIsOfferedForContractionsWithFewOutputTiles) {
   EXPECT_EQ(sets[0].flags, (std::vector<std::string>{"--iree-dispatch-creation-split-matmul-reduction=4"}));
   EXPECT_EQ(sets[1].flags, (std::vector<std::string>{"--iree-dispatch-creation-split-matmul-reduction=8"}));
   EXPECT_TRUE(reshaping_option_sets(target::Backend::kCpu, {*exe}).empty());
-  // A 4096^3 GEMM has 1024 output tiles: enough work without splitting.
+  // A 4096^3 GEMM has 1024 output tiles: enough work without splitting
+  // (its tensor cores get the transposed right-hand side instead, below).
   auto big = parse_executable(kMma);
   ASSERT_TRUE(big);
-  EXPECT_TRUE(reshaping_option_sets(target::Backend::kCuda, {*big}).empty());
+  for (const auto& set : reshaping_option_sets(target::Backend::kCuda, {*big})) EXPECT_NE(set.name.find("rhs"), std::string::npos);
   // A reduction shorter than 1024 is kept whole.
   std::string shortk = kSimt;
   for (size_t at; (at = shortk.find("256x4096x1024")) != std::string::npos;) shortk.replace(at, 13, "256x1024x512");
@@ -316,6 +320,7 @@ TEST(TuneSpace, MmaCandidatesKeepTheNumericsAndFitTheSubgroups) {
   for (const auto& c : candidates) {
     // Only bf16 inputs with f32 accumulation: never an f16 intrinsic.
     EXPECT_EQ(field(c.root, "mma_kind"), "#iree_gpu.mma_layout<NV_MMA_SYNC_F32_16x8x16_BF16>");
+    if (!c.pipeline.empty()) continue;  // the VectorDistribute twins: next test
     auto wg = parse_ints(field(c.root, "workgroup"));
     auto sg = parse_ints(field(c.root, "subgroup"));
     int64_t subgroups = (wg[0] / (sg[0] * 16)) * (wg[1] / (sg[1] * 8));
@@ -323,6 +328,68 @@ TEST(TuneSpace, MmaCandidatesKeepTheNumericsAndFitTheSubgroups) {
     EXPECT_EQ(field(c.root, "convert_acc_gemm"), "");
     EXPECT_EQ(field(c.root, "promote_operands"), "[0, 1]");
   }
+}
+
+TEST(TuneSpace, MmaTilesAreAlsoTriedUnderVectorDistribute) {
+  auto exe = parse_executable(kMma);
+  ASSERT_TRUE(exe);
+  auto candidates = dispatch_candidates(*exe, 6);
+  std::vector<DispatchCandidate> tiles, twins;
+  for (const auto& c : candidates) (c.pipeline.empty() ? tiles : twins).push_back(c);
+  ASSERT_EQ(tiles.size(), 6u);
+  ASSERT_EQ(twins.size(), tiles.size());
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const auto& tile = tiles[i];
+    const auto& twin = twins[i];
+    EXPECT_EQ(twin.pipeline, "VectorDistribute");
+    EXPECT_EQ(twin.summary.find("vector-distribute") != std::string::npos, true) << twin.summary;
+    // The same workgroup tile and threads; the subgroup grid as a basis over
+    // the three loops (16x8 intrinsic); the K step in elements (16 per step).
+    auto wg = parse_ints(field(tile.root, "workgroup"));
+    auto sg = parse_ints(field(tile.root, "subgroup"));
+    auto red = parse_ints(field(tile.root, "reduction"));
+    EXPECT_EQ(field(twin.root, "workgroup"), field(tile.root, "workgroup"));
+    EXPECT_EQ(twin.workgroup_size, tile.workgroup_size);
+    EXPECT_EQ(field(twin.root, "subgroup"), "");
+    EXPECT_EQ(field(twin.root, "subgroup_basis"), fmt::format("[[{}, {}, 1], [0, 1, 2]]", wg[0] / (sg[0] * 16), wg[1] / (sg[1] * 8)));
+    EXPECT_EQ(parse_ints(field(twin.root, "reduction"))[2], red[2] * 16);
+    std::string text = render(*exe, twin.root, twin.workgroup_size, twin.pipeline_options, twin.pipeline);
+    EXPECT_NE(text.find("pipeline = #iree_gpu.pipeline<VectorDistribute>"), std::string::npos);
+    EXPECT_EQ(text.find("#iree_gpu.pipeline<TileAndFuse>"), std::string::npos);
+    EXPECT_NE(text.find("subgroup_basis = [["), std::string::npos);
+  }
+}
+
+TEST(TuneSpace, TensorCoreProgramsGetTheTransposedRhsOptionSet) {
+  auto mma = parse_executable(kMma);
+  ASSERT_TRUE(mma);
+  auto sets = reshaping_option_sets(target::Backend::kCuda, {*mma});
+  ASSERT_EQ(sets.size(), 1u);
+  EXPECT_EQ(sets[0].name, "rhs-k-major");
+  ASSERT_EQ(sets[0].flags.size(), 2u);
+  EXPECT_NE(sets[0].flags[0].find("iree-preprocessing-transpose-matmul-pass{input=rhs}"), std::string::npos);
+  // Without this the compiler folds the transpose back into the matmul.
+  EXPECT_EQ(sets[0].flags[1], "--iree-global-opt-propagate-transposes=false");
+  // SIMT contractions read their operands through registers: not offered.
+  auto simt = parse_executable(kSimt);
+  ASSERT_TRUE(simt);
+  for (const auto& set : reshaping_option_sets(target::Backend::kCuda, {*simt})) EXPECT_NE(set.name, "rhs-k-major");
+  EXPECT_TRUE(reshaping_option_sets(target::Backend::kCpu, {*mma}).empty());
+}
+
+TEST(TuneSpace, RoundTwoCombinesEveryDispatchsFinalists) {
+  using Combos = std::vector<std::vector<size_t>>;
+  // Two split-K dispatches with three finalists each: all nine, bests first.
+  auto nine = combinations({3, 3});
+  ASSERT_EQ(nine.size(), 9u);
+  EXPECT_EQ(nine.front(), (std::vector<size_t>{0, 0}));
+  EXPECT_EQ(std::set<std::vector<size_t>>(nine.begin(), nine.end()).size(), 9u);
+  EXPECT_EQ(combinations({1}), (Combos{{0}}));
+  EXPECT_EQ(combinations({2, 1}), (Combos{{0, 0}, {1, 0}}));
+  // Three dispatches with three each (27): the bests, then one swap at a time.
+  auto swaps = combinations({3, 3, 3});
+  EXPECT_EQ(swaps, (Combos{{0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {0, 1, 0}, {0, 2, 0}, {0, 0, 1}, {0, 0, 2}}));
+  EXPECT_TRUE(combinations({2, 0}).empty());
 }
 
 TEST(TuneSpace, CpuCandidatesStayWithinTheProblem) {

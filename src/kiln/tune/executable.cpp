@@ -242,7 +242,7 @@ Result<Executable> parse_executable(const std::string& text) {
 }
 
 std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size,
-                   const Fields& pipeline_options) {
+                   const Fields& pipeline_options, const std::string& pipeline) {
   std::vector<std::string> parts;
   for (const auto& [k, v] : root) parts.push_back(v.empty() ? k : k + " = " + v);
   std::string inner = util::join(parts, ", ");
@@ -258,6 +258,15 @@ std::string render(const Executable& exe, const Fields& root, const std::vector<
   size_t ti = out.find("translation_info = #iree_codegen.translation_info<");
   if (ti == std::string::npos) return out;
   size_t ti_end = close_angle(out, out.find('<', ti));
+  if (!pipeline.empty()) {
+    static const std::string kPipeline = "#iree_gpu.pipeline<";
+    size_t at = out.find(kPipeline, ti);
+    if (at != std::string::npos && at < ti_end) {
+      size_t begin = at + kPipeline.size();
+      out.replace(begin, out.find('>', begin) - begin, pipeline);
+      ti_end = close_angle(out, out.find('<', ti));
+    }
+  }
   for (const auto& [key, value] : pipeline_options) {
     size_t at = out.find(key + " = ", ti);
     if (at != std::string::npos && at < ti_end) {

@@ -70,7 +70,7 @@ void set_field(Fields& fields, const std::string& key, const std::string& value)
 // no_reduce_shared_memory_bank_conflicts = false); an option the file does
 // not have is added to its pipeline_options.
 std::string render(const Executable& exe, const Fields& root, const std::vector<int64_t>& workgroup_size,
-                   const Fields& pipeline_options = {});
+                   const Fields& pipeline_options = {}, const std::string& pipeline = {});
 
 // "workgroup=[64,64,1] thread=[4,4,0] reduction=[0,0,32] promote": short and stable.
 std::string describe(const Fields& root);

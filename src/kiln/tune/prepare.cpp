@@ -105,7 +105,7 @@ Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump
     for (size_t k = 0; k < candidates.size(); ++k) {
       const auto& c = candidates[k];
       Build b{fmt::format("{}-{:02}", exe->name, k), {}, {}, {}, exe->name + ": " + c.summary, "dispatch"};
-      b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options);
+      b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options, c.pipeline);
       b.dispatches[exe->name] = c.summary;
       builds.push_back(std::move(b));
     }
@@ -160,7 +160,7 @@ Result<std::vector<Build>> explore_reshaped(const PrepareOptions& o, const fs::p
         const auto& c = candidates[k];
         Build b{fmt::format("{}-{}-{:02}", set.name, exe->name, k), set.flags, {}, {},
                 set.name + "; " + exe->name + ": " + c.summary, "dispatch"};
-        b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options);
+        b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options, c.pipeline);
         b.dispatches[exe->name] = c.summary;
         builds.push_back(std::move(b));
         ++added;
@@ -238,35 +238,6 @@ std::vector<const Candidate*> finalists(std::vector<Ranked>& ranked, double bar)
   return out;
 }
 
-// The combinations of each dispatch's finalists, every dispatch's best
-// first: all of them when there are at most nine, else that first one and
-// each dispatch's other finalists swapped in one at a time.
-std::vector<std::vector<const Candidate*>> combinations(const std::vector<std::vector<const Candidate*>>& choices) {
-  size_t all = 1;
-  for (const auto& c : choices) all *= c.size();
-  std::vector<std::vector<const Candidate*>> out;
-  if (all <= 9) {
-    for (size_t n = 0; n < all; ++n) {
-      std::vector<const Candidate*> combo;
-      for (size_t i = 0, rest = n; i < choices.size(); rest /= choices[i].size(), ++i) {
-        combo.push_back(choices[i][rest % choices[i].size()]);
-      }
-      out.push_back(std::move(combo));
-    }
-    return out;
-  }
-  std::vector<const Candidate*> best;
-  for (const auto& c : choices) best.push_back(c.front());
-  out.push_back(best);
-  for (size_t i = 0; i < choices.size(); ++i) {
-    for (size_t k = 1; k < choices[i].size(); ++k) {
-      out.push_back(best);
-      out.back()[i] = choices[i][k];
-    }
-  }
-  return out;
-}
-
 // One build per combination of the executables' finalists, named `id`,
 // `id-2`, `id-3`, ...; none when no executable has a candidate that beats `bar`.
 Result<std::vector<Build>> combined_builds(const Bundle& first, std::map<std::string, std::vector<Ranked>>& per_exe,
@@ -278,9 +249,11 @@ Result<std::vector<Build>> combined_builds(const Bundle& first, std::map<std::st
   }
   std::vector<Build> builds;
   if (choices.empty()) return builds;
-  for (const auto& combo : combinations(choices)) {
+  std::vector<size_t> counts;
+  for (const auto& c : choices) counts.push_back(c.size());
+  for (const auto& combo : combinations(counts)) {
     Build b{builds.empty() ? id : fmt::format("{}-{}", id, builds.size() + 1), flags, {}, {}, "", "combined"};
-    for (const Candidate* c : combo) KILN_TRY_STATUS(add_configs(first, *c, b));
+    for (size_t i = 0; i < combo.size(); ++i) KILN_TRY_STATUS(add_configs(first, *choices[i][combo[i]], b));
     builds.push_back(std::move(b));
   }
   return builds;

@@ -231,6 +231,33 @@ Intrinsic parse_intrinsic(const std::string& name) {
   return in;
 }
 
+// A TileAndFuse MMA configuration as VectorDistribute spells it: the
+// subgroup grid as a basis over the loops instead of tiles per subgroup,
+// and the K step in elements instead of intrinsic steps.
+std::optional<DispatchCandidate> vector_distribute_twin(const DispatchCandidate& c, size_t loops, size_t m, size_t n,
+                                                        size_t r) {
+  auto wg = parse_ints(field(c.root, "workgroup"));
+  auto sg = parse_ints(field(c.root, "subgroup"));
+  auto red = parse_ints(field(c.root, "reduction"));
+  std::string kind = field(c.root, "mma_kind");
+  size_t open = kind.find('<');
+  if (open == std::string::npos || wg.size() != loops || sg.size() != loops || red.size() != loops) return std::nullopt;
+  Intrinsic in = parse_intrinsic(kind.substr(open + 1, kind.size() - open - 2));
+  if (!in.m || !in.n || !in.k || !sg[m] || !sg[n]) return std::nullopt;
+  std::vector<int64_t> counts(loops, 1), order(loops);
+  for (size_t i = 0; i < loops; ++i) order[i] = static_cast<int64_t>(i);
+  counts[m] = wg[m] / (sg[m] * in.m);
+  counts[n] = wg[n] / (sg[n] * in.n);
+  red[r] *= in.k;
+  DispatchCandidate twin = c;
+  set_field(twin.root, "subgroup", "");
+  set_field(twin.root, "subgroup_basis", "[" + format_ints(counts) + ", " + format_ints(order) + "]");
+  set_field(twin.root, "reduction", format_ints(red));
+  twin.pipeline = "VectorDistribute";
+  twin.summary = describe(twin.root) + " vector-distribute";
+  return twin;
+}
+
 std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limit) {
   auto wg0 = parse_ints(field(exe.root, "workgroup"));
   auto sg0 = parse_ints(field(exe.root, "subgroup"));
@@ -283,7 +310,15 @@ std::vector<DispatchCandidate> mma_candidates(const Executable& exe, size_t limi
     all.push_back(std::move(c));
   }
   std::set<std::string> taken = {describe(exe.root)};
-  return pick(std::move(all), limit, 3, "workgroup", taken);
+  auto out = pick(std::move(all), limit, 3, "workgroup", taken);
+  // The same tiles under the VectorDistribute pipeline, in slots of their
+  // own: it reads the operands from shared memory in fewer instructions,
+  // and which pipeline wins depends on the tile.
+  size_t tiles = out.size();
+  for (size_t i = 0; i < tiles; ++i) {
+    if (auto twin = vector_distribute_twin(out[i], b.size(), m, n, r)) out.push_back(std::move(*twin));
+  }
+  return out;
 }
 
 std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limit) {
@@ -317,6 +352,29 @@ std::vector<DispatchCandidate> cpu_candidates(const Executable& exe, size_t limi
 }
 
 }  // namespace
+
+std::vector<std::vector<size_t>> combinations(const std::vector<size_t>& counts) {
+  size_t all = 1;
+  for (size_t c : counts) all *= c;
+  std::vector<std::vector<size_t>> out;
+  if (all == 0) return out;
+  if (all <= 9) {
+    for (size_t n = 0; n < all; ++n) {
+      std::vector<size_t> combo;
+      for (size_t i = 0, rest = n; i < counts.size(); rest /= counts[i], ++i) combo.push_back(rest % counts[i]);
+      out.push_back(std::move(combo));
+    }
+    return out;
+  }
+  out.emplace_back(counts.size(), 0);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    for (size_t k = 1; k < counts[i]; ++k) {
+      out.emplace_back(counts.size(), 0);
+      out.back()[i] = k;
+    }
+  }
+  return out;
+}
 
 int element_bytes(const std::string& element) {
   std::string first = util::split(element, 'x').front();
@@ -368,11 +426,22 @@ std::vector<OptionSet> reshaping_option_sets(target::Backend backend, const std:
     int64_t k = exe.bounds[d.reduction.front()];
     if (outputs / (128.0 * 128.0) < kWantedWorkgroups * 4 && k >= 1024) wanted = true;
   }
-  if (!wanted) return {};
   std::vector<OptionSet> sets;
-  for (int split : {4, 8}) {
-    sets.push_back({"splitK" + std::to_string(split),
-                    {"--iree-dispatch-creation-split-matmul-reduction=" + std::to_string(split)}});
+  if (wanted) {
+    for (int split : {4, 8}) {
+      sets.push_back({"splitK" + std::to_string(split),
+                      {"--iree-dispatch-creation-split-matmul-reduction=" + std::to_string(split)}});
+    }
+  }
+  bool tensor_cores = std::any_of(executables.begin(), executables.end(), [](const Executable& exe) {
+    return exe.family == Family::kGpuMma && exe.op_kind.find("matmul") != std::string::npos;
+  });
+  if (tensor_cores) {
+    // The compiler folds a transpose into the matmul that reads it unless
+    // transposes stay where they are.
+    sets.push_back({"rhs-k-major",
+                    {"--iree-preprocessing-pass-pipeline=builtin.module(util.func(iree-preprocessing-transpose-matmul-pass{input=rhs}))",
+                     "--iree-global-opt-propagate-transposes=false"}});
   }
   return sets;
 }
