@@ -92,7 +92,6 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
-}  // namespace kiln::util
 std::optional<uint64_t> parse_size(const std::string& text) {
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
@@ -107,3 +106,4 @@ std::optional<uint64_t> parse_size(const std::string& text) {
   return static_cast<uint64_t>(v * scale);
 }
 
+}  // namespace kiln::util
