@@ -144,10 +144,50 @@ TEST_F(JaxExport, AMultiPlatformExportGetsThePlatformIndexOfItsTarget) {
   EXPECT_NE(vulkan.err.find("made for cuda, cpu"), std::string::npos) << vulkan.err;
 }
 
-TEST_F(JaxExport, ASerializedExportWithSymbolicDimensionsPointsToTheText) {
+TEST_F(JaxExport, ASerializedExportWithASymbolicBatchCompilesToOneModuleThatValidatesAtEverySize) {
   Outcome c = kiln({"compile", model("classifier_poly.jaxexp").string(), "-t", "cpu", "-o", "modules"});
-  EXPECT_NE(c.status, 0);
-  EXPECT_NE(c.err.find("compile Exported.mlir_module() instead"), std::string::npos) << c.err;
+  ASSERT_EQ(c.status, 0) << c.err;
+  auto meta = metadata("classifier_poly.cpu-host");
+  EXPECT_EQ(meta["jax"]["serialized"], true);
+  EXPECT_EQ(meta["jax"]["symbolic_dims"], nlohmann::json::array({"b"}));
+  EXPECT_GT(meta["jax"]["broadcasts_annotated"].get<int>(), 0);
+  EXPECT_TRUE(meta["functions"][0]["arguments"][0]["dynamic"].get<bool>()) << meta["functions"].dump();
+  for (const char* sizes : {"b1", "b5", "b64"}) {
+    Outcome v = validate("classifier_poly.cpu-host", "classifier_poly", sizes);
+    EXPECT_EQ(v.status, 0) << sizes << ":\n" << v.out << v.err;
+    EXPECT_NE(v.out.find("symbolic dimensions: b"), std::string::npos) << v.out;
+  }
+  // Two symbolic dimensions, and an export for two platforms (the index bound too).
+  Outcome two = kiln({"compile", model("two_dims_poly.jaxexp").string(), "-t", "cpu", "-o", "modules"});
+  ASSERT_EQ(two.status, 0) << two.err;
+  Outcome v = validate("two_dims_poly.cpu-host", "two_dims_poly", "b5_n7");
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+  Outcome both = kiln({"compile", model("classifier_poly.cuda_cpu.jaxexp").string(), "-t", "cpu", "-t", "cuda:h100",
+                       "-o", "modules", "--name", "cp2"});
+  ASSERT_EQ(both.status, 0) << both.err;
+  EXPECT_EQ(metadata("cp2.cpu-host")["functions"][0]["arguments"].size(), 5u);
+  v = validate("cp2.cpu-host", "classifier_poly", "b64");
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+}
+
+TEST_F(JaxExport, ASerializedExportTakesBind) {
+  Outcome c = kiln({"compile", model("classifier_poly.jaxexp").string(), "-t", "cpu", "-o", "modules", "--bind", "b=8",
+                    "--bind", "b=32"});
+  ASSERT_EQ(c.status, 0) << c.err;
+  for (int b : {8, 32}) {
+    std::string name = "classifier_poly.b" + std::to_string(b) + ".cpu-host";
+    EXPECT_EQ(metadata(name)["binding"], nlohmann::json({{"b", b}}));
+    Outcome v = validate(name, "classifier_poly", "b" + std::to_string(b));
+    EXPECT_EQ(v.status, 0) << v.out << v.err;
+    EXPECT_NE(v.out.find("binding: b=" + std::to_string(b)), std::string::npos) << v.out;
+  }
+  Outcome unknown = kiln({"compile", model("classifier_poly.jaxexp").string(), "-t", "cpu", "-o", "modules", "--bind",
+                          "n=3"});
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_NE(unknown.err.find("symbolic dimensions are b"), std::string::npos) << unknown.err;
+  Outcome static_export = kiln({"compile", model("mlp.jaxexp").string(), "-t", "cpu", "-o", "modules", "--bind", "b=8"});
+  EXPECT_NE(static_export.status, 0);
+  EXPECT_NE(static_export.err.find("the export has no symbolic dimensions"), std::string::npos) << static_export.err;
 }
 
 }  // namespace

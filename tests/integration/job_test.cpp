@@ -57,5 +57,36 @@ TEST_F(Job, OneFailingUnitDoesNotStopTheOthers) {
             (std::vector<std::string>{"bad.cpu-host.log", "manifest.json", "mlp.cpu-host.json", "mlp.cpu-host.vmfb"}));
 }
 
+TEST_F(Job, BindGivesOneStaticModulePerBindingLikeTheCommandLine) {
+  write("job.json", R"({"version": 1, "inputs": [")" + model("classifier_poly.mlir").string() +
+                        R"("], "targets": ["cpu"], "options": {"bind": [{"b": 5}, {"b": 64}]}})");
+  Outcome r = kiln({"compile", "--job", "job.json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(listing(dir() / "out"),
+            (std::vector<std::string>{"classifier_poly.b5.cpu-host.json", "classifier_poly.b5.cpu-host.vmfb",
+                                      "classifier_poly.b64.cpu-host.json", "classifier_poly.b64.cpu-host.vmfb",
+                                      "manifest.json"}));
+  Outcome v = kiln({"validate", "out/classifier_poly.b5.cpu-host.vmfb", "--inputs",
+                    model("classifier_poly.b5.inputs.npz").string(), "--expected",
+                    model("classifier_poly.b5.expected.npz").string()});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("binding: b=5"), std::string::npos) << v.out;
+  // --bind on the command line replaces the job's.
+  Outcome over = kiln({"compile", "--job", "job.json", "--bind", "b=8"});
+  ASSERT_EQ(over.status, 0) << over.err;
+  EXPECT_TRUE(fs::exists(dir() / "out/classifier_poly.b8.cpu-host.vmfb"));
+  // The same binding twice, and a size below 1, are refused before anything runs.
+  write("twice.json", R"({"version": 1, "inputs": [")" + model("classifier_poly.mlir").string() +
+                          R"("], "targets": ["cpu"], "options": {"bind": [{"b": 5}, {"b": 5}]}})");
+  Outcome twice = kiln({"check", "twice.json"});
+  EXPECT_EQ(twice.status, 2);
+  EXPECT_NE(twice.err.find("bind lists {\"b\":5} twice"), std::string::npos) << twice.err;
+  write("zero.json", R"({"version": 1, "inputs": [")" + model("classifier_poly.mlir").string() +
+                         R"("], "targets": ["cpu"], "options": {"bind": [{"b": 0}]}})");
+  Outcome zero = kiln({"check", "zero.json"});
+  EXPECT_EQ(zero.status, 2);
+  EXPECT_NE(zero.err.find("at /options/bind/0/b"), std::string::npos) << zero.err;
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -282,10 +282,39 @@ struct Prepared {
   std::optional<mlir::ModuleInfo> info;  // the specialized signatures
 };
 
+// A serialized Exported with symbolic dimensions: its module printed as
+// StableHLO text (the platform index bound), then rewritten as the MLIR
+// text of a shape-polymorphic export is: broadcasts annotated and, with a
+// binding, @main specialized.
+Status prepare_exported_polymorphic(const Unit& unit, const fs::path& staging, const toolchain::Toolchain& tools,
+                                    const fs::path& module, const mlir::JaxExported& exported, int64_t index,
+                                    Prepared& p) {
+  std::string text = KILN_TRY(toolchain::print_vhlo_as_stablehlo(tools, module)
+                                  .map_error([](Error e) { return e.context("the module inside the Exported"); }));
+  if (exported.platforms.size() > 1) text = KILN_TRY(mlir::bind_platform_index(text, index));
+  size_t annotated = 0;
+  std::string out = mlir::annotate_dynamic_broadcasts(text, &annotated);
+  text.clear();
+  if (!unit.binding.empty()) out = KILN_TRY(mlir::bind_dims(out, unit.binding));
+  p.input = staging / (unit.name + ".stablehlo.mlir");
+  KILN_TRY_STATUS(util::write_file_atomic(p.input, out));
+  p.jax["shape_polymorphic"] = true;
+  p.jax["symbolic_dims"] = exported.symbolic_dims();
+  p.jax["broadcasts_annotated"] = annotated;
+  p.key_tags.push_back("--kiln-jax-rewrite=1");
+  for (const auto& [name, value] : unit.binding) p.key_tags.push_back(fmt::format("--kiln-bind={}={}", name, value));
+  auto info = mlir::inspect_text(out);
+  if (info) {
+    info->format = "jax-exported";
+    p.info = std::move(*info);
+  }
+  return {};
+}
+
 // A serialized jax.export Exported: the module inside is compiled, for the
 // platform the target runs; a multi-platform export gets its platform index
 // bound (in the VHLO text iree-opt prints).
-Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, const fs::path& opt) {
+Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, const toolchain::Toolchain& tools) {
   Prepared p{unit.input, nullptr, {}, std::nullopt};
   auto bytes = KILN_TRY(util::read_file(unit.input));
   auto exported = KILN_TRY(mlir::read_jax_exported(bytes));
@@ -298,12 +327,9 @@ Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, con
                             util::join(exported.platforms, ", "), unit.target.spec,
                             platform.empty() ? std::string(target::backend_name(unit.target.backend)) : platform));
   }
-  auto dims = exported.symbolic_dims();
-  if (!dims.empty() || !unit.binding.empty()) {
-    return fail(Code::kInvalidArgument,
-                fmt::format("this serialized Exported has symbolic dimensions ({}); kiln makes those compile on the "
-                            "MLIR text: compile Exported.mlir_module() instead (docs/jax.md)",
-                            dims.empty() ? "none to bind" : util::join(dims, ", ")));
+  if (exported.symbolic_dims().empty() && !unit.binding.empty()) {
+    return fail(Code::kInvalidArgument, "cannot bind " + unit.binding.front().first +
+                                            ": the export has no symbolic dimensions");
   }
   int64_t index = chosen - exported.platforms.begin();
   p.jax = {{"serialized", true},
@@ -316,9 +342,13 @@ Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, con
   fs::path module = staging / (unit.name + ".mlirbc");
   KILN_TRY_STATUS(util::write_file_atomic(module, exported.module));
   p.input = module;
+  if (!exported.symbolic_dims().empty()) {
+    KILN_TRY_STATUS(prepare_exported_polymorphic(unit, staging, tools, module, exported, index, p));
+    return p;
+  }
   if (exported.platforms.size() < 2) return p;
   // With locations, so that the compiler's diagnostics still point into the program.
-  auto printed = util::run_process({.argv = {opt.string(), "--mlir-print-debuginfo", "--allow-unregistered-dialect",
+  auto printed = util::run_process({.argv = {tools.opt.string(), "--mlir-print-debuginfo", "--allow-unregistered-dialect",
                                              module.string()},
                                     .timeout = std::chrono::minutes(10)});
   if (!printed) return tl::unexpected(printed.error());
@@ -339,8 +369,8 @@ Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, con
 }
 
 Result<Prepared> prepare_input(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
-                               const fs::path& opt) {
-  if (module.format == "jax-exported") return prepare_exported(unit, staging, opt);
+                               const toolchain::Toolchain& tools) {
+  if (module.format == "jax-exported") return prepare_exported(unit, staging, tools);
   Prepared p{unit.input, nullptr, {}, std::nullopt};
   if (module.format != "text") {
     if (unit.binding.empty()) return p;
@@ -683,7 +713,7 @@ Result<Outcome> run(const Unit& unit, const Options& options, const mlir::Module
   if (auto marked = util::mark_owner(staging->path()); !marked) return tl::unexpected(marked.error().context(r.context));
   r.staging = staging->path();
   r.staged_module = r.staging / (r.base + ".vmfb");
-  auto prepared = prepare_input(unit, module, r.staging, tools.opt);
+  auto prepared = prepare_input(unit, module, r.staging, tools);
   if (!prepared) return tl::unexpected(prepared.error().context(r.context));
   // The log of an earlier failed compile of this unit would outlive the fix.
   std::error_code stale_ec;

@@ -216,6 +216,71 @@ Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file) 
   return std::move(run->out);
 }
 
+Result<std::string> first_ir_dump(std::string_view diagnostics) {
+  constexpr std::string_view kHeader = "// -----// IR Dump";
+  size_t start = diagnostics.find(kHeader);
+  if (start == std::string_view::npos) return fail(Code::kInternal, "the compiler printed no IR dump");
+  start = diagnostics.find('\n', start);
+  if (start == std::string_view::npos) return fail(Code::kInternal, "the compiler's IR dump is empty");
+  ++start;
+  size_t end = diagnostics.find(kHeader, start);
+  std::string_view rest = diagnostics.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  // Location aliases, the module, and the aliases after it: up to the last
+  // line that starts with '}' or "#loc" before anything else.
+  size_t close = std::string_view::npos, pos = 0;
+  bool after_close = false;
+  while (pos < rest.size()) {
+    size_t nl = rest.find('\n', pos);
+    size_t next = nl == std::string_view::npos ? rest.size() : nl + 1;
+    std::string_view line = rest.substr(pos, next - pos);
+    if (line.starts_with("}")) {
+      close = next;
+      after_close = true;
+    } else if (after_close && line.starts_with("#loc")) {
+      close = next;
+    } else if (after_close && line.starts_with("{-#")) {
+      // Dialect resources (dense_resource blobs): through their "#-}".
+      size_t stop = rest.find("\n#-}", pos);
+      if (stop == std::string_view::npos) break;
+      stop = rest.find('\n', stop + 1);
+      next = stop == std::string_view::npos ? rest.size() : stop + 1;
+      close = next;
+    } else if (after_close && !util::trim(line).empty()) {
+      break;
+    }
+    pos = next;
+  }
+  bool has_module = rest.starts_with("module") || rest.find("\nmodule") < close;
+  if (close == std::string_view::npos || !has_module) {
+    return fail(Code::kInternal, "the compiler's IR dump holds no whole module");
+  }
+  return std::string(rest.substr(0, close));
+}
+
+Result<std::string> print_vhlo_as_stablehlo(const Toolchain& tools, const fs::path& file) {
+  if (tools.compile.empty()) {
+    return fail(Code::kFailedPrecondition, fmt::format("reading VHLO as StableHLO needs iree-compile from "
+                                                       "iree-base-compiler=={}", pinned_release()));
+  }
+  // A module per function is printed; the first one, taken before any pass
+  // changed the program, is the one wanted. A failure later in the input
+  // phase (the reason kiln rewrites the program) does not matter.
+  auto run = util::run_process({.argv = {tools.compile.string(), file.string(), "--iree-hal-target-device=local",
+                                         "--iree-hal-local-target-device-backends=llvm-cpu", "--compile-to=flow",
+                                         "--mlir-print-ir-before=chlo-legalize-to-stablehlo",
+                                         "--mlir-print-ir-module-scope", "--mlir-disable-threading",
+                                         "--mlir-print-debuginfo", "-o", "/dev/null"},
+                                .timeout = std::chrono::minutes(10)});
+  if (!run) return tl::unexpected(run.error());
+  auto text = first_ir_dump(run->err);
+  if (!text) {
+    std::string message = std::string(util::trim(run->err)).substr(0, 2000);
+    return fail(Code::kInvalidArgument, fmt::format("iree-compile could not read it as StableHLO ({}): {}",
+                                                    util::describe_outcome(*run), message));
+  }
+  return text;
+}
+
 Result<Toolchain> find_runtime(const config::Config& config) {
   auto t = KILN_TRY(find(config));
   if (t.run_module.empty()) {

@@ -47,6 +47,20 @@ Result<Toolchain> find_runtime(const config::Config& config);
 // iree-opt, large constants elided and locations kept (they name arguments).
 Result<std::string> print_as_text(const Toolchain& tools, const fs::path& file);
 
+// The module of the first IR dump in a compiler's diagnostics (what
+// --mlir-print-ir-before=... --mlir-print-ir-module-scope writes): the lines
+// after the first "// -----// IR Dump" header up to the module's closing
+// brace, and the location aliases (#loc...) after it. Anything else the
+// compiler wrote after it (later dumps, errors) is left out.
+Result<std::string> first_ir_dump(std::string_view diagnostics);
+
+// Prints a StableHLO portable artifact (VHLO bytecode) as StableHLO text,
+// constants and locations kept. No tool of the pinned release converts VHLO
+// to StableHLO on its own: iree-compile does it first in its input phase,
+// and prints the module there (before chlo-legalize-to-stablehlo, the first
+// pass after it that can be named); the compile stops at flow.
+Result<std::string> print_vhlo_as_stablehlo(const Toolchain& tools, const fs::path& file);
+
 // Every place find() looked, for `kiln doctor`.
 std::vector<std::string> search_locations(const config::Config& config);
 
