@@ -28,7 +28,10 @@ if [ -z "${KILN_IREE_DIR:-}" ]; then
   if [ -n "${VIRTUAL_ENV:-}" ]; then
     export KILN_IREE_DIR=$VIRTUAL_ENV
   else
-    wheel=$(ls "$in"/iree_base_runtime-*.whl "$in"/../iree_base_runtime-*.whl 2>/dev/null | head -1 || true)
+    wheel=
+    for w in "$in"/iree_base_runtime-*.whl "$in"/../iree_base_runtime-*.whl; do
+      if [ -f "$w" ]; then wheel=$w; break; fi
+    done
     [ -n "$wheel" ] || { echo "no IREE runtime: activate its virtual environment or set KILN_IREE_DIR" >&2; exit 2; }
     site=$(mktemp -d)
     "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheel"

@@ -22,21 +22,20 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${1:?usage: symbolic_prepare.sh OUT_DIR [TARGET]}
 target=${2:-cuda:h100}
 kiln=${KILN_BIN:-$root/build/kiln}
-batches=${KILN_SYM_BATCHES:-1 5 64}
+read -r -a batches <<<"${KILN_SYM_BATCHES:-1 5 64}"
 model=classifier_poly
 
 rm -rf "$out/dynamic" "$out/bound"
 mkdir -p "$out"
-# shellcheck disable=SC2086
-"$root/.venv/bin/python" "$root/scripts/gpu/symbolic_reference.py" "$out" $batches >&2
+"$root/.venv/bin/python" "$root/scripts/gpu/symbolic_reference.py" "$out" "${batches[@]}" >&2
 
 binds=()
-for b in $batches; do binds+=(--bind "b=$b"); done
+for b in "${batches[@]}"; do binds+=(--bind "b=$b"); done
 "$kiln" compile "$out/$model.mlir" --target "$target" -o "$out/dynamic" --no-cache >&2
 "$kiln" compile "$out/$model.mlir" --target "$target" "${binds[@]}" -o "$out/bound" --no-cache >&2
 
 # The list of checks: the dynamic module at every batch, each static one at its own.
-"$root/.venv/bin/python" - "$out" "$model" "$target" $batches <<'PY'
+"$root/.venv/bin/python" - "$out" "$model" "$target" "${batches[@]}" <<'PY'
 import glob, json, os, sys
 out, model, target, *batches = sys.argv[1:]
 def rel(p): return os.path.relpath(p, out)
