@@ -53,6 +53,18 @@ TEST_F(Cli, UsageErrors) {
             std::string::npos) << typo_config.err;
 }
 
+TEST_F(Cli, BadSettingsStopEveryCommandNamingKeyAndOrigin) {
+  Outcome env = kiln({"targets"}, {"KILN_JOBS=lots"});
+  EXPECT_EQ(env.status, 2);
+  EXPECT_NE(env.err.find("setting jobs = 'lots' (env KILN_JOBS) is not a number"), std::string::npos) << env.err;
+  write("kiln.conf", "# limits\ncompile_timeout = soon\n");
+  Outcome file = kiln({"inspect", model("mlp.mlir").string()}, {"KILN_CONFIG=" + (dir() / "kiln.conf").string()});
+  EXPECT_EQ(file.status, 2);
+  EXPECT_NE(file.err.find("kiln.conf:2) is not a duration"), std::string::npos) << file.err;
+  Outcome good = kiln({"targets"}, {"KILN_COMPILE_TIMEOUT=10m", "KILN_CACHE=off", "KILN_JOBS=2"});
+  EXPECT_EQ(good.status, 0) << good.err;
+}
+
 TEST_F(Cli, HelpExitsZero) {
   EXPECT_EQ(kiln({"--help"}).status, 0);
   EXPECT_EQ(kiln({"compile", "--help"}).status, 0);

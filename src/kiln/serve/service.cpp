@@ -39,7 +39,14 @@ double now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void log(const std::string& line) { std::cerr << "[" << util::utc_timestamp() << "] " << line << "\n"; }
+// Workers, the lease thread and the HTTP threads log at once: each line is
+// formatted first and written whole, under a lock, so lines never interleave.
+void log(const std::string& line) {
+  static std::mutex mu;
+  std::string text = "[" + util::utc_timestamp() + "] " + line + "\n";
+  std::lock_guard<std::mutex> lock(mu);
+  std::cerr << text << std::flush;
+}
 
 // The compile options of a job request (its "options" object, already
 // checked against the job schema), checked as a remote client's.

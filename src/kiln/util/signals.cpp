@@ -1,13 +1,19 @@
 #include "kiln/util/signals.h"
 
+#include <atomic>
 #include <csignal>
 
 namespace kiln::util {
 namespace {
 
-volatile std::sig_atomic_t g_signal = 0;
+// Written by the handler on whichever thread takes the signal and read by
+// every thread (workers, the HTTP front, compile pools): an atomic, which a
+// handler may store to because it is lock-free. A volatile sig_atomic_t is
+// only safe between a handler and the thread it interrupted.
+std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
-void on_signal(int sig) { g_signal = sig; }
+void on_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
 
 }  // namespace
 
@@ -21,6 +27,6 @@ void install_interrupt_handlers() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-int interrupted() { return g_signal; }
+int interrupted() { return g_signal.load(std::memory_order_relaxed); }
 
 }  // namespace kiln::util
