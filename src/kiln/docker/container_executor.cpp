@@ -66,6 +66,33 @@ tl::unexpected<Error> stopped_by_restart(const std::string& name, int exit_statu
                           name, exit_status));
 }
 
+// Creates the container; its id.
+Result<std::string> create_container(Engine& engine, const std::string& name, const nlohmann::json& config) {
+  auto created = engine.call("POST", "/containers/create?name=" + name, config);
+  if (!created) {
+    std::string m = created.error().message;
+    if (m.find("nvidia") != std::string::npos) {
+      return fail(Code::kFailedPrecondition, m + "; give Docker the GPU with the NVIDIA container toolkit "
+                                                 "(kiln doctor says what is missing)");
+    }
+    return tl::unexpected(created.error());
+  }
+  return (*created)["Id"].get<std::string>();
+}
+
+// The tool's own figures, measured inside by `kiln __exec`: its peak RSS in
+// KiB (0 when the report is missing). The report is removed.
+long read_report(const std::string& report) {
+  long peak = 0;
+  if (auto text = util::read_file(report)) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_discarded()) peak = j.value("peak_rss_kib", 0L);
+    std::error_code ec;
+    fs::remove(report, ec);
+  }
+  return peak;
+}
+
 void give_folder(const fs::path& dir, uid_t uid, gid_t gid) {
   std::error_code ec;
   (void)::chown(dir.c_str(), uid, gid);
@@ -217,16 +244,7 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
   FolderLoan loan(out);
 
   std::string name = fmt::format("kiln-{}-{}", ::getpid(), counter_++);
-  auto created = engine_.call("POST", "/containers/create?name=" + name, container_config(request, report));
-  if (!created) {
-    std::string m = created.error().message;
-    if (m.find("nvidia") != std::string::npos) {
-      return fail(Code::kFailedPrecondition, m + "; give Docker the GPU with the NVIDIA container toolkit "
-                                                 "(kiln doctor says what is missing)");
-    }
-    return tl::unexpected(created.error());
-  }
-  Removal removal{&engine_, (*created)["Id"].get<std::string>()};
+  Removal removal{&engine_, KILN_TRY(create_container(engine_, name, container_config(request, report)))};
   const std::string& id = removal.id;
 
   auto started = Clock::now();
@@ -263,12 +281,7 @@ Result<util::ProcessResult> ContainerExecutor::run(const compile::ExecRequest& r
   } else if (result.exit_status > 128 && !result.timed_out) {
     result.term_signal = result.exit_status - 128;  // how __exec reports a crash
   }
-  // The tool's own figures, measured inside by `kiln __exec`.
-  if (auto text = util::read_file(report)) {
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (!j.is_discarded()) result.peak_rss_kib = j.value("peak_rss_kib", 0L);
-    fs::remove(report);
-  }
+  result.peak_rss_kib = read_report(report);
   if (cancelled_by == -1) return fail(Code::kCancelled, "cancelled; stopped and removed container " + name);
   if (cancelled_by) {
     return fail(Code::kCancelled, std::string("interrupted by ") + ::strsignal(cancelled_by) +

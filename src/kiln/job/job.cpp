@@ -112,7 +112,11 @@ Result<Job> load(const fs::path& file) {
   return parse(*text, file);
 }
 
-Result<Job> parse(std::string_view text, const fs::path& file) {
+namespace {
+
+// The document, checked for depth, syntax (with line and column) and the
+// schema.
+Result<json> parse_document(std::string_view text, const fs::path& file) {
   // Bounded before anything recursive walks it.
   if (int depth = util::json_depth(text); depth > util::kMaxJsonDepth) {
     return fail(Code::kInvalidArgument, fmt::format("{}: the job nests arrays and objects more than {} levels deep; kiln "
@@ -147,10 +151,11 @@ Result<Job> parse(std::string_view text, const fs::path& file) {
                 fmt::format("{}: does not match the job schema (kiln schema prints it):\n{}", file.string(),
                             util::join(lines, "\n")));
   }
+  return document;
+}
 
-  Job job;
-  job.file = file;
-  fs::path base = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+// The inputs, each a regular file with a plain output name of its own.
+Status read_inputs(const json& document, const fs::path& file, const fs::path& base, Job& job) {
   std::set<std::string> names;
   const json& inputs = document["inputs"];
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -172,6 +177,11 @@ Result<Job> parse(std::string_view text, const fs::path& file) {
     }
     job.inputs.push_back(std::move(input));
   }
+  return {};
+}
+
+// The targets, resolved, none twice.
+Status read_targets(const json& document, const fs::path& file, Job& job) {
   const json& targets = document["targets"];
   std::set<std::string> slugs;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -183,6 +193,18 @@ Result<Job> parse(std::string_view text, const fs::path& file) {
     }
     job.targets.push_back(std::move(*t));
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Job> parse(std::string_view text, const fs::path& file) {
+  json document = KILN_TRY(parse_document(text, file));
+  Job job;
+  job.file = file;
+  fs::path base = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  KILN_TRY_STATUS(read_inputs(document, file, base, job));
+  KILN_TRY_STATUS(read_targets(document, file, job));
   if (document.contains("options")) {
     auto read = options_from_json(document["options"], compile::Origin::kLocalUser);
     if (read) {
