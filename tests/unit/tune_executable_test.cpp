@@ -165,7 +165,9 @@ TEST(TuneSpace, SimtCandidatesRespectTheTargetAndTheProblem) {
     EXPECT_EQ(threads, (wg[0] / th[0]) * (wg[1] / th[1])) << c.summary;
     EXPECT_EQ(threads % 32, 0);
     EXPECT_LE(threads, 1024);
-    if (!field(c.root, "promote_operands").empty()) EXPECT_LE((wg[0] + wg[1]) * red[2] * 4, 166912);
+    if (!field(c.root, "promote_operands").empty()) {
+      EXPECT_LE((wg[0] + wg[1]) * red[2] * 4, 166912);
+    }
   }
   // Most promising first, and diverse: no workgroup shape fills the set.
   for (size_t i = 1; i < unpadded.size(); ++i) EXPECT_LE(unpadded[i - 1].score, unpadded[i].score);
@@ -277,7 +279,9 @@ TEST(TuneSpace, SplitKPartialProductsGetOnePartialPerWorkgroup) {
     ++unpadded;
     single += parse_ints(field(c.root, "workgroup"))[0] == 1;
     // Its workgroup size matches the thread tile: 32/4 by 64/4.
-    if (c.summary == winner) EXPECT_EQ(c.workgroup_size, (std::vector<int64_t>{8, 16, 1}));
+    if (c.summary == winner) {
+      EXPECT_EQ(c.workgroup_size, (std::vector<int64_t>{8, 16, 1}));
+    }
   }
   EXPECT_EQ(unpadded, 4u);
   EXPECT_GE(single, 2u);
