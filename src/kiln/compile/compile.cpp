@@ -224,16 +224,18 @@ Result<Outcome> publish(const fs::path& staged_module, const fs::path& final_mod
   return Outcome{final_module, final_metadata, std::move(*record)};
 }
 
-// The executable configurations (<executable>.mlir) in a folder, by name.
+// The executable configurations (<executable>.mlir) and kernel objects
+// (<executable>.ptx) in a folder, by name (see tuning::config_file_name).
 Result<std::vector<std::pair<std::string, std::string>>> read_configs(const fs::path& dir) {
   std::vector<std::pair<std::string, std::string>> texts;
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
-    if (it->path().extension() != ".mlir") continue;
+    std::string ext = it->path().extension().string();
+    if (ext != ".mlir" && ext != ".ptx") continue;
     auto text = util::read_file(it->path());
     if (!text) return tl::unexpected(text.error().context("reading the executable configurations"));
-    texts.emplace_back(it->path().stem().string(), std::move(*text));
+    texts.emplace_back(ext == ".ptx" ? it->path().filename().string() : it->path().stem().string(), std::move(*text));
   }
   if (ec) return fail(Code::kNotFound, fmt::format("cannot read the executable configurations in {}: {}", dir.string(), ec.message()));
   if (texts.empty()) return fail(Code::kNotFound, "no executable configurations in " + dir.string());
@@ -482,6 +484,24 @@ Status find_tuning(UnitRun& r, const Options& options, const toolchain::Toolchai
   return {};
 }
 
+// Copies the configurations into the staging folder: executable
+// configurations to executable-configs/, kernel objects (which replace an
+// executable's code after the compiler built it) to executable-objects/.
+Status stage_configs(UnitRun& r) {
+  bool configs = false, objects = false;
+  for (const auto& [name, text] : r.texts) {
+    bool object = tuning::is_kernel_object(name);
+    fs::path dir = r.staging / (object ? "executable-objects" : "executable-configs");
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    KILN_TRY_STATUS(util::write_file_atomic(dir / tuning::config_file_name(name), text));
+    (object ? objects : configs) = true;
+  }
+  if (configs) r.flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
+  if (objects) r.flags.push_back("--iree-hal-substitute-executable-objects-from=executable-objects");
+  return {};
+}
+
 // The compiler's flags, command line and the cache key. Executable
 // configurations are copied into the staging folder and named by a relative
 // path: the compiler records the path in the module, which then does not
@@ -496,13 +516,8 @@ Status build_command(UnitRun& r, const Options& options, const toolchain::Toolch
   key_flags.insert(key_flags.end(), prepared.key_tags.begin(), prepared.key_tags.end());
   std::string configs_digest;
   if (!r.configs.empty()) {
-    std::error_code ec;
-    fs::create_directories(r.staging / "executable-configs", ec);
-    for (const auto& [name, text] : r.texts) {
-      KILN_TRY_STATUS(util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), text));
-    }
+    KILN_TRY_STATUS(stage_configs(r));
     configs_digest = tuning::module_digest({}, r.texts);
-    r.flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
   }
   r.argv = {tools.compile.string(), fs::absolute(prepared.input).string()};
   r.argv.insert(r.argv.end(), r.flags.begin(), r.flags.end());

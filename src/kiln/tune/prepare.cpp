@@ -8,6 +8,7 @@
 
 #include "kiln/compile/compile.h"
 #include "kiln/tune/executable.h"
+#include "kiln/tune/kernel.h"
 #include "kiln/tune/space.h"
 #include "kiln/tune/tuner.h"
 #include "kiln/util/file.h"
@@ -79,8 +80,41 @@ Status write_configs(const fs::path& stage, const Build& b) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return fail(Code::kFailedPrecondition, "cannot create " + dir.string() + ": " + ec.message());
-  for (const auto& [exe, text] : b.configs) KILN_TRY_STATUS(util::write_file_atomic(dir / (exe + ".mlir"), text));
+  for (const auto& [exe, text] : b.configs) {
+    KILN_TRY_STATUS(util::write_file_atomic(dir / tuning::config_file_name(exe), text));
+  }
   return {};
+}
+
+// kiln's own kernels for a dispatch, when it has any (kernel.h). A kernel
+// runs in the compiler's launch, so the dispatch is compiled with the
+// configuration the kernel asks for, or else with the compiler's own when
+// its block size fits, or else the first tile candidate whose block size
+// does. What was added, or why nothing was, goes into the dispatch's entry.
+void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& candidates, json& entry,
+                 std::vector<Build>& builds) {
+  auto kernels = kernels_for(exe);
+  if (!kernels) {
+    if (exe.op_kind.find("matmul") != std::string::npos) entry["kernels"] = "none: " + kernels.error().message;
+    return;
+  }
+  entry["kernels"] = json::array();
+  for (auto& kernel : *kernels) {
+    Build b{exe.name + "-" + kernel.id, {}, {}, {}, exe.name + ": " + kernel.summary, "dispatch"};
+    if (!kernel.root.empty()) {
+      b.configs[exe.name] = render(exe, kernel.root, kernel.workgroup_size);
+    } else if (exe.workgroup_size != kernel.workgroup_size) {
+      auto fits = std::find_if(candidates.begin(), candidates.end(), [&](const DispatchCandidate& c) {
+        return c.workgroup_size == kernel.workgroup_size && c.pipeline.empty();
+      });
+      if (fits == candidates.end()) continue;
+      b.configs[exe.name] = render(exe, fits->root, fits->workgroup_size, fits->pipeline_options, fits->pipeline);
+    }
+    b.configs[exe.name + ".ptx"] = std::move(kernel.ptx);
+    b.dispatches[exe.name] = kernel.summary;
+    entry["kernels"].push_back(kernel.summary);
+    builds.push_back(std::move(b));
+  }
 }
 
 // Round 1: each level on its own.
@@ -109,6 +143,7 @@ Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump
       b.dispatches[exe->name] = c.summary;
       builds.push_back(std::move(b));
     }
+    if (o.target.backend == target::Backend::kCuda) add_kernels(*exe, candidates, dispatches.back(), builds);
   }
   log(fmt::format("{} dispatches, {} tunable; {} candidate modules", dispatches.size(),
                   std::count_if(dispatches.begin(), dispatches.end(), [](const json& d) { return d["candidates"] != 0; }),
@@ -430,7 +465,7 @@ Candidate candidate_of(const PrepareOptions& o, const Build& b, const OptionSet&
   c.summary = b.summary;
   c.module = module_path(b.id, o.target);
   c.compile_flags = b.compile_flags;
-  for (const auto& [exe, text] : b.configs) c.configs[exe] = "configs/" + b.id + "/" + exe + ".mlir";
+  for (const auto& [exe, text] : b.configs) c.configs[exe] = "configs/" + b.id + "/" + tuning::config_file_name(exe);
   c.dispatches = b.dispatches;
   c.runtime_name = rt.name;
   c.runtime_flags = rt.flags;

@@ -38,6 +38,10 @@ std::string key_of(const Identity& id) {
   return util::sha256_hex(bytes);
 }
 
+bool is_kernel_object(const std::string& name) { return name.ends_with(".ptx"); }
+
+std::string config_file_name(const std::string& name) { return is_kernel_object(name) ? name : name + ".mlir"; }
+
 std::string module_digest(const std::vector<std::string>& compile_flags,
                           const std::vector<std::pair<std::string, std::string>>& configs) {
   std::string bytes;
@@ -152,7 +156,7 @@ Result<Record> Database::put(Record record, const std::vector<std::pair<std::str
       if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
         return fail(Code::kInvalidArgument, "invalid executable name '" + name + "' in a tuning record");
       }
-      KILN_TRY_STATUS(util::write_file_atomic(staging.path() / "configs" / (name + ".mlir"), text));
+      KILN_TRY_STATUS(util::write_file_atomic(staging.path() / "configs" / config_file_name(name), text));
     }
   }
   KILN_TRY_STATUS(util::write_file_atomic(staging.path() / "record.json", to_json(record).dump(2) + "\n"));

@@ -85,6 +85,13 @@ class Database {
 // $XDG_DATA_HOME/kiln/tuning, or ~/.local/share/kiln/tuning.
 fs::path default_root();
 
+// A record's configurations are named by executable: "main_dispatch_0" is
+// an executable configuration (stored as main_dispatch_0.mlir), and a name
+// with the ".ptx" extension is a kernel object that replaces the
+// executable's code (stored under its own name).
+bool is_kernel_object(const std::string& name);
+std::string config_file_name(const std::string& name);
+
 // Digest over compile flags and configuration file texts.
 std::string module_digest(const std::vector<std::string>& compile_flags,
                           const std::vector<std::pair<std::string, std::string>>& configs);

@@ -1,0 +1,44 @@
+// kiln's own kernels as tuning candidates. A CUDA matmul dispatch that kiln
+// recognizes (C = A x B, row-major, 16-bit inputs, f32 accumulation, an f32
+// or rounded 16-bit result, static shape) can run kiln's tensor-core kernel
+// (src/kiln/kernels/gemm_mma.cu: ldmatrix, a cp.async pipeline, mma.sync)
+// in place of the compiler's. The compiler still builds the dispatch, its
+// launch and its bindings; the kernel object replaces only the code, through
+// --iree-hal-substitute-executable-objects-from. The tuner measures it and
+// validates its outputs like any other candidate.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/tune/executable.h"
+#include "kiln/util/error.h"
+
+namespace kiln::tune {
+
+struct KernelChoice {
+  std::string id;                       // "kernel", "kernel-wide": part of the candidate's id
+  std::string summary;                  // "kiln kernel: bf16 -> bf16, 128x128x32 tiles, 3 stages"
+  std::string ptx;                      // the kernel, named and parameterized for this dispatch
+  std::vector<int64_t> workgroup_size;  // the launch the kernel needs
+  // The configuration the dispatch is compiled with so that its launch fits
+  // the kernel (block size, dynamic shared memory); empty: any
+  // configuration with `workgroup_size` will do.
+  Fields root;
+};
+
+// Whether this build of kiln carries its kernels (it needs nvcc to build them).
+bool kernels_available();
+
+// kiln's kernels for one dispatch, or why there is none (an error whose
+// message says what does not match). Two at most:
+//   kernel:      128 x 128 tiles, 128 threads, 3 stages in static shared memory;
+//   kernel-wide: 128 x 256 tiles, 256 threads, 4 stages in the dynamic shared
+//                memory of a configuration kiln writes for it (the compiler
+//                sizes a launch's shared memory from its own tiles: a
+//                128 x 256 x 128 tile asks for about 100 KiB), MMA dispatches
+//                whose N divides by 256 and K by 128.
+Result<std::vector<KernelChoice>> kernels_for(const Executable& exe);
+
+}  // namespace kiln::tune
