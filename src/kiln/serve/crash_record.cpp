@@ -67,15 +67,31 @@ void install_crash_record(const fs::path& file) {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::sigaction(sig, &action, nullptr);
 }
 
+namespace {
+
+// A thread's alternate signal stack, for the thread's life. When the thread
+// ends the stack is switched off before its memory is freed, so neither a
+// late signal nor a sanitizer's thread teardown (which unmaps the stack it
+// finds installed) touches memory that is gone.
+struct AltStack {
+  std::unique_ptr<char[]> memory;
+  ~AltStack() {
+    if (!memory) return;
+    stack_t off = {};
+    off.ss_flags = SS_DISABLE;
+    ::sigaltstack(&off, nullptr);
+  }
+};
+
+}  // namespace
+
 void prepare_thread_for_crash_record() {
-  // One per thread, for the thread's life (the threads live as long as the
-  // service).
-  static thread_local std::unique_ptr<char[]> stack;
-  if (stack) return;
+  static thread_local AltStack stack;
+  if (stack.memory) return;
   constexpr size_t kSize = 64 << 10;
-  stack = std::make_unique<char[]>(kSize);
+  stack.memory = std::make_unique<char[]>(kSize);
   stack_t ss = {};
-  ss.ss_sp = stack.get();
+  ss.ss_sp = stack.memory.get();
   ss.ss_size = kSize;
   ::sigaltstack(&ss, nullptr);
 }

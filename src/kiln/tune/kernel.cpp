@@ -177,8 +177,8 @@ Result<std::string> instantiate(const PtxVariant& v, const std::string& function
                                    o.c.offset);
   if (!std::regex_search(ptx, args)) return fail(Code::kInternal, "kiln's kernel PTX has no kiln_args to write");
   ptx = std::regex_replace(ptx, args, values, std::regex_constants::format_first_only);
-  static const std::regex entry(R"(\bkiln_gemm\b)");
-  return std::regex_replace(ptx, entry, function);
+  static const std::regex entry(R"(\bkiln_gemm(_param_\d+)?\b)");
+  return std::regex_replace(ptx, entry, function + "$1");
 }
 
 }  // namespace
