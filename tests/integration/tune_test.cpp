@@ -171,10 +171,10 @@ TEST_F(Tune, CudaMatmulsGetKilnsKernelsAsCandidates) {
     EXPECT_NE(meta["compiler_command_line"].get<std::string>().find("--iree-hal-substitute-executable-objects-from="),
               std::string::npos);
   }
-  EXPECT_EQ(kernels, (std::set<std::string>{"main_dispatch_0-kernel", "main_dispatch_0-kernel-wide"}));
+  EXPECT_EQ(kernels, (std::set<std::string>{"main_dispatch_0-kernel", "main_dispatch_0-kernel-k64", "main_dispatch_0-kernel-wide"}));
   bool listed = false;
   for (const auto& d : bundle["dispatches"]) {
-    if (d["executable"] == "main_dispatch_0" && d.contains("kernels")) listed = d["kernels"].size() == 2;
+    if (d["executable"] == "main_dispatch_0" && d.contains("kernels")) listed = d["kernels"].size() == 3;
   }
   EXPECT_TRUE(listed) << bundle["dispatches"].dump();
 }

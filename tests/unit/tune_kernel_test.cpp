@@ -34,7 +34,7 @@ TEST(TuneKernel, ABf16MatmulWithARoundedResultGetsBothKernels) {
   Executable exe = load("gemm_bf16_matmul.mlir");
   auto kernels = kernels_for(exe);
   ASSERT_TRUE(kernels) << kernels.error().message;
-  ASSERT_EQ(kernels->size(), 2u);
+  ASSERT_EQ(kernels->size(), 3u);
   const auto& narrow = (*kernels)[0];
   EXPECT_EQ(narrow.id, "kernel");
   EXPECT_EQ(narrow.workgroup_size, (std::vector<int64_t>{128, 1, 1}));
@@ -48,7 +48,12 @@ TEST(TuneKernel, ABf16MatmulWithARoundedResultGetsBothKernels) {
   EXPECT_EQ(util::split(narrow.ptx, '\n').size() > 100, true);
   EXPECT_NE(narrow.ptx.find(".version 7.6"), std::string::npos) << "PTX ISA of IREE 3.13's own kernels";
 
-  const auto& wide = (*kernels)[1];
+  const auto& deep = (*kernels)[1];
+  EXPECT_EQ(deep.id, "kernel-k64");
+  EXPECT_EQ(deep.workgroup_size, (std::vector<int64_t>{128, 1, 1}));
+  EXPECT_EQ(field(deep.root, "workgroup"), "[128, 128, 0]");
+  EXPECT_EQ(field(deep.root, "reduction"), "[0, 0, 8]");
+  const auto& wide = (*kernels)[2];
   EXPECT_EQ(wide.id, "kernel-wide");
   EXPECT_EQ(wide.workgroup_size, (std::vector<int64_t>{256, 1, 1}));
   EXPECT_EQ(field(wide.root, "workgroup"), "[128, 256, 0]");

@@ -15,17 +15,19 @@ struct PtxVariant {
   const char* input;   // "bf16", "f16"
   const char* output;  // "f32", or "same": the input type
   int bindings;        // kernel parameters
+  int shape;           // KILN_GEMM_SHAPE in gemm_mma.cu: 0 small, 1 deep, 2 wide
   int threads;         // the block size it is built for
   const char* text;
 };
 
 constexpr PtxVariant kVariants[] = {
 #include "kiln/kernels/gemm_ptx.inc"
-    {"", "", 0, 0, nullptr},  // end
+    {"", "", 0, 0, 0, nullptr},  // end
 };
 
-constexpr int64_t kTileM = 128, kTileN = 128, kTileK = 32;
-constexpr int64_t kWideN = 256, kWideK = 128;  // the wide kernel's N tile; the K tile of its configuration
+constexpr int64_t kTileM = 128, kTileN = 128, kTileK = 32;  // the smallest tiles of every variant
+constexpr int64_t kWideN = 256;   // the wide variant's N tile
+constexpr int64_t kConfigK = 128;  // the K tile of the configurations kiln writes for the dynamic variants
 
 // One hal.interface.binding.subspan of the dispatch.
 struct Subspan {
@@ -147,22 +149,22 @@ Status check_shapes(const Operands& o, const std::vector<int64_t>& bounds) {
   return {};
 }
 
-const PtxVariant* variant(const std::string& input, const std::string& output, int bindings, int threads) {
+const PtxVariant* variant(const std::string& input, const std::string& output, int bindings, int shape) {
   for (const auto& v : kVariants) {
-    if (v.text && input == v.input && output == v.output && bindings == v.bindings && threads == v.threads) return &v;
+    if (v.text && input == v.input && output == v.output && bindings == v.bindings && shape == v.shape) return &v;
   }
   return nullptr;
 }
 
-// The wide kernel's configuration: the compiler's MMA configuration with a
-// 128 x 256 x 128 workgroup tile over 2 x 4 subgroups of 64 x 64, whose
-// promoted operands make the launch carry about 100 KiB of shared memory.
-Fields wide_root(const Executable& exe) {
+// The configuration a dynamic variant runs under: the compiler's MMA
+// configuration with an M x N x 128 workgroup tile over subgroups of 64 x
+// 64, whose promoted operands make the launch carry (M + N) x 128 x 2 bytes
+// of shared memory and a bit: two of the kernel's 64-deep stages.
+Fields dynamic_root(const Executable& exe, int64_t tile_n) {
   Fields root = exe.root;
-  const size_t tile_k = static_cast<size_t>(kWideK / 16);  // MMA steps of K = 16
-  set_field(root, "workgroup", format_ints({kTileM, kWideN, 0}));
+  set_field(root, "workgroup", format_ints({kTileM, tile_n, 0}));
   set_field(root, "subgroup", format_ints({4, 8, 0}));
-  set_field(root, "reduction", format_ints({0, 0, static_cast<int64_t>(tile_k)}));
+  set_field(root, "reduction", format_ints({0, 0, kConfigK / 16}));  // MMA steps of K = 16
   return root;
 }
 
@@ -179,6 +181,36 @@ Result<std::string> instantiate(const PtxVariant& v, const std::string& function
   ptx = std::regex_replace(ptx, args, values, std::regex_constants::format_first_only);
   static const std::regex entry(R"(\bkiln_gemm(_param_\d+)?\b)");
   return std::regex_replace(ptx, entry, function + "$1");
+}
+
+// The variants this dispatch can take, each instantiated for it.
+Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::string& input, const std::string& output,
+                                              int bindings, const Operands& o) {
+  std::string result = output == "f32" ? "f32" : input;
+  std::string types = input + " -> " + result;
+  const bool mma = exe.family == Family::kGpuMma && exe.bounds[2] % kConfigK == 0;
+  struct Shape {
+    int shape;
+    bool fits;
+    std::string id, tiles;
+    std::vector<int64_t> workgroup_size;
+    Fields root;
+  };
+  const Shape shapes[] = {
+      {0, true, "kernel", "128x128x32 tiles, 3 stages", {128, 1, 1}, {}},
+      {1, mma, "kernel-k64", "128x128x64 tiles, 2 stages", {128, 1, 1}, dynamic_root(exe, kTileN)},
+      {2, mma && exe.bounds[1] % kWideN == 0, "kernel-wide", "128x256x64 tiles, 2 stages", {256, 1, 1},
+       dynamic_root(exe, kWideN)},
+  };
+  std::vector<KernelChoice> choices;
+  for (const auto& s : shapes) {
+    const PtxVariant* v = s.fits ? variant(input, output, bindings, s.shape) : nullptr;
+    if (!v) continue;
+    choices.push_back({s.id, "kiln kernel: " + types + ", " + s.tiles, KILN_TRY(instantiate(*v, exe.function, o, exe.bounds)),
+                       s.workgroup_size, s.root});
+  }
+  if (choices.empty()) return fail(Code::kInvalidArgument, fmt::format("no kernel variant takes {} bindings", bindings));
+  return choices;
 }
 
 }  // namespace
@@ -211,20 +243,7 @@ Result<std::vector<KernelChoice>> kernels_for(const Executable& exe) {
   }
   std::string output = o.c.element == "f32" && !rounds ? "f32" : o.c.element == types[0] && rounds ? "same" : "";
   if (output.empty()) return fail(Code::kInvalidArgument, "its result is " + o.c.element + ", which the kernel does not write");
-  std::string result = output == "f32" ? "f32" : types[0];
-
-  std::vector<KernelChoice> choices;
-  if (const PtxVariant* v = variant(types[0], output, bindings, 128)) {
-    choices.push_back({"kernel", fmt::format("kiln kernel: {} -> {}, 128x128x32 tiles, 3 stages", types[0], result),
-                       KILN_TRY(instantiate(*v, exe.function, o, exe.bounds)), {128, 1, 1}, {}});
-  }
-  const bool wide = exe.family == Family::kGpuMma && exe.bounds[1] % kWideN == 0 && exe.bounds[2] % kWideK == 0;
-  if (const PtxVariant* v = wide ? variant(types[0], output, bindings, 256) : nullptr) {
-    choices.push_back({"kernel-wide", fmt::format("kiln kernel: {} -> {}, 128x256x32 tiles, 4 stages", types[0], result),
-                       KILN_TRY(instantiate(*v, exe.function, o, exe.bounds)), {256, 1, 1}, wide_root(exe)});
-  }
-  if (choices.empty()) return fail(Code::kInvalidArgument, fmt::format("no kernel variant takes {} bindings", bindings));
-  return choices;
+  return choices_for(exe, types[0], output, bindings, o);
 }
 
 }  // namespace kiln::tune

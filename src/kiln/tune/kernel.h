@@ -32,13 +32,16 @@ struct KernelChoice {
 bool kernels_available();
 
 // kiln's kernels for one dispatch, or why there is none (an error whose
-// message says what does not match). Two at most:
-//   kernel:      128 x 128 tiles, 128 threads, 3 stages in static shared memory;
-//   kernel-wide: 128 x 256 tiles, 256 threads, 4 stages in the dynamic shared
-//                memory of a configuration kiln writes for it (the compiler
-//                sizes a launch's shared memory from its own tiles: a
-//                128 x 256 x 128 tile asks for about 100 KiB), MMA dispatches
-//                whose N divides by 256 and K by 128.
+// message says what does not match). Up to three:
+//   kernel:      128 x 128 x 32 tiles, 128 threads, 3 stages in static shared
+//                memory: any launch of 128 threads;
+//   kernel-k64:  128 x 128 x 64 tiles, 128 threads, 2 stages in the launch's
+//                dynamic shared memory;
+//   kernel-wide: 128 x 256 x 64 tiles, 256 threads, likewise.
+// The compiler sizes a launch's shared memory from its own tiles, so the two
+// dynamic variants come with a configuration kiln writes (an M x N x 128
+// tile asks for about (M + N) x 256 bytes); they need an MMA dispatch whose
+// K divides by 128 (and N by 256 for the wide one).
 Result<std::vector<KernelChoice>> kernels_for(const Executable& exe);
 
 }  // namespace kiln::tune
