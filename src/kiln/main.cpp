@@ -28,6 +28,7 @@ bool wants_json(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kiln::util::fill_narrow_cache();
   kiln::util::install_interrupt_handlers();
   if (argc < 2) {
     usage(std::cerr);

@@ -286,7 +286,9 @@ TEST_F(Serve, ManyConcurrentSubmissions) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 16);
   EXPECT_EQ(r.out.find_first_not_of("202\n"), std::string::npos) << r.out;
   for (int i = 0; i < 16; ++i) {
-    auto id = nlohmann::json::parse(*util::read_file(dir() / ("sub" + std::to_string(i))))["id"].get<std::string>();
+    auto body = util::read_file(dir() / ("sub" + std::to_string(i)));
+    ASSERT_TRUE(body) << "submission " << i << " got no response body; curl printed:\n" << r.out << r.err << log();
+    auto id = nlohmann::json::parse(*body)["id"].get<std::string>();
     EXPECT_EQ(wait_for(id, {"succeeded", "failed"})["state"], "succeeded");
   }
 }

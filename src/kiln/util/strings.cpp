@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <locale>
 
 namespace kiln::util {
 
@@ -104,6 +105,11 @@ std::optional<uint64_t> parse_size(const std::string& text) {
                                                                 : -1;
   if (end == text.c_str() || scale < 0 || !(v >= 0)) return std::nullopt;
   return static_cast<uint64_t>(v * scale);
+}
+
+void fill_narrow_cache() {
+  const auto& ctype = std::use_facet<std::ctype<char>>(std::locale());
+  for (int c = 0; c < 256; ++c) (void)ctype.narrow(static_cast<char>(c), '\0');
 }
 
 }  // namespace kiln::util

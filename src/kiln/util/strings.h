@@ -24,6 +24,13 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
 // Human-readable byte count: "1.5 MiB".
 std::string human_bytes(double bytes);
 
+// libstdc++ fills std::ctype<char>'s narrow() cache lazily and without a
+// lock, and std::regex writes it while compiling a pattern (valijson compiles
+// the job schema's patterns in every thread that validates a job): a data
+// race ThreadSanitizer reports. Filling the cache of the global locale once,
+// before any thread starts, leaves only reads. main() calls it first.
+void fill_narrow_cache();
+
 // "5G", "500M", "1024" (bytes) -> bytes; units are powers of 1024. Empty
 // when the text is not a size.
 std::optional<uint64_t> parse_size(const std::string& text);
