@@ -151,6 +151,12 @@ TEST_F(Tune, CudaMatmulsGetKilnsKernelsAsCandidates) {
                     "--per-dispatch", "1"});
   ASSERT_EQ(p.status, 0) << p.err;
   json bundle = read_json("b/bundle.json");
+  for (const auto& d : bundle["dispatches"]) {
+    if (d.contains("kernels") && d["kernels"].is_string() &&
+        d["kernels"].get<std::string>().find("built without nvcc") != std::string::npos) {
+      GTEST_SKIP() << "this kiln was built without nvcc: " << d["kernels"];
+    }
+  }
   std::set<std::string> kernels;
   for (const auto& c : bundle["candidates"]) {
     std::string id = c["id"];
