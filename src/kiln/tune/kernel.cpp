@@ -1,8 +1,9 @@
 #include "kiln/tune/kernel.h"
 
+#include <cctype>
 #include <map>
 #include <optional>
-#include <regex>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -36,7 +37,7 @@ struct Subspan {
   bool read_only = false;
   std::vector<int64_t> shape;
   std::string element;
-  std::string layout;  // what follows the element type in the memref: ", strided<[N, 1], offset: ?>" or ""
+  std::string layout;  // the memref's layout: "strided<[N, 1], offset: ?>, ..." or ""
 };
 
 int64_t to_int(const std::string& s) { return std::strtoll(s.c_str(), nullptr, 10); }
@@ -53,77 +54,143 @@ int count(const std::string& text, const std::string& word) {
   return n;
 }
 
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// The SSA name ("%12", "%c0") that starts at `at`, or "".
+std::string ssa_at(std::string_view text, size_t at) {
+  if (at >= text.size() || text[at] != '%') return "";
+  size_t end = at + 1;
+  while (end < text.size() && word_char(text[end])) ++end;
+  return std::string(text.substr(at, end - at));
+}
+
+// What stands between `open` (included in the search) and the next `close`
+// after it, or "" when either is missing.
+std::string between(std::string_view line, std::string_view open, char close) {
+  size_t at = line.find(open);
+  if (at == std::string_view::npos) return "";
+  at += open.size();
+  size_t end = line.find(close, at);
+  return end == std::string_view::npos ? "" : std::string(line.substr(at, end - at));
+}
+
 // The operations the dispatch's function may hold, each at most so often:
 // one contraction (generic or named), an optional rounding epilogue, the
-// fill of the accumulator and the element conversions.
+// fill of the accumulator and the element conversions. The text is the
+// compiler's output for the user's program: it is scanned, never matched
+// with std::regex (which recurses per character).
 Status check_ops(const std::string& body) {
-  static const std::regex op(R"(\b(arith|math|linalg|tensor|scf|iree_linalg_ext)\.([a-z_]+))");
   static const std::map<std::string, int> allowed = {
       {"arith.constant", 1 << 20}, {"arith.extf", 2}, {"arith.mulf", 1}, {"arith.addf", 1}, {"arith.truncf", 1},
       {"linalg.fill", 1}, {"linalg.generic", 2}, {"linalg.matmul", 1}, {"linalg.yield", 2}, {"tensor.empty", 2}};
   std::map<std::string, int> seen;
-  for (std::sregex_iterator it(body.begin(), body.end(), op), end; it != end; ++it) {
-    std::string name = (*it)[1].str() + "." + (*it)[2].str();
-    auto a = allowed.find(name);
-    if (a == allowed.end()) return fail(Code::kInvalidArgument, "it computes more than a matmul (" + name + ")");
-    if (++seen[name] > a->second) return fail(Code::kInvalidArgument, "it computes more than a matmul (" + name + " again)");
+  for (std::string dialect : {"arith.", "math.", "linalg.", "tensor.", "scf.", "iree_linalg_ext."}) {
+    for (size_t at = body.find(dialect); at != std::string::npos; at = body.find(dialect, at + 1)) {
+      if (at > 0 && word_char(body[at - 1])) continue;
+      size_t end = at + dialect.size();
+      while (end < body.size() && (std::islower(static_cast<unsigned char>(body[end])) || body[end] == '_')) ++end;
+      if (end == at + dialect.size()) continue;
+      std::string name = body.substr(at, end - at);
+      auto a = allowed.find(name);
+      if (a == allowed.end()) return fail(Code::kInvalidArgument, "it computes more than a matmul (" + name + ")");
+      if (++seen[name] > a->second) return fail(Code::kInvalidArgument, "it computes more than a matmul (" + name + " again)");
+    }
   }
   return {};
 }
 
-Result<std::map<std::string, Subspan>> subspans(const std::string& body) {
-  static const std::regex constant(R"((%[\w]+) = arith\.constant (-?\d+) : index)");
-  static const std::regex subspan(
-      R"re((%[\w]+) = hal\.interface\.binding\.subspan .*? binding\((\d+)\) alignment\(\d+\) offset\((%[\w]+)\) flags\(([^)]*)\) : memref<([0-9x]+)x(bf16|f16|f32|[a-z0-9]+)([^,>]*(?:, strided<\[[^\]]*\][^>]*>)?))re");
-  std::map<std::string, int64_t> constants;
-  for (std::sregex_iterator it(body.begin(), body.end(), constant), end; it != end; ++it) {
-    constants[(*it)[1].str()] = to_int((*it)[2].str());
-  }
-  std::map<std::string, Subspan> out;
-  for (std::sregex_iterator it(body.begin(), body.end(), subspan), end; it != end; ++it) {
-    const auto& m = *it;
-    auto offset = constants.find(m[3].str());
-    if (offset == constants.end()) return fail(Code::kInvalidArgument, "a binding's offset is not a constant");
-    out[m[1].str()] = {to_int(m[2].str()), offset->second, m[4].str().find("ReadOnly") != std::string::npos,
-                       dims_of(m[5].str()), m[6].str(), m[7].str()};
-  }
-  return out;
+// "%c0 = arith.constant 0 : index" -> {"%c0", 0}.
+std::optional<std::pair<std::string, int64_t>> index_constant(std::string_view line) {
+  size_t eq = line.find(" = arith.constant ");
+  if (eq == std::string_view::npos || !util::trim(line).ends_with(" : index")) return std::nullopt;
+  std::string name = ssa_at(line, line.find('%'));
+  if (name.empty()) return std::nullopt;
+  return std::make_pair(name, to_int(std::string(line.substr(eq + 18))));
 }
 
-// The subspan a tensor value was loaded from.
-std::optional<Subspan> loaded(const std::string& body, const std::map<std::string, Subspan>& spans, const std::string& value) {
-  std::regex load(value + R"( = iree_codegen\.load_from_buffer (%[\w]+))");
-  std::smatch m;
-  if (!std::regex_search(body, m, load)) return std::nullopt;
-  auto it = spans.find(m[1].str());
-  if (it == spans.end()) return std::nullopt;
-  return it->second;
+// One subspan line: "%0 = hal.interface.binding.subspan ... binding(0) ...
+// offset(%c0) flags(...) : memref<4096x4096xbf16, strided<[4096, 1], ...>, ...>".
+std::optional<Subspan> subspan_of(std::string_view line, const std::map<std::string, int64_t>& constants) {
+  Subspan s;
+  std::string binding = between(line, ") binding(", ')');
+  auto offset = constants.find(between(line, " offset(", ')'));
+  std::string type = between(line, ": memref<", '#');
+  if (binding.empty() || offset == constants.end() || type.empty()) return std::nullopt;
+  s.binding = to_int(binding);
+  s.offset = offset->second;
+  s.read_only = between(line, " flags(", ')').find("ReadOnly") != std::string::npos;
+  std::string shape = type.substr(0, type.find(','));
+  size_t strided = type.find("strided<");
+  s.layout = strided == std::string::npos ? "" : type.substr(strided);
+  size_t x = shape.rfind('x');
+  if (x == std::string::npos) return std::nullopt;
+  s.shape = dims_of(shape.substr(0, x));
+  s.element = shape.substr(x + 1);
+  return s;
 }
 
 struct Operands {
   Subspan a, b, c;
 };
 
-Result<Operands> operands(const std::string& body) {
-  auto spans = KILN_TRY(subspans(body));
-  static const std::regex generic(
-      R"(linalg\.generic \{indexing_maps = \[affine_map<\(d0, d1, d2\) -> \(d0, d2\)>, affine_map<\(d0, d1, d2\) -> \(d2, d1\)>, affine_map<\(d0, d1, d2\) -> \(d0, d1\)>\], iterator_types = \["parallel", "parallel", "reduction"\]\} ins\((%[\w]+), (%[\w]+) :)");
-  static const std::regex named(R"(linalg\.matmul (?:\{[^}]*\}>?\} )?ins\((%[\w]+), (%[\w]+) :)");
-  static const std::regex store(R"(iree_codegen\.store_to_buffer %[\w]+, (%[\w]+) :)");
-  std::smatch m, s;
-  size_t named_at = body.find("linalg.matmul");
-  bool transposed = named_at != std::string::npos &&
-                    body.substr(named_at, body.find('\n', named_at) - named_at).find("indexing_maps") != std::string::npos;
-  if (transposed || (!std::regex_search(body, m, generic) && !std::regex_search(body, m, named))) {
-    return fail(Code::kInvalidArgument, "its contraction is not a row-major A x B");
+// The dispatch's function, line by line: its bindings, what is loaded from
+// them, the contraction's two inputs and the one store.
+struct Body {
+  std::map<std::string, Subspan> spans;   // SSA name -> binding
+  std::map<std::string, std::string> loads;  // tensor -> the subspan it was loaded from
+  std::string lhs, rhs, stored;
+  int stores = 0;
+  bool transposed = false;
+};
+
+Result<Body> read_body(const std::string& text) {
+  static const std::string kGeneric =
+      "linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+      "affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = [\"parallel\", \"parallel\", \"reduction\"]}";
+  auto lines = util::split(text, '\n');
+  std::map<std::string, int64_t> constants;
+  for (const auto& line : lines) {
+    if (auto c = index_constant(line)) constants.insert(*c);
   }
-  auto a = loaded(body, spans, m[1].str());
-  auto b = loaded(body, spans, m[2].str());
-  if (!a || !b) return fail(Code::kInvalidArgument, "its operands are not read straight from bindings");
-  if (!std::regex_search(body, s, store) || count(body, "iree_codegen.store_to_buffer") != 1 || !spans.count(s[1].str())) {
-    return fail(Code::kInvalidArgument, "it does not write one result straight to a binding");
+  Body b;
+  for (const auto& line : lines) {
+    std::string name = ssa_at(line, line.find('%'));
+    if (line.find(" = hal.interface.binding.subspan ") != std::string::npos) {
+      auto s = subspan_of(line, constants);
+      if (!s) return fail(Code::kInvalidArgument, "a binding's offset is not a constant");
+      b.spans[name] = *s;
+    } else if (size_t at = line.find(" = iree_codegen.load_from_buffer "); at != std::string::npos) {
+      b.loads[name] = ssa_at(line, at + 33);
+    } else if (size_t at = line.find("iree_codegen.store_to_buffer "); at != std::string::npos) {
+      ++b.stores;
+      size_t comma = line.find(", ", at);
+      if (comma != std::string::npos) b.stored = ssa_at(line, comma + 2);
+    } else if (line.find(kGeneric) != std::string::npos || line.find("linalg.matmul ") != std::string::npos) {
+      b.transposed = b.transposed || (line.find("linalg.matmul ") != std::string::npos && line.find("indexing_maps") != std::string::npos);
+      size_t ins = line.find(" ins(");
+      if (ins == std::string::npos) continue;
+      b.lhs = ssa_at(line, ins + 5);
+      size_t comma = line.find(", ", ins);
+      if (comma != std::string::npos) b.rhs = ssa_at(line, comma + 2);
+    }
   }
-  return Operands{*a, *b, spans.at(s[1].str())};
+  return b;
+}
+
+Result<Operands> operands(const std::string& text) {
+  Body b = KILN_TRY(read_body(text));
+  if (b.transposed || b.lhs.empty() || b.rhs.empty()) return fail(Code::kInvalidArgument, "its contraction is not a row-major A x B");
+  auto span = [&](const std::string& tensor) -> const Subspan* {
+    auto load = b.loads.find(tensor);
+    if (load == b.loads.end()) return nullptr;
+    auto s = b.spans.find(load->second);
+    return s == b.spans.end() ? nullptr : &s->second;
+  };
+  const Subspan* a = span(b.lhs);
+  const Subspan* rhs = span(b.rhs);
+  if (!a || !rhs) return fail(Code::kInvalidArgument, "its operands are not read straight from bindings");
+  if (b.stores != 1 || !b.spans.count(b.stored)) return fail(Code::kInvalidArgument, "it does not write one result straight to a binding");
+  return Operands{*a, *rhs, b.spans.at(b.stored)};
 }
 
 bool row_major(const Subspan& s) {
@@ -173,14 +240,26 @@ Fields dynamic_root(const Executable& exe, int64_t tile_n) {
 Result<std::string> instantiate(const PtxVariant& v, const std::string& function, const Operands& o,
                                 const std::vector<int64_t>& bounds) {
   std::string ptx = v.text;
-  static const std::regex args(R"(\.global \.align 8 \.b8 kiln_args\[72\] = \{[^}]*\};)");
-  std::string values = fmt::format(".global .align 8 .u64 kiln_args[9] = {{{}, {}, {}, {}, {}, {}, {}, {}, {}}};", bounds[0],
-                                   bounds[1], bounds[2], o.a.binding, o.a.offset, o.b.binding, o.b.offset, o.c.binding,
-                                   o.c.offset);
-  if (!std::regex_search(ptx, args)) return fail(Code::kInternal, "kiln's kernel PTX has no kiln_args to write");
-  ptx = std::regex_replace(ptx, args, values, std::regex_constants::format_first_only);
-  static const std::regex entry(R"(\bkiln_gemm(_param_\d+)?\b)");
-  return std::regex_replace(ptx, entry, function + "$1");
+  static const std::string kArgs = ".global .align 8 .b8 kiln_args[72] = {";
+  size_t at = ptx.find(kArgs);
+  size_t end = at == std::string::npos ? at : ptx.find("};", at);
+  if (end == std::string::npos) return fail(Code::kInternal, "kiln's kernel PTX has no kiln_args to write");
+  ptx.replace(at, end + 2 - at,
+              fmt::format(".global .align 8 .u64 kiln_args[9] = {{{}, {}, {}, {}, {}, {}, {}, {}, {}}};", bounds[0], bounds[1],
+                          bounds[2], o.a.binding, o.a.offset, o.b.binding, o.b.offset, o.c.binding, o.c.offset));
+  // The entry and its parameters (kiln_gemm, kiln_gemm_param_N) take the export's name.
+  static const std::string kEntry = "kiln_gemm";
+  std::string out;
+  size_t from = 0;
+  for (size_t hit = ptx.find(kEntry); hit != std::string::npos; hit = ptx.find(kEntry, hit + kEntry.size())) {
+    size_t after = hit + kEntry.size();
+    bool whole = (hit == 0 || !word_char(ptx[hit - 1])) &&
+                 (after == ptx.size() || !word_char(ptx[after]) || ptx.compare(after, 7, "_param_") == 0);
+    if (!whole) continue;
+    out.append(ptx, from, hit - from).append(function);
+    from = after;
+  }
+  return out.append(ptx, from, std::string::npos);
 }
 
 // The variants this dispatch can take, each instantiated for it.
