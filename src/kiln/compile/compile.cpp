@@ -231,11 +231,11 @@ Result<std::vector<std::pair<std::string, std::string>>> read_configs(const fs::
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
-    std::string ext = it->path().extension().string();
-    if (ext != ".mlir" && ext != ".ptx") continue;
+    std::string name = tuning::config_name(it->path().filename().string());
+    if (name.empty()) continue;
     auto text = util::read_file(it->path());
     if (!text) return tl::unexpected(text.error().context("reading the executable configurations"));
-    texts.emplace_back(ext == ".ptx" ? it->path().filename().string() : it->path().stem().string(), std::move(*text));
+    texts.emplace_back(std::move(name), std::move(*text));
   }
   if (ec) return fail(Code::kNotFound, fmt::format("cannot read the executable configurations in {}: {}", dir.string(), ec.message()));
   if (texts.empty()) return fail(Code::kNotFound, "no executable configurations in " + dir.string());

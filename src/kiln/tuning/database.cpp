@@ -42,6 +42,11 @@ bool is_kernel_object(const std::string& name) { return name.ends_with(".ptx"); 
 
 std::string config_file_name(const std::string& name) { return is_kernel_object(name) ? name : name + ".mlir"; }
 
+std::string config_name(const std::string& file_name) {
+  if (is_kernel_object(file_name)) return file_name;
+  return file_name.ends_with(".mlir") ? file_name.substr(0, file_name.size() - 5) : "";
+}
+
 std::string module_digest(const std::vector<std::string>& compile_flags,
                           const std::vector<std::pair<std::string, std::string>>& configs) {
   std::string bytes;

@@ -91,6 +91,8 @@ fs::path default_root();
 // executable's code (stored under its own name).
 bool is_kernel_object(const std::string& name);
 std::string config_file_name(const std::string& name);
+// The inverse: a stored file's configuration name ("" for another file).
+std::string config_name(const std::string& file_name);
 
 // Digest over compile flags and configuration file texts.
 std::string module_digest(const std::vector<std::string>& compile_flags,
