@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds kiln's Docker images: kiln-cpu:VERSION and kiln-cuda:VERSION.
 #
-# usage: scripts/build-images.sh [cpu|cuda|all]
+# usage: scripts/build-images.sh [cpu|cuda|all] [--kiln PATH]
+#   --kiln PATH: put this kiln binary and the IREE tools of this machine's
+#     .venv into the image instead of building kiln from source in the image
+#     (the Dockerfile's `host` stage; seconds instead of a full build). The
+#     binary must run on the image's base (the tests build it on Debian 12).
 # environment:
 #   KILN_CPU_BASE, KILN_CUDA_BASE, KILN_BUILDER_BASE: base images; by default
 #     the upstream ones (debian:bookworm-slim, nvidia/cuda:12.8.1-base-ubuntu24.04,
@@ -14,7 +18,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/toolchain.env
 . scripts/toolchain.env
-which=${1:-all}
+which=all
+host_kiln=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kiln) host_kiln=${2:?--kiln needs the path of a kiln binary}; shift 2 ;;
+    cpu|cuda|all) which=$1; shift ;;
+    *) printf '[build-images] usage: scripts/build-images.sh [cpu|cuda|all] [--kiln PATH]\n' >&2; exit 2 ;;
+  esac
+done
 version=$(sed -n 's/^project(kiln VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 log() { printf '[build-images] %s\n' "$*" >&2; }
 
@@ -39,22 +51,49 @@ revision=$("$py" -c 'import iree.compiler.version as v; print(v.REVISIONS["IREE"
 # The builder stage is Debian 12 (Python 3.11); its pip installs these with
 # --no-index. Only the wheels' native tools are kept, so the Python version
 # only has to match the builder's.
-rm -f docker/wheels/*.whl
-case "$(uname -m)" in
-  x86_64) plat=x86_64 ;;
-  aarch64|arm64) plat=aarch64 ;;
-  *) plat=$(uname -m) ;;
-esac
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
-  --platform "manylinux_2_28_$plat" --platform "manylinux_2_27_$plat" -d docker/wheels \
-  "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
-  || log "could not fetch the IREE wheels here; the image build will try PyPI itself"
+fetch_wheels() {
+  rm -f docker/wheels/*.whl
+  local plat
+  case "$(uname -m)" in
+    x86_64) plat=x86_64 ;;
+    aarch64|arm64) plat=aarch64 ;;
+    *) plat=$(uname -m) ;;
+  esac
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+    --platform "manylinux_2_28_$plat" --platform "manylinux_2_27_$plat" -d docker/wheels \
+    "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION" \
+    || log "could not fetch the IREE wheels here; the image build will try PyPI itself"
+}
+
+# docker/host/ for the host stage: the kiln binary and the IREE tools of
+# .venv, hard-linked where the file system allows, less the Python parts
+# (the same files the builder stage keeps).
+stage_host() {
+  local site
+  site=$("$py" -c 'import iree.compiler, os; print(os.path.dirname(os.path.dirname(os.path.dirname(iree.compiler.__file__))))' 2>/dev/null) \
+    || { log "no IREE in $py: run scripts/setup.sh first"; exit 1; }
+  [ -x "$host_kiln" ] || { log "--kiln $host_kiln is not an executable"; exit 1; }
+  clear_host
+  mkdir -p docker/host/bin docker/host/iree/iree
+  cp "$host_kiln" docker/host/bin/kiln
+  # The wheels' dist-info folders name the release that kiln checks.
+  local parts=("$site/iree/compiler" "$site/iree/_runtime_libs")
+  local info=("$site"/iree_base_compiler-*.dist-info "$site"/iree_base_runtime-*.dist-info)
+  cp -al "${parts[@]}" docker/host/iree/iree/ 2>/dev/null || cp -a "${parts[@]}" docker/host/iree/iree/
+  cp -a "${info[@]}" docker/host/iree/
+  find docker/host/iree \( -name '*.py' -o -name '__pycache__' -o -name '*.pyi' -o -path '*/_mlir_libs/_mlir*' \
+    -o -name '*.cpython-*' \) -prune -exec rm -rf {} +
+}
+clear_host() { find docker/host -mindepth 1 ! -name README -exec rm -rf {} +; }
+trap clear_host EXIT
 
 build_one() {
   local flavor=$1 base=$2
   local tag="kiln-$flavor:$version"
   log "building $tag from $base"
-  local args=(--network=host -f docker/Dockerfile
+  local stage=product
+  if [ -n "$host_kiln" ]; then stage=host; stage_host; else clear_host; fetch_wheels; fi
+  local args=(--network=host -f docker/Dockerfile --target "$stage"
     --build-arg "BASE=$base" --build-arg "BUILDER_BASE=$builder_base" --build-arg "FLAVOR=$flavor"
     --build-arg "KILN_VERSION=$version" --build-arg "IREE_VERSION=$IREE_VERSION"
     --build-arg "IREE_BUILD=$build" --build-arg "IREE_REVISION=$revision" -t "$tag" .)
@@ -62,6 +101,9 @@ build_one() {
     docker buildx build --platform "$KILN_PLATFORMS" "${args[@]}"
   else
     DOCKER_BUILDKIT=0 docker build -q "${args[@]}" >/dev/null
+    clear_host
+    docker run --rm --network=none "$tag" --version >/dev/null \
+      || { log "$tag does not run kiln --version"; exit 1; }
   fi
   docker image inspect "$tag" --format "$tag {{.Size}} bytes" 2>/dev/null || true
 }
@@ -70,5 +112,4 @@ case "$which" in
   cpu) build_one cpu "$cpu_base" ;;
   cuda) build_one cuda "$cuda_base" ;;
   all) build_one cpu "$cpu_base"; build_one cuda "$cuda_base" ;;
-  *) log "usage: scripts/build-images.sh [cpu|cuda|all]"; exit 2 ;;
 esac

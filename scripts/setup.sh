@@ -5,7 +5,14 @@
 #      release (compiler and runtime), JAX for the test scripts and SeaweedFS
 #      (`weed`, the S3 store of scripts/fleet-env.sh),
 #   3. the kiln build (build/).
-# Safe to run again: each step skips what is already in place.
+# Safe to run again: each step skips what is already in place. Steps 2 and 3
+# run side by side (one waits on the network, the other on the processor).
+#
+# usage: scripts/setup.sh [--no-build] [--with-docker]
+#   --no-build     stop after steps 1 and 2
+#   --with-docker  also install Debian's docker.io and debootstrap in step 1,
+#                  and run scripts/docker-env.sh (dockerd and the base image,
+#                  which the tests use) alongside steps 2 and 3
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +29,16 @@ apt_packages=(
   shellcheck curl clang-14 libclang-rt-14-dev
   postgresql postgresql-client
 )
+
+build=1
+docker=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    --with-docker) docker=1; apt_packages+=(docker.io debootstrap) ;;
+    *) log "unknown argument $arg; usage: scripts/setup.sh [--no-build] [--with-docker]"; exit 2 ;;
+  esac
+done
 
 install_system_packages() {
   local missing=()
@@ -94,8 +111,31 @@ build_kiln() {
   cmake --build build
 }
 
+# scripts/docker-env.sh in the background; finish_docker_env waits for it.
+start_docker_env() {
+  mkdir -p build
+  bash scripts/docker-env.sh >build/docker-env.log 2>&1 &
+  docker_env=$!
+}
+finish_docker_env() {
+  if ! wait "$docker_env"; then
+    cat build/docker-env.log >&2
+    log "scripts/docker-env.sh failed (output above)"; exit 1
+  fi
+}
+
 install_system_packages
-install_python_env
-install_test_tools
-if [ "${1:-}" != "--no-build" ] && [ -f CMakeLists.txt ]; then build_kiln; fi
+[ "$docker" = 1 ] && start_docker_env
+if [ "$build" = 1 ] && [ -f CMakeLists.txt ]; then
+  { install_python_env && install_test_tools; } &
+  python_env=$!
+  build_status=0
+  build_kiln || build_status=$?
+  wait "$python_env"
+  [ "$build_status" = 0 ] || { log "the build failed (output above)"; exit "$build_status"; }
+else
+  install_python_env
+  install_test_tools
+fi
+[ "$docker" = 1 ] && finish_docker_env
 log "done"
