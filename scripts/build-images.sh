@@ -75,7 +75,7 @@ stage_host() {
   [ -x "$host_kiln" ] || { log "--kiln $host_kiln is not an executable"; exit 1; }
   clear_host
   mkdir -p docker/host/bin docker/host/iree/iree
-  cp "$host_kiln" docker/host/bin/kiln
+  strip -o docker/host/bin/kiln "$host_kiln" 2>/dev/null || cp "$host_kiln" docker/host/bin/kiln
   # The wheels' dist-info folders name the release that kiln checks.
   local parts=("$site/iree/compiler" "$site/iree/_runtime_libs")
   local info=("$site"/iree_base_compiler-*.dist-info "$site"/iree_base_runtime-*.dist-info)
