@@ -138,5 +138,33 @@ TEST(DotAlgorithm, TellsVhloDotsWithAnAlgorithmFromThoseWithout) {
   EXPECT_FALSE(has_dot_algorithm(without));
 }
 
+// What jax.export printed for x @ w in bf16 (GPT-2's MLP): no algorithm.
+constexpr const char* kBf16Dense =
+    "    %94 = stablehlo.dot_general %93, %arg9, contracting_dims = [2] x [0] : (tensor<1x2048x1024xbf16>, "
+    "tensor<1024x4096xbf16>) -> tensor<1x2048x4096xbf16> loc(#loc75)";
+
+TEST(DotAlgorithm, SixteenBitDotsSumInF32WhenAsked) {
+  EXPECT_TRUE(has_narrow_dot(kBf16Dense));
+  EXPECT_FALSE(has_narrow_dot("%0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [0] : (tensor<4x8xf32>, "
+                              "tensor<8x3xf32>) -> tensor<4x3xf32>"));
+  auto untouched = lower_dot_algorithms(kBf16Dense);
+  ASSERT_TRUE(untouched.has_value());
+  EXPECT_EQ(untouched->text, kBf16Dense);
+  auto out = lower_dot_algorithms(kBf16Dense, {true});
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  EXPECT_EQ(out->widened, 1u);
+  EXPECT_EQ(out->lowered, 0u);
+  EXPECT_EQ(out->text,
+            "    %kiln_dot0 = stablehlo.dot_general %93, %arg9, contracting_dims = [2] x [0] : "
+            "(tensor<1x2048x1024xbf16>, tensor<1024x4096xbf16>) -> tensor<1x2048x4096xf32> loc(#loc75)\n"
+            "    %94 = stablehlo.convert %kiln_dot0 : (tensor<1x2048x4096xf32>) -> tensor<1x2048x4096xbf16> loc(#loc75)");
+  // A dot whose algorithm says to sum in f16 keeps summing in f16.
+  auto f16 = lower_dot_algorithms(jax_dot("f16", "f16", "f16", "f16", 1, "f16"), {true});
+  ASSERT_TRUE(f16.has_value());
+  EXPECT_EQ(f16->lowered, 1u);
+  EXPECT_EQ(f16->widened, 0u);
+  EXPECT_EQ(f16->text.find("f32"), std::string::npos) << f16->text;
+}
+
 }  // namespace
 }  // namespace kiln::mlir

@@ -285,6 +285,7 @@ struct Prepared {
   std::vector<std::string> key_tags;
   std::optional<mlir::ModuleInfo> info;  // the specialized signatures
   size_t dot_algorithms = 0;  // dot_general algorithms written as plain dots
+  size_t dots_f32_accumulation = 0;  // 16-bit dots made to sum in f32
 };
 
 // A serialized Exported with symbolic dimensions: its module printed as
@@ -377,39 +378,46 @@ Result<Prepared> prepare_program(const Unit& unit, const mlir::ModuleInfo& modul
                                  const toolchain::Toolchain& tools);
 
 // Dots with an algorithm become plain dots (mlir/dot_algorithm.h) in every
-// form of input: MLIR text is rewritten as it is; bytecode, the portable
-// artifact, an Exported's module and VHLO text are printed as StableHLO
-// text first (inspection already said whether they hold such a dot).
-Status lower_dot_algorithms(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
-                            const toolchain::Toolchain& tools, Prepared& p) {
+// form of input, and for the CPU every 16-bit dot sums in f32: MLIR text is
+// rewritten as it is; bytecode, the portable artifact, an Exported's module
+// and VHLO text are printed as StableHLO text first (inspection already
+// said whether they may hold such a dot).
+Status rewrite_dots(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
+                    const toolchain::Toolchain& tools, Prepared& p) {
+  mlir::DotOptions options{unit.target.backend == target::Backend::kCpu};
   std::string text;
   {
     auto mapped = util::MappedFile::open(p.input);
     if (!mapped) return tl::unexpected(mapped.error());
     std::string_view bytes = mapped->bytes();
     bool is_text = mlir::detect_format(bytes) == mlir::Format::kText && !mlir::is_jax_exported(bytes);
-    if (is_text ? !mlir::has_dot_algorithm(bytes) : !module.dot_algorithms) return {};
-    if (is_text && !mlir::has_vhlo_dot_algorithm(bytes)) text.assign(bytes);
+    bool wanted = is_text ? mlir::has_dot_algorithm(bytes) || (options.f32_accumulation && mlir::has_narrow_dot(bytes))
+                          : module.dot_algorithms || (options.f32_accumulation && module.narrow_dots);
+    if (!wanted) return {};
+    bool vhlo = !is_text || mlir::has_vhlo_dot_algorithm(bytes) || bytes.find("vhlo.dot_general") != std::string_view::npos;
+    if (!vhlo) text.assign(bytes);
   }
   if (text.empty()) {
     text = KILN_TRY(toolchain::print_vhlo_as_stablehlo(tools, p.input).map_error([](Error e) {
-      return e.context("printing the program as StableHLO text to rewrite its dot algorithms");
+      return e.context("printing the program as StableHLO text to rewrite its dot_general operations");
     }));
   }
-  auto lowered = KILN_TRY(mlir::lower_dot_algorithms(text));
+  auto lowered = KILN_TRY(mlir::lower_dot_algorithms(text, options));
   text.clear();
+  if (lowered.lowered + lowered.widened == 0) return {};
   p.input = staging / (unit.name + ".dots.mlir");
   KILN_TRY_STATUS(util::write_file_atomic(p.input, lowered.text));
   p.dot_algorithms = lowered.lowered;
+  p.dots_f32_accumulation = lowered.widened;
   // The rewrite's version: a change to it must not serve modules of the old one.
-  p.key_tags.push_back("--kiln-dot-algorithms=1");
+  p.key_tags.push_back("--kiln-dots=1");
   return {};
 }
 
 Result<Prepared> prepare_input(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
                                const toolchain::Toolchain& tools) {
   auto p = KILN_TRY(prepare_program(unit, module, staging, tools));
-  KILN_TRY_STATUS(lower_dot_algorithms(unit, module, staging, tools, p));
+  KILN_TRY_STATUS(rewrite_dots(unit, module, staging, tools, p));
   return p;
 }
 
@@ -693,7 +701,10 @@ json module_metadata(const UnitRun& r, const Options& options, const mlir::Modul
       {"demotions", demotions(r.flags)},
   };
   if (!prepared.jax.is_null()) metadata["jax"] = prepared.jax;
-  if (prepared.dot_algorithms > 0) metadata["rewrites"] = {{"dot_algorithms", prepared.dot_algorithms}};
+  if (prepared.dot_algorithms + prepared.dots_f32_accumulation > 0) {
+    metadata["rewrites"] = {{"dot_algorithms", prepared.dot_algorithms},
+                            {"dots_f32_accumulation", prepared.dots_f32_accumulation}};
+  }
   if (!r.fallbacks.empty()) metadata["fallbacks"] = r.fallbacks;
   if (!r.unit.binding.empty()) {
     metadata["binding"] = json::object();

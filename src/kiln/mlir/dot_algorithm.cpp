@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -117,6 +118,16 @@ bool has_vhlo_dot_algorithm(std::string_view text) {
   return false;
 }
 
+bool has_narrow_dot(std::string_view text) {
+  for (size_t at = text.find("dot_general"); at != std::string_view::npos; at = text.find("dot_general", at + 1)) {
+    size_t end = text.find('\n', at);
+    std::string_view line = text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    size_t arrow = line.rfind("->");
+    if (arrow != std::string_view::npos && line.find("f16", arrow) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 namespace {
 
 // One pretty-form dot_general line, taken apart.
@@ -124,6 +135,7 @@ struct DotLine {
   std::string_view indent, result, lhs, rhs;
   std::string attributes;  // between the operands and " : (", the algorithm removed
   std::string_view lhs_type, rhs_type, result_type, tail;
+  bool has_algorithm = false;
   DotAlgorithm algorithm;
 };
 
@@ -142,15 +154,20 @@ Result<DotLine> parse_dot_line(std::string_view line, size_t op) {
   if (comma2 == std::string_view::npos) return bad("expected two operands");
   d.lhs = rest.substr(0, comma1);
   d.rhs = rest.substr(comma1 + 2, comma2 - comma1 - 2);
-  size_t alg = rest.find(kPrettyAlgorithm);
-  size_t alg_end = alg == std::string_view::npos ? alg : closing_angle(rest, alg + kPrettyAlgorithm.size() - 1);
-  if (alg_end == std::string_view::npos) return bad("unbalanced algorithm = <...>");
-  auto algorithm = parse_dot_algorithm(rest.substr(alg + kPrettyAlgorithm.size(), alg_end - alg - kPrettyAlgorithm.size()));
-  if (!algorithm) return tl::unexpected(algorithm.error().context("its algorithm"));
-  d.algorithm = std::move(*algorithm);
+  size_t alg = rest.find(kPrettyAlgorithm), alg_end = comma2 + 1;
+  d.has_algorithm = alg != std::string_view::npos;
+  if (d.has_algorithm) {
+    alg_end = closing_angle(rest, alg + kPrettyAlgorithm.size() - 1);
+    if (alg_end == std::string_view::npos) return bad("unbalanced algorithm = <...>");
+    auto algorithm = parse_dot_algorithm(rest.substr(alg + kPrettyAlgorithm.size(), alg_end - alg - kPrettyAlgorithm.size()));
+    if (!algorithm) return tl::unexpected(algorithm.error().context("its algorithm"));
+    d.algorithm = std::move(*algorithm);
+  }
   size_t sig = rest.find(" : (", alg_end);
   if (sig == std::string_view::npos) return bad("expected ' : (' and the operand types");
-  d.attributes = std::string(rest.substr(comma2 + 2, alg - comma2 - 2)) + std::string(rest.substr(alg_end + 1, sig - alg_end - 1));
+  d.attributes = d.has_algorithm ? std::string(rest.substr(comma2 + 2, alg - comma2 - 2)) +
+                                       std::string(rest.substr(alg_end + 1, sig - alg_end - 1))
+                                 : std::string(rest.substr(comma2 + 2, sig - comma2 - 2));
   size_t pos = sig + 4, end = type_end(rest, pos);
   d.lhs_type = rest.substr(pos, end - pos);
   if (end + 2 > rest.size() || rest.substr(end, 2) != ", ") return bad("expected two operand types");
@@ -200,8 +217,18 @@ std::string round_operand(std::vector<std::string>& out, const DotLine& d, std::
   return value;
 }
 
-Result<std::vector<std::string>> lower_line(std::string_view line, size_t op, size_t index) {
-  auto d = KILN_TRY(parse_dot_line(line, op));
+bool narrow(const std::string& element) { return element == "bf16" || element == "f16"; }
+
+// A dot without an algorithm, of 16-bit floats, summed in f32: the algorithm
+// of its own operand types with f32 accumulation.
+void accumulate_in_f32(DotLine& d) {
+  d.algorithm.lhs_precision = element_of(d.lhs_type);
+  d.algorithm.rhs_precision = element_of(d.rhs_type);
+  d.algorithm.accumulation = "f32";
+}
+
+Result<std::vector<std::string>> lower_line(DotLine d, size_t index) {
+  if (!d.has_algorithm) accumulate_in_f32(d);
   auto lhs_precision = KILN_TRY(checked_precision(d.algorithm.lhs_precision, d.algorithm));
   auto rhs_precision = KILN_TRY(checked_precision(d.algorithm.rhs_precision, d.algorithm));
   auto accumulation = KILN_TRY(checked_precision(d.algorithm.accumulation, DotAlgorithm{}));
@@ -226,7 +253,7 @@ Result<std::vector<std::string>> lower_line(std::string_view line, size_t op, si
 
 }  // namespace
 
-Result<LoweredDots> lower_dot_algorithms(std::string_view text) {
+Result<LoweredDots> lower_dot_algorithms(std::string_view text, DotOptions options) {
   LoweredDots out;
   out.text.reserve(text.size() + text.size() / 64);
   size_t pos = 0, line_number = 0;
@@ -236,15 +263,24 @@ Result<LoweredDots> lower_dot_algorithms(std::string_view text) {
     std::string_view line = text.substr(pos, end - pos);
     ++line_number;
     size_t op = line.find(kPrettyOp);
-    bool pretty = op != std::string_view::npos && line.find(kPrettyAlgorithm, op) != std::string_view::npos;
-    if (pretty) {
-      auto lowered = lower_line(line, op, out.lowered);
+    bool algorithm = op != std::string_view::npos && line.find(kPrettyAlgorithm, op) != std::string_view::npos;
+    std::optional<DotLine> dot;
+    if (algorithm || (options.f32_accumulation && op != std::string_view::npos)) {
+      auto parsed = parse_dot_line(line, op);
+      if (parsed && (algorithm || narrow(element_of(parsed->result_type)))) dot = std::move(*parsed);
+      if (!parsed && algorithm) {
+        return fail(Code::kInvalidArgument, fmt::format("line {}: cannot rewrite this dot_general's algorithm: {}",
+                                                        line_number, parsed.error().message));
+      }
+    }
+    if (dot) {
+      auto lowered = lower_line(std::move(*dot), out.lowered + out.widened);
       if (!lowered) {
         return fail(Code::kInvalidArgument, fmt::format("line {}: cannot rewrite this dot_general's algorithm: {}",
                                                         line_number, lowered.error().message));
       }
       out.text += util::join(*lowered, "\n");
-      ++out.lowered;
+      ++(algorithm ? out.lowered : out.widened);
     } else if (line.find(kGenericAlgorithm) != std::string_view::npos || has_vhlo_dot_algorithm(line)) {
       return fail(Code::kInvalidArgument,
                   fmt::format("line {}: a dot_general with an algorithm in the generic or VHLO form; kiln rewrites "

@@ -56,14 +56,27 @@ bool has_dot_algorithm(std::string_view text);
 // first (toolchain::print_vhlo_as_stablehlo).
 bool has_vhlo_dot_algorithm(std::string_view text);
 
-struct LoweredDots {
-  std::string text;
-  size_t lowered = 0;  // dot_general operations rewritten
+// Whether the text may have a dot_general with a bf16 or f16 result, in any
+// spelling (a cheap look at each dot's line; it may say yes wrongly, never
+// no wrongly).
+bool has_narrow_dot(std::string_view text);
+
+struct DotOptions {
+  // Also sum every dot_general of bf16 or f16 result (without an algorithm)
+  // in f32 and round the sum once, as XLA does: IREE 3.13's CPU code sums a
+  // bf16 matmul in bf16 (docs/targets.md, "16-bit programs").
+  bool f32_accumulation = false;
 };
 
-// Rewrites every dot_general with an algorithm as described above. A dot in
-// the generic form or with an algorithm that has no StableHLO spelling is an
-// error naming its line.
-Result<LoweredDots> lower_dot_algorithms(std::string_view text);
+struct LoweredDots {
+  std::string text;
+  size_t lowered = 0;  // dot_general operations with an algorithm rewritten
+  size_t widened = 0;  // 16-bit dots made to sum in f32 (DotOptions::f32_accumulation)
+};
+
+// Rewrites every dot_general with an algorithm as described above (and with
+// `options`, every 16-bit one). A dot in the generic form or with an
+// algorithm that has no StableHLO spelling is an error naming its line.
+Result<LoweredDots> lower_dot_algorithms(std::string_view text, DotOptions options = {});
 
 }  // namespace kiln::mlir

@@ -68,6 +68,7 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
     if (!printed) return in_file(printed.error().context("reading the printed bytecode"));
     info = std::move(*printed);
     info.dot_algorithms = has_dot_algorithm(*text);
+    info.narrow_dots = has_narrow_dot(*text);
     info.producer = std::move(producer);
     info.format = util::starts_with(info.producer, "StableHLO_v") ? "portable-artifact" : "bytecode";
     return info;
@@ -88,6 +89,7 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
     if (!printed) return in_file(printed.error().context("reading the printed module"));
     info = std::move(*printed);
     info.dot_algorithms = has_dot_algorithm(*text);
+    info.narrow_dots = has_narrow_dot(*text);
     info.format = "jax-exported";
     info.producer = fmt::format("jax.export v{} for {}", exported->serialization_version,
                                 util::join(exported->platforms, ", "));

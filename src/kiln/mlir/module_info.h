@@ -30,6 +30,7 @@ struct ModuleInfo {
   // Bytecode and Exported inputs: a dot_general names an algorithm (which
   // kiln rewrites, mlir/dot_algorithm.h). Text is looked at when compiled.
   bool dot_algorithms = false;
+  bool narrow_dots = false;  // may have a dot_general with a bf16 or f16 result
 
   const Function* find(const std::string& function_name) const;
   std::vector<const Function*> public_functions() const;
