@@ -71,6 +71,11 @@ def linear_bias_bf16(x, w, b):
     return x @ w + b
 
 
+def matmul_long_k(x, w):
+    """A 16-bit matmul with a long sum (8192 terms): how precisely it is summed shows."""
+    return x @ w
+
+
 def _layer_norm(x, g, b):
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
@@ -115,11 +120,12 @@ MODELS = {
     "linear_bias_bf16": (linear_bias_bf16, [_s((64, 128), jnp.bfloat16), _s((128, 256), jnp.bfloat16),
                                             _s((256,), jnp.bfloat16)]),
     "block_bf16": (block, _block_specs(jnp.bfloat16)),
+    "matmul_long_k_bf16": (matmul_long_k, [_s((16, 8192), jnp.bfloat16), _s((8192, 32), jnp.bfloat16)]),
 }
 
 # Models whose outputs are also computed in f32 (the inputs converted to f32),
 # saved as NAME.f32.expected.npz: the reference of 16-bit validation.
-F32_REFERENCES = {"block_bf16"}
+F32_REFERENCES = {"block_bf16", "matmul_long_k_bf16"}
 
 
 def _poly(spec, dtype=jnp.float32):

@@ -196,9 +196,10 @@ Result<int> run_validate(Context& context) {
   if (KILN_TRY(parse_args(app, context))) return 0;
   KILN_TRY_STATUS(check_validate_args(a));
   const auto& o = a.o;
-  const auto &against = a.against, &against_device = a.against_device, &nan_rule = a.nan_rule;
-  const auto &report_file = a.report_file, &expected_npy = a.expected_npy, &reference_f32 = a.reference_f32;
-  const auto &atol = a.atol, &rtol = a.rtol;
+  const std::string &against = a.against, &against_device = a.against_device, &nan_rule = a.nan_rule;
+  const std::string& report_file = a.report_file;
+  const std::vector<std::string>&expected_npy = a.expected_npy, &reference_f32 = a.reference_f32;
+  const std::optional<double>&atol = a.atol, &rtol = a.rtol;
   const double error_factor = a.error_factor;
   const bool json = a.json;
 
