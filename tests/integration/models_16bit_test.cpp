@@ -49,10 +49,9 @@ TEST_F(Models16Bit, DotAlgorithmsCompileForCuda) {
 // op failed to distribute"); kiln builds it without that pipeline, says so,
 // records it, and serves the module from the cache next time.
 TEST_F(Models16Bit, FallbackNoVectorDistribution) {
-  Outcome c = compile("linear_bias_bf16.mlir", "cuda:h100", {"--json"});
+  Outcome c = compile("linear_bias_bf16.mlir", "cuda:h100");
   ASSERT_EQ(c.status, 0) << c.err;
-  EXPECT_NE(c.err.find("fallback 'no-vector-distribution'"), std::string::npos) << c.err;
-  EXPECT_EQ(c.json()["units"][0]["fallbacks"], nlohmann::json::array({"no-vector-distribution"})) << c.out;
+  EXPECT_NE(c.err.find("built with the fallback 'no-vector-distribution'"), std::string::npos) << c.err;
   auto meta = metadata("linear_bias_bf16.cuda-sm_90");
   ASSERT_EQ(meta["fallbacks"].size(), 1u) << meta.dump();
   EXPECT_EQ(meta["fallbacks"][0]["name"], "no-vector-distribution");
@@ -66,6 +65,9 @@ TEST_F(Models16Bit, FallbackNoVectorDistribution) {
   EXPECT_NE(again.err.find("cached module was built with the fallback no-vector-distribution"), std::string::npos)
       << again.err;
   EXPECT_EQ(metadata("linear_bias_bf16.cuda-sm_90")["cache"]["hit"], true);
+  Outcome json = compile("linear_bias_bf16.mlir", "cuda:h100", {"--json"});
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_EQ(json.json()["units"][0]["fallbacks"], nlohmann::json::array({"no-vector-distribution"})) << json.out;
 }
 
 // A failure that no entry matches is still the compile's error: the flag the
@@ -97,9 +99,10 @@ TEST_F(Models16Bit, ValidateAgainstTheF32Result) {
   ASSERT_TRUE(ref.is_object()) << out.dump();
   double module_max = ref["module"]["max_abs_error"], framework_max = ref["framework"]["max_abs_error"];
   double module_rms = ref["module"]["rms_error"], framework_rms = ref["framework"]["rms_error"];
-  double floor = ref["rounding_floor"];
+  double floor = ref["rounding_floor"], rms_floor = ref["rms_rounding_floor"];
   EXPECT_GT(framework_max, 0) << "JAX's bf16 result differs from its f32 one";
-  bool within = module_max <= 2 * std::max(framework_max, floor) && module_rms <= 2 * std::max(framework_rms, floor);
+  bool within =
+      module_max <= 2 * std::max(framework_max, floor) && module_rms <= 2 * std::max(framework_rms, rms_floor);
   EXPECT_EQ(ref["passed"], within) << ref.dump();
   std::string check = out["check"];
   EXPECT_EQ(out["passed"], check != "none") << out.dump();

@@ -123,6 +123,7 @@ TEST(ReferenceCheck, PassesWithinTheFactorOfTheFrameworksError) {
   EXPECT_NEAR(c.module.max_abs, 0.015625, 1e-9);
   EXPECT_NEAR(c.framework.rms, 0.03125 / 2, 1e-9);  // sqrt(0.03125^2 / 4)
   EXPECT_NEAR(c.floor, 4.0 / 256, 1e-12);
+  EXPECT_NEAR(c.rms_floor, std::sqrt((1.0 + 4 + 9 + 16) / 4) / 256, 1e-12);
 
   auto far = of("bf16", {1.25, 2.0, -3.0, 4.0});  // 8x the framework's largest error
   auto f = check_against_reference(far, framework, reference, 2);

@@ -124,17 +124,22 @@ ReferenceCheck check_against_reference(const Array& got, const Array& framework,
   c.problem = shape_problem(got, reference, "f32 reference");
   if (c.problem.empty()) c.problem = shape_problem(framework, reference, "f32 reference (the framework's output)");
   if (!c.problem.empty()) return c;
-  double scale = 0;
+  double scale = 0, squares = 0;
+  int64_t finite = 0;
   for (int64_t i = 0; i < reference.count(); ++i) {
     double w = std::fabs(element_value(reference, i));
-    if (std::isfinite(w)) scale = std::max(scale, w);
+    if (!std::isfinite(w)) continue;
+    scale = std::max(scale, w);
+    squares += w * w;
+    ++finite;
   }
   c.floor = unit_roundoff(got.element) * scale;
+  c.rms_floor = finite > 0 ? unit_roundoff(got.element) * std::sqrt(squares / static_cast<double>(finite)) : 0;
   c.module = error_stats(got, reference);
   c.framework = error_stats(framework, reference);
   c.passed = c.module.non_finite <= c.framework.non_finite &&
              c.module.max_abs <= factor * std::max(c.framework.max_abs, c.floor) &&
-             c.module.rms <= factor * std::max(c.framework.rms, c.floor);
+             c.module.rms <= factor * std::max(c.framework.rms, c.rms_floor);
   return c;
 }
 

@@ -58,15 +58,16 @@ struct ErrorStats {
 // 16-bit result: both are compared with the f32 result of the same program,
 // and the module passes when its max and RMS errors are each within
 // `factor` times the framework's. A framework error below the output type's
-// own rounding at the reference's scale (unit roundoff times max |reference|)
-// counts as that rounding, so an exact framework result does not demand an
-// exact module.
+// own rounding (unit roundoff times max |reference| for the max error, times
+// the RMS of the reference for the RMS error) counts as that rounding, so an
+// exact framework result does not demand an exact module.
 struct ReferenceCheck {
   bool passed = false;
   std::string problem;  // set when the arrays cannot be compared
   ErrorStats module, framework;
   double factor = 0;
-  double floor = 0;  // the rounding described above
+  double floor = 0;      // the rounding described above, for the max error
+  double rms_floor = 0;  // and for the RMS error
 };
 
 ReferenceCheck check_against_reference(const Array& got, const Array& framework, const Array& reference, double factor);

@@ -59,6 +59,7 @@ nlohmann::json stats_json(const array::ErrorStats& s) {
 
 nlohmann::json reference_json(const array::ReferenceCheck& r) {
   nlohmann::json j = {{"passed", r.passed}, {"factor", r.factor}, {"rounding_floor", r.floor},
+                      {"rms_rounding_floor", r.rms_floor},
                       {"module", stats_json(r.module)}, {"framework", stats_json(r.framework)}};
   if (!r.problem.empty()) j["problem"] = r.problem;
   return j;
@@ -67,9 +68,9 @@ nlohmann::json reference_json(const array::ReferenceCheck& r) {
 std::string reference_line(const array::ReferenceCheck& r) {
   if (!r.problem.empty()) return fmt::format("        against f32: {}\n", r.problem);
   return fmt::format("        against f32: {} max abs err {:.3g} (framework {:.3g}), rms {:.3g} (framework {:.3g}); "
-                     "allowed {}x the framework's (floor {:.3g}){}\n",
+                     "allowed {}x the framework's (floors {:.3g}, rms {:.3g}){}\n",
                      r.passed ? "within," : "BEYOND,", r.module.max_abs, r.framework.max_abs, r.module.rms,
-                     r.framework.rms, r.factor, r.floor,
+                     r.framework.rms, r.factor, r.floor, r.rms_floor,
                      r.module.non_finite > 0 ? fmt::format("; {} non-finite", r.module.non_finite) : "");
 }
 
