@@ -71,6 +71,19 @@ TEST_F(Docker, CompilesInAContainerLikeLocally) {
   EXPECT_TRUE(fs::exists(dir() / "r/output0.npy"));
 }
 
+// A compile that needs a fallback (compile/fallback.h) gets it in a
+// container as locally: the retry runs through the same executor.
+TEST_F(Docker, FallbacksApplyInAContainer) {
+  Outcome c = kiln({"compile", model("linear_bias_bf16.mlir").string(), "-t", "cuda:h100", "-o", "docker", "--executor",
+                    "docker", "--no-cache"});
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.err.find("fallback 'no-vector-distribution'"), std::string::npos) << c.err;
+  auto meta = nlohmann::json::parse(*util::read_file(dir() / "docker/linear_bias_bf16.cuda-sm_90.json"));
+  EXPECT_EQ(meta["executor"], "docker");
+  EXPECT_EQ(meta["fallbacks"][0]["name"], "no-vector-distribution");
+  EXPECT_TRUE(leftover_containers().empty());
+}
+
 TEST_F(Docker, CompilerErrorsComeBackWithPositions) {
   write("bad.mlir",
         "module @bad {\n  func.func public @main(%a: tensor<4xf32>, %b: tensor<4xi32>) -> tensor<4xf32> {\n"

@@ -14,6 +14,8 @@ For each model writes
                    mlp.cuda_cpu.jaxexp, exported for platforms ("cuda", "cpu"))
   NAME.inputs.npz  seeded inputs arg0, arg1, ...
   NAME.expected.npz JAX's outputs on this machine's CPU: out0, out1, ...
+  NAME.f32.expected.npz for F32_REFERENCES: JAX's outputs with every input
+                   converted to f32 (the reference of 16-bit validation)
 
 For each shape-polymorphic model (POLY_MODELS) writes
   NAME.mlir          the export's text, symbolic dimensions and all
@@ -32,7 +34,7 @@ import numpy as np
 from jax import export
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import BENCH_MODELS, MODELS, POLY_MODELS, example_inputs, poly_inputs  # noqa: E402
+from models import BENCH_MODELS, F32_REFERENCES, MODELS, POLY_MODELS, example_inputs, poly_inputs  # noqa: E402
 
 
 def export_one(name, out_dir):
@@ -57,6 +59,10 @@ def export_one(name, out_dir):
     outputs = jax.jit(fn)(*inputs)
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     np.savez(base + ".expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
+    if name in F32_REFERENCES:
+        wide = jax.jit(fn)(*[np.asarray(a, np.float32) for a in inputs])
+        wide = wide if isinstance(wide, (tuple, list)) else (wide,)
+        np.savez(base + ".f32.expected.npz", **{f"out{i}": np.asarray(o) for i, o in enumerate(wide)})
 
 
 def export_x64(out_dir):

@@ -58,6 +58,52 @@ def two_dims(x, y):
     return jnp.tanh(x) @ y + jnp.sum(x, axis=1, keepdims=True)
 
 
+def attention_scores_alg(q, k):
+    """Attention probabilities in bf16 as keras-hub writes them on JAX: a batched
+    dot_general with an explicit algorithm (bf16 inputs, f32 accumulation)."""
+    scores = jax.lax.dot_general(q, k, (((2,), (2,)), ((0,), (0,))),
+                                 precision=jax.lax.DotAlgorithmPreset.BF16_BF16_F32)
+    return jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(q.dtype)
+
+
+def linear_bias_bf16(x, w, b):
+    """A dense layer in bf16: a matmul with its bias add fused and a bf16 result."""
+    return x @ w + b
+
+
+def matmul_long_k(x, w):
+    """A 16-bit matmul with a long sum (8192 terms): how precisely it is summed shows."""
+    return x @ w
+
+
+def _layer_norm(x, g, b):
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * g + b
+
+
+def block(x, ln1_g, ln1_b, w_qkv, b_qkv, w_o, b_o, ln2_g, ln2_b, w_1, b_1, w_2, b_2):
+    """A GPT-2 transformer block (pre-LN, fused QKV with bias, causal attention,
+    GELU MLP, residuals), written for any float type: exported in bf16, and run
+    in f32 for the reference that 16-bit validation compares both against."""
+    heads = 4
+    t, d = x.shape[-2], x.shape[-1]
+    qkv = _layer_norm(x, ln1_g, ln1_b) @ w_qkv + b_qkv
+    q, k, v = (a.reshape(x.shape[0], t, heads, d // heads) for a in jnp.split(qkv, 3, axis=-1))
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.asarray(d // heads, x.dtype))
+    mask = jnp.tril(jnp.ones((t, t), bool))
+    probs = jax.nn.softmax(jnp.where(mask, scores, jnp.finfo(x.dtype).min), axis=-1)
+    attended = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
+    x = x + attended @ w_o + b_o
+    return x + jax.nn.gelu(_layer_norm(x, ln2_g, ln2_b) @ w_1 + b_1) @ w_2 + b_2
+
+
+def _block_specs(dtype, batch=1, t=64, d=128):
+    shapes = [(batch, t, d), (d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, 4 * d), (4 * d,),
+              (4 * d, d), (d,)]
+    return [jax.ShapeDtypeStruct(s, dtype) for s in shapes]
+
+
 def _s(shape, dtype=jnp.float32):
     return jax.ShapeDtypeStruct(shape, dtype)
 
@@ -70,7 +116,16 @@ MODELS = {
     "conv": (conv, [_s((2, 32, 32, 3)), _s((3, 3, 3, 16)), _s((3, 3, 16, 32))]),
     "attention": (attention, [_s((2, 64, 64)), _s((64, 64)), _s((64, 64)), _s((64, 64))]),
     "mixed_types": (mixed_types, [_s((16,), jnp.bool_), _s((16,), jnp.uint8), _s((4,), jnp.float16)]),
+    "attention_scores_alg": (attention_scores_alg, [_s((2, 16, 32), jnp.bfloat16), _s((2, 16, 32), jnp.bfloat16)]),
+    "linear_bias_bf16": (linear_bias_bf16, [_s((64, 128), jnp.bfloat16), _s((128, 256), jnp.bfloat16),
+                                            _s((256,), jnp.bfloat16)]),
+    "block_bf16": (block, _block_specs(jnp.bfloat16)),
+    "matmul_long_k_bf16": (matmul_long_k, [_s((16, 8192), jnp.bfloat16), _s((8192, 32), jnp.bfloat16)]),
 }
+
+# Models whose outputs are also computed in f32 (the inputs converted to f32),
+# saved as NAME.f32.expected.npz: the reference of 16-bit validation.
+F32_REFERENCES = {"block_bf16", "matmul_long_k_bf16"}
 
 
 def _poly(spec, dtype=jnp.float32):
@@ -102,13 +157,26 @@ def poly_inputs(name, sizes, seed=0):
     return out
 
 
+# (mean, standard deviation) of each input where N(0, 0.5) would be
+# unlike the model's real values: the block's weights as GPT-2 initializes
+# them, its layer norms' gains near 1.
+_W = (0.0, 0.02)
+INPUT_STATS = {
+    "block_bf16": [(0.0, 1.0), (1.0, 0.1), _W, _W, _W, _W, _W, (1.0, 0.1), _W, _W, _W, _W, _W],
+}
+
+
 def example_inputs(name, seed=0):
     """Seeded inputs for a model, as numpy arrays of the declared dtypes."""
     rng = np.random.default_rng(seed)
     out = []
-    for spec in MODELS[name][1]:
+    stats = INPUT_STATS.get(name)
+    for i, spec in enumerate(MODELS[name][1]):
         dtype = np.dtype(spec.dtype)
-        if dtype == np.bool_:
+        if stats:
+            mean, std = stats[i]
+            out.append((rng.standard_normal(spec.shape).astype(np.float32) * std + mean).astype(dtype))
+        elif dtype == np.bool_:
             out.append(rng.integers(0, 2, spec.shape).astype(np.bool_))
         elif np.issubdtype(dtype, np.integer):
             out.append(rng.integers(0, 100, spec.shape).astype(dtype))

@@ -110,6 +110,53 @@ RC_GTEST_PROP(CompareProperties, LargerTolerancesNeverTurnAPassIntoAFail, ()) {
   if (tight.passed) RC_ASSERT(loose.passed);
 }
 
+// The f32 reference check: the module's error against the f32 result is
+// measured against the framework's own 16-bit error.
+TEST(ReferenceCheck, PassesWithinTheFactorOfTheFrameworksError) {
+  auto reference = of("f32", {1.0, 2.0, -3.0, 4.0});
+  auto framework = of("bf16", {1.0, 2.0, -3.0, 4.03125});  // off by 0.03125 in one element
+  auto close = of("bf16", {1.0, 2.015625, -3.0, 4.0});     // the same size of error elsewhere
+  auto c = check_against_reference(close, framework, reference, 2);
+  EXPECT_TRUE(c.passed);
+  EXPECT_TRUE(c.problem.empty());
+  EXPECT_NEAR(c.framework.max_abs, 0.03125, 1e-9);
+  EXPECT_NEAR(c.module.max_abs, 0.015625, 1e-9);
+  EXPECT_NEAR(c.framework.rms, 0.03125 / 2, 1e-9);  // sqrt(0.03125^2 / 4)
+  EXPECT_NEAR(c.floor, 4.0 / 256, 1e-12);
+  EXPECT_NEAR(c.rms_floor, std::sqrt((1.0 + 4 + 9 + 16) / 4) / 256, 1e-12);
+
+  auto far = of("bf16", {1.25, 2.0, -3.0, 4.0});  // 8x the framework's largest error
+  auto f = check_against_reference(far, framework, reference, 2);
+  EXPECT_FALSE(f.passed);
+  EXPECT_TRUE(check_against_reference(far, framework, reference, 8).passed);
+}
+
+TEST(ReferenceCheck, AnExactFrameworkAllowsTheTypesOwnRounding) {
+  auto reference = of("f32", {1.0, 2.0, 3.0, 4.0});
+  auto within_rounding = of("bf16", {1.0, 2.0, 3.0, 4.03125});  // 4/256 * 2 = 0.03125
+  EXPECT_TRUE(check_against_reference(within_rounding, reference, reference, 2).passed);
+  auto beyond = of("bf16", {1.0, 2.0, 3.0, 4.0625});
+  EXPECT_FALSE(check_against_reference(beyond, reference, reference, 2).passed);
+}
+
+TEST(ReferenceCheck, NonFiniteOutputsAndMismatchedShapesFail) {
+  auto reference = of("f32", {1.0, 2.0});
+  auto nan = of("bf16", {1.0, std::nan("")});
+  auto c = check_against_reference(nan, of("bf16", {1.0, 2.0}), reference, 2);
+  EXPECT_FALSE(c.passed);
+  EXPECT_EQ(c.module.non_finite, 1);
+  auto shape = check_against_reference(of("bf16", {1.0}), of("bf16", {1.0}), reference, 2);
+  EXPECT_FALSE(shape.passed);
+  EXPECT_NE(shape.problem.find("f32 reference"), std::string::npos) << shape.problem;
+  EXPECT_FALSE(check_against_reference(of("i32", {1, 2}), of("i32", {1, 2}), reference, 2).passed);
+}
+
+TEST(ReferenceCheck, UnitRoundoffByType) {
+  EXPECT_EQ(unit_roundoff("bf16"), 1.0 / 256);
+  EXPECT_EQ(unit_roundoff("f16"), 1.0 / 2048);
+  EXPECT_EQ(unit_roundoff("f32"), std::ldexp(1.0, -24));
+}
+
 // The same matrix stored column-major (Fortran order) reads back equal.
 std::string fortran_npy(const Array& a) {
   std::string bytes = serialize_npy(a);

@@ -76,4 +76,71 @@ Comparison compare(const Array& got, const Array& want, Tolerance tolerance, Nan
   return c;
 }
 
+double unit_roundoff(const std::string& element) {
+  if (element == "f64") return std::ldexp(1.0, -53);
+  if (element == "f32") return std::ldexp(1.0, -24);
+  if (element == "f16") return std::ldexp(1.0, -11);
+  if (element == "bf16") return std::ldexp(1.0, -8);
+  if (element == "f8E5M2" || element == "f8E5M2FNUZ") return std::ldexp(1.0, -3);
+  return std::ldexp(1.0, -4);  // the other f8 types have 3 mantissa bits (or fewer: f4, f6, e8m0)
+}
+
+namespace {
+
+std::string shape_problem(const Array& a, const Array& b, const char* what) {
+  if (a.shape == b.shape) return {};
+  return fmt::format("shape ({}) where the {} has ({})", a.shape_text(), what, b.shape_text());
+}
+
+ErrorStats error_stats(const Array& got, const Array& reference) {
+  ErrorStats s;
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t i = 0; i < got.count(); ++i) {
+    double w = element_value(reference, i), g = element_value(got, i);
+    if (!std::isfinite(w)) continue;
+    if (!std::isfinite(g)) {
+      ++s.non_finite;
+      continue;
+    }
+    double d = std::fabs(g - w);
+    s.max_abs = std::max(s.max_abs, d);
+    sum += d * d;
+    ++n;
+  }
+  s.rms = n > 0 ? std::sqrt(sum / static_cast<double>(n)) : 0;
+  return s;
+}
+
+}  // namespace
+
+ReferenceCheck check_against_reference(const Array& got, const Array& framework, const Array& reference, double factor) {
+  ReferenceCheck c;
+  c.factor = factor;
+  if (!is_float(got.element) || !is_float(reference.element)) {
+    c.problem = fmt::format("the f32 reference check is for floating-point outputs; this one is {}", got.element);
+    return c;
+  }
+  c.problem = shape_problem(got, reference, "f32 reference");
+  if (c.problem.empty()) c.problem = shape_problem(framework, reference, "f32 reference (the framework's output)");
+  if (!c.problem.empty()) return c;
+  double scale = 0, squares = 0;
+  int64_t finite = 0;
+  for (int64_t i = 0; i < reference.count(); ++i) {
+    double w = std::fabs(element_value(reference, i));
+    if (!std::isfinite(w)) continue;
+    scale = std::max(scale, w);
+    squares += w * w;
+    ++finite;
+  }
+  c.floor = unit_roundoff(got.element) * scale;
+  c.rms_floor = finite > 0 ? unit_roundoff(got.element) * std::sqrt(squares / static_cast<double>(finite)) : 0;
+  c.module = error_stats(got, reference);
+  c.framework = error_stats(framework, reference);
+  c.passed = c.module.non_finite <= c.framework.non_finite &&
+             c.module.max_abs <= factor * std::max(c.framework.max_abs, c.floor) &&
+             c.module.rms <= factor * std::max(c.framework.rms, c.rms_floor);
+  return c;
+}
+
 }  // namespace kiln::array

@@ -313,9 +313,15 @@ nlohmann::json units_json(const std::vector<UnitRun>& runs, bool quiet, std::opt
                        {"module", r.outcome->module_path.string()}, {"metadata", r.outcome->metadata_path.string()},
                        {"cache_hit", r.outcome->cache_hit}, {"record", r.outcome->record.json}});
       if (!r.outcome->warning.empty()) units.back()["warning"] = r.outcome->warning;
+      if (!r.outcome->record.fallbacks.empty()) units.back()["fallbacks"] = r.outcome->record.fallbacks;
       if (!quiet) {
         if (!r.outcome->cache_explanation.empty()) std::cerr << r.label << ": " << r.outcome->cache_explanation << "\n";
         if (!r.outcome->warning.empty()) std::cerr << "kiln: warning: " << r.label << ": " << r.outcome->warning << "\n";
+        if (!r.outcome->note.empty()) std::cerr << "note: " << r.label << ": " << r.outcome->note << "\n";
+        if (r.outcome->cache_hit && !r.outcome->record.fallbacks.empty()) {
+          std::cerr << "note: " << r.label << ": the cached module was built with the fallback "
+                    << util::join(r.outcome->record.fallbacks, ", ") << " (its metadata says why)\n";
+        }
         if (!r.outcome->record.target_note.empty() && !r.outcome->cache_hit && runs.size() == 1) {
           std::cerr << "note: " << r.outcome->record.target_note << "\n";
         }

@@ -47,12 +47,38 @@ array::Tolerance policy_tolerance(const std::string& element, const std::string&
 struct CompareOptions {
   std::optional<double> atol, rtol;
   array::NanPolicy nans = array::NanPolicy::kEqual;
+  // With --reference-f32: the same program's outputs computed in f32, and
+  // how much larger than the framework's error the module's may be.
+  const std::vector<array::Array>* reference = nullptr;
+  double error_factor = 2;
 };
 
-std::string output_line(const std::string& label, const array::Array& got, const array::Comparison& c) {
+nlohmann::json stats_json(const array::ErrorStats& s) {
+  return {{"max_abs_error", s.max_abs}, {"rms_error", s.rms}, {"non_finite", s.non_finite}};
+}
+
+nlohmann::json reference_json(const array::ReferenceCheck& r) {
+  nlohmann::json j = {{"passed", r.passed}, {"factor", r.factor}, {"rounding_floor", r.floor},
+                      {"rms_rounding_floor", r.rms_floor},
+                      {"module", stats_json(r.module)}, {"framework", stats_json(r.framework)}};
+  if (!r.problem.empty()) j["problem"] = r.problem;
+  return j;
+}
+
+std::string reference_line(const array::ReferenceCheck& r) {
+  if (!r.problem.empty()) return fmt::format("        against f32: {}\n", r.problem);
+  return fmt::format("        against f32: {} max abs err {:.3g} (framework {:.3g}), rms {:.3g} (framework {:.3g}); "
+                     "allowed {}x the framework's (floors {:.3g}, rms {:.3g}){}\n",
+                     r.passed ? "within," : "BEYOND,", r.module.max_abs, r.framework.max_abs, r.module.rms,
+                     r.framework.rms, r.factor, r.floor, r.rms_floor,
+                     r.module.non_finite > 0 ? fmt::format("; {} non-finite", r.module.non_finite) : "");
+}
+
+// `passed`: by the tolerance or by the f32 reference.
+std::string output_line(const std::string& label, const array::Array& got, const array::Comparison& c, bool passed) {
   if (!c.problem.empty()) return fmt::format("  FAIL  {}: {}\n", label, c.problem);
   return fmt::format("  {}  {}: {} {}; max abs err {:.3g}, max rel err {:.3g}; {} of {} mismatch{}\n",
-                     c.passed ? "ok  " : "FAIL", label, got.element, got.shape_text(), c.max_abs_error,
+                     passed ? "ok  " : "FAIL", label, got.element, got.shape_text(), c.max_abs_error,
                      c.max_rel_error, c.mismatches, c.count,
                      c.first_mismatch >= 0 ? fmt::format(" (first at {}: got {:.6g}, expected {:.6g})",
                                                          array::index_text(got.shape, c.first_mismatch),
@@ -62,6 +88,8 @@ std::string output_line(const std::string& label, const array::Array& got, const
 
 // Compares each output with its reference; fills the report's outputs and
 // the text summary, and says whether all passed.
+// An output passes the tolerance check, or, given an f32 reference, the
+// check against it; the report says which ("check").
 bool compare_outputs(const std::vector<array::Array>& got, const std::vector<array::Array>& expected,
                      const runtime::ModuleSignature& sig, const CompareOptions& o, nlohmann::json& outputs,
                      std::string& summary) {
@@ -74,12 +102,35 @@ bool compare_outputs(const std::vector<array::Array>& got, const std::vector<arr
     }
     if (o.rtol) tol.rtol = *o.rtol;
     auto c = array::compare(got[i], expected[i], tol, o.nans);
-    passed &= c.passed;
-    outputs.push_back(comparison_json(i, sig.outputs[i], got[i], c));
+    bool ok = c.passed;
+    auto j = comparison_json(i, sig.outputs[i], got[i], c);
+    std::optional<array::ReferenceCheck> r;
+    if (o.reference && array::is_float(got[i].element) && c.problem.empty()) {
+      r = array::check_against_reference(got[i], expected[i], (*o.reference)[i], o.error_factor);
+      j["f32_reference"] = reference_json(*r);
+    }
+    j["check"] = c.passed ? "tolerance" : r && r->passed ? "f32-reference" : "none";
+    j["passed"] = ok = c.passed || (r && r->passed);
+    passed &= ok;
+    outputs.push_back(std::move(j));
     std::string label = sig.outputs[i].name.empty() ? fmt::format("output {}", i) : fmt::format("output {} ({})", i, sig.outputs[i].name);
-    summary += output_line(label, got[i], c);
+    summary += output_line(label, got[i], c, ok);
+    if (r) summary += reference_line(*r);
   }
   return passed;
+}
+
+// The f32 outputs of the program, typed by the signature with f32 in place
+// of every floating-point type.
+Result<std::vector<array::Array>> read_reference(const std::vector<std::string>& files, const runtime::ModuleSignature& sig) {
+  std::vector<mlir::Value> values = sig.outputs;
+  for (auto& v : values) {
+    if (array::is_float(v.type.element)) v.type.element = "f32";
+  }
+  bool one_npz = files.size() == 1 && fs::path(files[0]).extension() == ".npz";
+  auto read = read_values(one_npz ? std::vector<std::string>{} : files, one_npz ? files[0] : "", values, "f32 output");
+  if (!read) return tl::unexpected(read.error().context("--reference-f32"));
+  return read;
 }
 
 void print_verdict(const nlohmann::json& report, const runtime::ModuleSignature& sig, const std::string& summary) {
@@ -91,32 +142,67 @@ void print_verdict(const nlohmann::json& report, const runtime::ModuleSignature&
   if (auto line = binding_line(report.value("binding", nlohmann::json())); !line.empty()) std::cout << line << "\n";
 }
 
+// The command line of `kiln validate`.
+struct ValidateArgs {
+  ModuleOptions o;
+  std::string against, against_device, nan_rule = "equal", report_file;
+  std::vector<std::string> expected_npy, reference_f32;
+  std::optional<double> atol, rtol;
+  double error_factor = 2;
+  bool json = false;
+};
+
+void add_validate_options(CLI::App& app, ValidateArgs& a) {
+  add_module_options(app, a.o);
+  app.add_option("--expected", a.expected_npy, "expected outputs: one .npz, or .npy files in output order");
+  app.add_option("--against", a.against, "another module of the same program: compare the two on the same inputs");
+  app.add_option("--against-device", a.against_device, "device for --against (default: its target's)");
+  app.add_option("--atol", a.atol, "absolute tolerance for floating-point outputs (default: by element type)");
+  app.add_option("--rtol", a.rtol, "relative tolerance for floating-point outputs (default: by element type)");
+  app.add_option("--reference-f32", a.reference_f32,
+                 "the same program's outputs computed in f32 (one .npz, or .npy files): a floating-point output "
+                 "that misses the tolerance still passes when its error against these is within --error-factor "
+                 "times the error of --expected (the framework's own 16-bit outputs)");
+  app.add_option("--error-factor", a.error_factor,
+                 "with --reference-f32: how many times the framework's error the module's may be (default 2)");
+  app.add_option("--nan", a.nan_rule, "equal: NaN must be where the reference has NaN; fail: any NaN fails")
+      ->check(CLI::IsMember({"equal", "fail"}));
+  app.add_option("--report", a.report_file, "write the JSON report to this file");
+  app.add_flag("--json", a.json, "print the JSON report");
+}
+
+Status check_validate_args(const ValidateArgs& a) {
+  if (a.expected_npy.empty() == a.against.empty()) {
+    return fail(Code::kInvalidArgument, "give either --expected FILE(s) or --against OTHER.vmfb");
+  }
+  if ((a.atol && *a.atol < 0) || (a.rtol && *a.rtol < 0)) {
+    return fail(Code::kInvalidArgument, "tolerances cannot be negative");
+  }
+  if (!a.reference_f32.empty() && a.expected_npy.empty()) {
+    return fail(Code::kInvalidArgument, "--reference-f32 compares the module's error with the framework's: give the "
+                                        "framework's own outputs of this program with --expected");
+  }
+  if (!(a.error_factor >= 1)) return fail(Code::kInvalidArgument, "--error-factor must be 1 or more");
+  return {};
+}
+
 }  // namespace
 
 Result<int> run_validate(Context& context) {
   CLI::App app{"Check a module's outputs against expected outputs (--expected), or against another build of the\n"
                "same program on the same inputs (--against). Exit 0: all outputs match; 1: a mismatch.",
                "validate"};
-  ModuleOptions o;
-  std::string against, against_device, nan_rule = "equal", report_file;
-  std::vector<std::string> expected_npy;
-  std::optional<double> atol, rtol;
-  bool json = false;
-  add_module_options(app, o);
-  app.add_option("--expected", expected_npy, "expected outputs: one .npz, or .npy files in output order");
-  app.add_option("--against", against, "another module of the same program: compare the two on the same inputs");
-  app.add_option("--against-device", against_device, "device for --against (default: its target's)");
-  app.add_option("--atol", atol, "absolute tolerance for floating-point outputs (default: by element type)");
-  app.add_option("--rtol", rtol, "relative tolerance for floating-point outputs (default: by element type)");
-  app.add_option("--nan", nan_rule, "equal: NaN must be where the reference has NaN; fail: any NaN fails")
-      ->check(CLI::IsMember({"equal", "fail"}));
-  app.add_option("--report", report_file, "write the JSON report to this file");
-  app.add_flag("--json", json, "print the JSON report");
+  ValidateArgs a;
+  add_validate_options(app, a);
   if (KILN_TRY(parse_args(app, context))) return 0;
-  if (expected_npy.empty() == against.empty()) {
-    return fail(Code::kInvalidArgument, "give either --expected FILE(s) or --against OTHER.vmfb");
-  }
-  if ((atol && *atol < 0) || (rtol && *rtol < 0)) return fail(Code::kInvalidArgument, "tolerances cannot be negative");
+  KILN_TRY_STATUS(check_validate_args(a));
+  const auto& o = a.o;
+  const std::string &against = a.against, &against_device = a.against_device, &nan_rule = a.nan_rule;
+  const std::string& report_file = a.report_file;
+  const std::vector<std::string>&expected_npy = a.expected_npy, &reference_f32 = a.reference_f32;
+  const std::optional<double>&atol = a.atol, &rtol = a.rtol;
+  const double error_factor = a.error_factor;
+  const bool json = a.json;
 
   auto loaded = KILN_TRY(load_module(context, o));
   // A function without arguments has nothing to give; any other needs the
@@ -157,6 +243,12 @@ Result<int> run_validate(Context& context) {
   }
 
   CompareOptions compare{atol, rtol, nan_rule == "fail" ? array::NanPolicy::kFail : array::NanPolicy::kEqual};
+  std::vector<array::Array> f32_outputs;
+  if (!reference_f32.empty()) {
+    f32_outputs = KILN_TRY(read_reference(reference_f32, sig));
+    compare.reference = &f32_outputs;
+    compare.error_factor = error_factor;
+  }
   nlohmann::json outputs = nlohmann::json::array();
   std::string summary;
   bool passed = compare_outputs(got, expected, sig, compare, outputs, summary);
@@ -164,6 +256,7 @@ Result<int> run_validate(Context& context) {
                            {"module", module}, {"function", sig.function}, {"device", spec.device},
                            {"reference", reference}, {"nan_rule", nan_rule}, {"precision", sig.precision},
                            {"outputs", outputs}};
+  if (!reference_f32.empty()) report["f32_reference"] = {{"files", reference_f32}, {"error_factor", error_factor}};
   if (auto binding = module_binding(module); !binding.is_null()) report["binding"] = binding;
   if (!report_file.empty()) KILN_TRY_STATUS(util::write_file_atomic(report_file, report.dump(2) + "\n"));
   if (json) {

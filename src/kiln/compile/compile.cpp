@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "kiln/compile/diagnostics.h"
+#include "kiln/compile/fallback.h"
+#include "kiln/mlir/dot_algorithm.h"
 #include "kiln/mlir/inspect.h"
 #include "kiln/mlir/jax_serialized.h"
 #include "kiln/util/subprocess.h"
@@ -282,6 +284,8 @@ struct Prepared {
   json jax;  // the metadata's "jax" section; null when nothing was done
   std::vector<std::string> key_tags;
   std::optional<mlir::ModuleInfo> info;  // the specialized signatures
+  size_t dot_algorithms = 0;  // dot_general algorithms written as plain dots
+  size_t dots_f32_accumulation = 0;  // 16-bit dots made to sum in f32
 };
 
 // A serialized Exported with symbolic dimensions: its module printed as
@@ -370,8 +374,55 @@ Result<Prepared> prepare_exported(const Unit& unit, const fs::path& staging, con
   return p;
 }
 
+Result<Prepared> prepare_program(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
+                                 const toolchain::Toolchain& tools);
+
+// Dots with an algorithm become plain dots (mlir/dot_algorithm.h) in every
+// form of input, and for the CPU every 16-bit dot sums in f32: MLIR text is
+// rewritten as it is; bytecode, the portable artifact, an Exported's module
+// and VHLO text are printed as StableHLO text first (inspection already
+// said whether they may hold such a dot).
+Status rewrite_dots(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
+                    const toolchain::Toolchain& tools, Prepared& p) {
+  mlir::DotOptions options{unit.target.backend == target::Backend::kCpu};
+  std::string text;
+  {
+    auto mapped = util::MappedFile::open(p.input);
+    if (!mapped) return tl::unexpected(mapped.error());
+    std::string_view bytes = mapped->bytes();
+    bool is_text = mlir::detect_format(bytes) == mlir::Format::kText && !mlir::is_jax_exported(bytes);
+    bool wanted = is_text ? mlir::has_dot_algorithm(bytes) || (options.f32_accumulation && mlir::has_narrow_dot(bytes))
+                          : module.dot_algorithms || (options.f32_accumulation && module.narrow_dots);
+    if (!wanted) return {};
+    bool vhlo = !is_text || mlir::has_vhlo_dot_algorithm(bytes) || bytes.find("vhlo.dot_general") != std::string_view::npos;
+    if (!vhlo) text.assign(bytes);
+  }
+  if (text.empty()) {
+    text = KILN_TRY(toolchain::print_vhlo_as_stablehlo(tools, p.input).map_error([](Error e) {
+      return e.context("printing the program as StableHLO text to rewrite its dot_general operations");
+    }));
+  }
+  auto lowered = KILN_TRY(mlir::lower_dot_algorithms(text, options));
+  text.clear();
+  if (lowered.lowered + lowered.widened == 0) return {};
+  p.input = staging / (unit.name + ".dots.mlir");
+  KILN_TRY_STATUS(util::write_file_atomic(p.input, lowered.text));
+  p.dot_algorithms = lowered.lowered;
+  p.dots_f32_accumulation = lowered.widened;
+  // The rewrite's version: a change to it must not serve modules of the old one.
+  p.key_tags.push_back("--kiln-dots=1");
+  return {};
+}
+
 Result<Prepared> prepare_input(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
                                const toolchain::Toolchain& tools) {
+  auto p = KILN_TRY(prepare_program(unit, module, staging, tools));
+  KILN_TRY_STATUS(rewrite_dots(unit, module, staging, tools, p));
+  return p;
+}
+
+Result<Prepared> prepare_program(const Unit& unit, const mlir::ModuleInfo& module, const fs::path& staging,
+                                 const toolchain::Toolchain& tools) {
   if (module.format == "jax-exported") return prepare_exported(unit, staging, tools);
   Prepared p{unit.input, nullptr, {}, std::nullopt};
   if (module.format != "text") {
@@ -440,6 +491,9 @@ struct UnitRun {
   cache::KeyParts parts;
   std::string key;
   std::string warning;
+  nlohmann::json fallbacks = nlohmann::json::array();  // those applied, as the metadata records them
+  std::vector<std::string> fallback_names;
+  std::string fallback_note;  // for users: which fallbacks built the module and why
 
   void warn(const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; }
 };
@@ -514,6 +568,8 @@ Status build_command(UnitRun& r, const Options& options, const toolchain::Toolch
   if (r.tuned) r.flags.insert(r.flags.end(), r.tuned->compile_flags.begin(), r.tuned->compile_flags.end());
   std::vector<std::string> key_flags = cache::normalize_flags(r.flags);
   key_flags.insert(key_flags.end(), prepared.key_tags.begin(), prepared.key_tags.end());
+  // What a compile of this key builds depends on the fallback table.
+  if (may_fall_back(r.unit.target.backend)) key_flags.push_back(fmt::format("--kiln-fallbacks={}", kFallbackTableVersion));
   std::string configs_digest;
   if (!r.configs.empty()) {
     KILN_TRY_STATUS(stage_configs(r));
@@ -645,6 +701,11 @@ json module_metadata(const UnitRun& r, const Options& options, const mlir::Modul
       {"demotions", demotions(r.flags)},
   };
   if (!prepared.jax.is_null()) metadata["jax"] = prepared.jax;
+  if (prepared.dot_algorithms + prepared.dots_f32_accumulation > 0) {
+    metadata["rewrites"] = {{"dot_algorithms", prepared.dot_algorithms},
+                            {"dots_f32_accumulation", prepared.dots_f32_accumulation}};
+  }
+  if (!r.fallbacks.empty()) metadata["fallbacks"] = r.fallbacks;
   if (!r.unit.binding.empty()) {
     metadata["binding"] = json::object();
     for (const auto& [name, value] : r.unit.binding) metadata["binding"][name] = value;
@@ -668,6 +729,38 @@ void store_in_caches(UnitRun& r, const CacheUse& cache, const json& metadata) {
   }
 }
 
+// Adds a fallback's flags to the command (after every other flag, so they
+// win) and records it.
+void apply_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed) {
+  r.fallback_names.emplace_back(fallback.name);
+  nlohmann::json entry = fallback_json(fallback, symptom_line(failed.err, fallback));
+  entry["failed_compile_seconds"] = failed.wall_seconds;
+  r.fallbacks.push_back(std::move(entry));
+  r.flags.insert(r.flags.end(), fallback.flags.begin(), fallback.flags.end());
+  r.argv.insert(r.argv.end() - 2, fallback.flags.begin(), fallback.flags.end());  // before "-o PATH"
+  r.recorded.insert(r.recorded.end() - 2, fallback.flags.begin(), fallback.flags.end());
+  r.fallback_note += fmt::format("{}built with the fallback '{}': {}", r.fallback_note.empty() ? "" : "; ",
+                                 fallback.name, fallback.why);
+}
+
+// Runs the compiler. A failure that the fallback table knows is compiled
+// again with the fallback, each entry at most once; any other failure, or
+// one that no entry left untried matches, is the unit's error.
+Result<util::ProcessResult> run_compiler(UnitRun& r, const Options& options, Executor& executor,
+                                         const Prepared& prepared) {
+  for (;;) {
+    auto result = executor.run({r.argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
+    if (!result) return tl::unexpected(result.error().context(r.context));
+    if (result->ok()) return std::move(*result);
+    bool rejected = result->exit_status > 0 && result->term_signal == 0 && !result->timed_out && !result->out_of_memory;
+    const Fallback* fallback = rejected
+                                   ? match_fallback(result->err, r.unit.target.backend, r.fallback_names)
+                                   : nullptr;
+    if (!fallback) return tl::unexpected(compile_failure(*result, r.unit, options, r.base, r.recorded, r.flags));
+    apply_fallback(r, *fallback, *result);
+  }
+}
+
 // Runs the compiler once the caches missed (under the fleet's key lock, if
 // any), then caches and publishes the module.
 Result<Outcome> compile_and_publish(UnitRun& r, const Options& options, const mlir::ModuleInfo& module,
@@ -686,17 +779,16 @@ Result<Outcome> compile_and_publish(UnitRun& r, const Options& options, const ml
   }
 
   util::pause_at("compile-before-compiler");
-  auto result = executor.run({r.argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
-  if (!result) return tl::unexpected(result.error().context(r.context));
-  if (!result->ok()) return tl::unexpected(compile_failure(*result, r.unit, options, r.base, r.recorded, r.flags));
+  auto result = KILN_TRY(run_compiler(r, options, executor, prepared));
 
   auto output_hash = util::sha256_file(r.staged_module);
   if (!output_hash) return tl::unexpected(output_hash.error().context(r.context + ": the compiler wrote no module"));
-  json metadata = module_metadata(r, options, module, tools, prepared, *result, executor.name(), *output_hash);
+  json metadata = module_metadata(r, options, module, tools, prepared, result, executor.name(), *output_hash);
   store_in_caches(r, cache, metadata);
   auto outcome = KILN_TRY(publish(r.staged_module, r.final_module, r.final_metadata, std::move(metadata), r.context));
   outcome.cache_explanation = std::move(explanation);
   outcome.warning = std::move(r.warning);
+  outcome.note = std::move(r.fallback_note);
   return outcome;
 }
 

@@ -78,6 +78,7 @@ struct Outcome {
   std::string cache_source;       // on a hit: "local" or "shared"
   std::string cache_explanation;  // with CacheUse::explain, why a lookup missed
   std::string warning;            // a problem that did not fail the unit (the cache was full, ...)
+  std::string note;               // a fresh compile that needed fallbacks (compile/fallback.h): which and why
 };
 
 struct CacheUse {

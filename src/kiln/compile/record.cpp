@@ -116,6 +116,14 @@ Result<ModuleRecord> record_from_json(const json& j, const std::string& where) {
     }
     rec.demotions = demotions(command);
   }
+  if (auto f = j.find("fallbacks"); f != j.end()) {
+    if (!f->is_array()) return r.bad(".fallbacks", "an array");
+    for (size_t i = 0; i < f->size(); ++i) {
+      std::string at = fmt::format(".fallbacks[{}]", i);
+      if (!(*f)[i].is_object()) return r.bad(at, "an object");
+      rec.fallbacks.push_back(KILN_TRY(r.string((*f)[i], "name", at)));
+    }
+  }
   if (auto d = j.find("deployment"); d != j.end()) {
     if (!d->is_object()) return r.bad(".deployment", "an object");
     auto flags = d->find("runtime_flags");

@@ -42,6 +42,9 @@ struct ModuleRecord {
   // Element types the compiler narrowed ({"f64": "f32"}): the module's
   // inputs and outputs have the narrowed ones.
   std::map<std::string, std::string> demotions;
+  // The fallbacks the compile needed (compile/fallback.h), by name, in the
+  // order they were applied; empty for a compile that needed none.
+  std::vector<std::string> fallbacks;
 };
 
 inline constexpr int kRecordFormatVersion = 1;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/mlir/dot_algorithm.h"
 #include "kiln/mlir/jax_serialized.h"
 #include "kiln/mlir/scanner.h"
 #include "kiln/util/file.h"
@@ -66,6 +67,8 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
     auto printed = inspect_text(*text);
     if (!printed) return in_file(printed.error().context("reading the printed bytecode"));
     info = std::move(*printed);
+    info.dot_algorithms = has_dot_algorithm(*text);
+    info.narrow_dots = has_narrow_dot(*text);
     info.producer = std::move(producer);
     info.format = util::starts_with(info.producer, "StableHLO_v") ? "portable-artifact" : "bytecode";
     return info;
@@ -85,6 +88,8 @@ Result<ModuleInfo> inspect_file(const std::filesystem::path& path, const Bytecod
     auto printed = inspect_text(*text);
     if (!printed) return in_file(printed.error().context("reading the printed module"));
     info = std::move(*printed);
+    info.dot_algorithms = has_dot_algorithm(*text);
+    info.narrow_dots = has_narrow_dot(*text);
     info.format = "jax-exported";
     info.producer = fmt::format("jax.export v{} for {}", exported->serialization_version,
                                 util::join(exported->platforms, ", "));

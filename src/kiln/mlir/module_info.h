@@ -27,6 +27,10 @@ struct ModuleInfo {
   std::string producer;   // bytecode producer, e.g. "StableHLO_v1.15.0"
   std::vector<std::string> dialects;  // sorted
   std::vector<Function> functions;
+  // Bytecode and Exported inputs: a dot_general names an algorithm (which
+  // kiln rewrites, mlir/dot_algorithm.h). Text is looked at when compiled.
+  bool dot_algorithms = false;
+  bool narrow_dots = false;  // may have a dot_general with a bf16 or f16 result
 
   const Function* find(const std::string& function_name) const;
   std::vector<const Function*> public_functions() const;
