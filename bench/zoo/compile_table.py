@@ -29,7 +29,15 @@ def source_for(programs, name, target):
 
 
 def first_error(text):
+    """The compiler's first diagnostic (file:line:col: error: ...) with the
+    dispatch it names, else kiln's own error line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if ": error: " in line and not line.startswith("kiln:"):
+            where, _, what = line.partition(": error: ")
+            dispatch = next((m.split('sym_name = "')[1].split('"')[0] for m in lines[i:i + 8]
+                             if 'sym_name = "' in m), None)
+            return (f"{os.path.basename(where)}: {what}" + (f" ({dispatch})" if dispatch else ""))[:300]
     for line in lines:
         if "error" in line.lower():
             return line[:300]
