@@ -78,7 +78,7 @@ Result<int> run_bench(Context& context) {
   app.add_flag("--json", json, "print the JSON report");
   app.add_flag("--amortized", amortized,
                "time back-to-back calls instead: the mean per call, once per repetition (--repetitions, default 3 "
-               "here), each at least --min-time seconds; writes no files");
+               "here), each at least --min-time seconds; writes no report");
   app.add_option("--min-time", min_time, "seconds of back-to-back calls per repetition with --amortized (default 0.2)")
       ->check(CLI::Range(0.001, 60.0));
   if (KILN_TRY(parse_args(app, context))) return 0;
