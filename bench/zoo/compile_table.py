@@ -14,6 +14,7 @@ the rows as {"rows": [{"program", "target", "compiled", "error", "seconds"}]}.
 Exits 1 when a compile failed.
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -30,18 +31,34 @@ def source_for(programs, name, target):
 
 def first_error(text):
     """The compiler's first diagnostic (file:line:col: error: ...) with the
-    dispatch it names, else kiln's own error line."""
+    dispatch it names and how many dispatches fail, else kiln's own error line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if ": error: " in line and not line.startswith("kiln:"):
-            where, _, what = line.partition(": error: ")
-            dispatch = next((m.split('sym_name = "')[1].split('"')[0] for m in lines[i:i + 8]
-                             if 'sym_name = "' in m), None)
-            return (f"{os.path.basename(where)}: {what}" + (f" ({dispatch})" if dispatch else ""))[:300]
+    errors = [i for i, line in enumerate(lines) if ": error: " in line and not line.startswith("kiln:")]
+    if errors:
+        where, _, what = lines[errors[0]].partition(": error: ")
+        dispatches = []
+        for i in errors:
+            found = next((m.split('sym_name = "')[1].split('"')[0] for m in lines[i:i + 20] if 'sym_name = "' in m), None)
+            if found and found not in dispatches and lines[i].partition(": error: ")[2] == what:
+                dispatches.append(found)
+        note = ""
+        if dispatches:
+            more = f"; {len(dispatches)} dispatches fail so" if len(dispatches) > 1 else ""
+            note = f" ({dispatches[0]}{more})"
+        return f"{os.path.basename(where)}: {what}{note}"[:300]
     for line in lines:
         if "error" in line.lower():
             return line[:300]
     return lines[0][:300] if lines else "(no output)"
+
+
+def compile_log(out_dir, name):
+    """kiln's full log of the failed compile just made (NAME.TARGET.log)."""
+    logs = glob.glob(os.path.join(out_dir, glob.escape(name) + ".*.log"))
+    if not logs:
+        return ""
+    with open(max(logs, key=os.path.getmtime), errors="replace") as f:
+        return f.read()
 
 
 def compile_one(kiln, src, target, out_dir, invocation, timeout):
@@ -50,7 +67,8 @@ def compile_one(kiln, src, target, out_dir, invocation, timeout):
     start = time.monotonic()
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30)
-        ok, err = r.returncode == 0, "" if r.returncode == 0 else first_error(r.stderr or r.stdout)
+        ok = r.returncode == 0
+        err = "" if ok else first_error((r.stderr or r.stdout) + "\n" + compile_log(out_dir, os.path.basename(src).rsplit(".", 1)[0]))
     except subprocess.TimeoutExpired:
         ok, err = False, f"kiln compile ran past {timeout + 30} s and was killed"
     return ok, err, time.monotonic() - start
