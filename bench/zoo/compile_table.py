@@ -46,6 +46,10 @@ def first_error(text):
             more = f"; {len(dispatches)} dispatches fail so" if len(dispatches) > 1 else ""
             note = f" ({dispatches[0]}{more})"
         return f"{os.path.basename(where)}: {what}{note}"[:300]
+    crash = next((line for line in lines if line.startswith("LLVM ERROR:") or "Assertion" in line), None)
+    if crash:
+        where = next((line.split("on function '")[1].rstrip("'") for line in lines if "on function '@" in line), None)
+        return (crash + (f" (in {where})" if where else ""))[:300]
     for line in lines:
         if "error" in line.lower():
             return line[:300]
