@@ -284,5 +284,25 @@ TEST_F(RunValidateBench, BenchWritesReportsAndCompareGates) {
   EXPECT_EQ(same.status, 0) << same.out;
 }
 
+TEST_F(RunValidateBench, BenchAmortizedTimesBackToBackCalls) {
+  fs::path m = compile_cpu(model("gemm_f32.mlir"), "gemm_f32");
+  Outcome r = kiln({"bench", m.string(), "--amortized", "--min-time", "0.02", "--repetitions", "2", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto report = r.json();
+  ASSERT_EQ(report["means_ms"].size(), 2u) << r.out;
+  double median = report["amortized_ms"];
+  EXPECT_GT(median, 0.01) << "a 512x512x512 f32 matmul takes more than 10 us on this CPU";
+  EXPECT_DOUBLE_EQ(median, (report["means_ms"][0].get<double>() + report["means_ms"][1].get<double>()) / 2);
+  EXPECT_EQ(report["invocation"], "sync");
+  EXPECT_EQ(report["device"], "local-task");
+
+  Outcome text = kiln({"bench", m.string(), "--amortized", "--min-time", "0.02"});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("ms per call, amortized (median of 3 repetitions"), std::string::npos) << text.out;
+  Outcome bad = kiln({"bench", m.string(), "--amortized", "--min-time", "0"});
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--min-time"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace kiln::testing
