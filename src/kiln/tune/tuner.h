@@ -18,6 +18,7 @@
 #include <ostream>
 #include <string>
 
+#include "kiln/compile/compile.h"
 #include "kiln/compile/executor.h"
 #include "kiln/compile/pool.h"
 #include "kiln/mlir/module_info.h"
