@@ -214,10 +214,11 @@ Result<std::vector<BenchBuild>> explore_dispatches(const PrepareOptions& o, cons
     }
     if (builds.size() > before) builds.insert(builds.begin() + static_cast<std::ptrdiff_t>(before), base);
   }
-  log(fmt::format("{} executables, {} distinct, {} with candidates; {} dispatch candidate modules (at most {})",
-                  sources.size(), distinct.size(),
-                  std::count_if(builds.begin(), builds.end(), [](const BenchBuild& b) { return b.configs.empty(); }),
-                  builds.size(), o.max_dispatch_candidates));
+  size_t baselines = std::count_if(builds.begin(), builds.end(), [](const BenchBuild& b) { return b.configs.empty(); });
+  log(fmt::format("{} executables, {} distinct, {} with candidates; {} dispatch modules: {} configurations (budget {}) "
+                  "and {} baselines",
+                  sources.size(), distinct.size(), baselines, builds.size(), builds.size() - baselines,
+                  o.max_dispatch_candidates, baselines));
   return builds;
 }
 
