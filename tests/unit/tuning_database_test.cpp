@@ -58,12 +58,13 @@ TEST_F(DatabaseTest, CompilerOptionsArePartOfTheIdentity) {
 
   Database db(dir_->path());
   auto r = record("mlp");
+  Identity untuned_flags = r.id;
   r.id.options = o3.options;
   ASSERT_TRUE(db.put(r, {}));
-  auto found = db.find(o3);
+  auto found = db.find(r.id);
   ASSERT_TRUE(found && *found);
   EXPECT_EQ((*found)->id.options, o3.options);
-  auto other = db.find(plain);
+  auto other = db.find(untuned_flags);
   ASSERT_TRUE(other);
   EXPECT_FALSE(*other) << "a compile without the flags finds no record";
 }
