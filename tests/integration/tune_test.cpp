@@ -160,7 +160,7 @@ TEST_F(Tune, ADispatchWinnerIsCombinedAndIsTheModuleCompileBuilds) {
   EXPECT_EQ(second["executables"][0]["candidate"], chosen);
   std::string module;
   for (const auto& c : second["candidates"]) {
-    if (c["id"] == "combined") {
+    if (c["id"] == "combined@defaults") {
       module = c["module"];
       EXPECT_TRUE(c["configs"].contains(exe)) << c.dump();
     }
@@ -170,7 +170,7 @@ TEST_F(Tune, ADispatchWinnerIsCombinedAndIsTheModuleCompileBuilds) {
   // Make the combined program the fastest; apply records it.
   json r2 = read_json("b2/results.json");
   for (auto& r : r2["measurements"]) {
-    if (r["id"] == "combined") {
+    if (r["id"] == "combined@defaults") {
       EXPECT_EQ(r["status"], "ok") << r.dump() << "; the whole program is checked against the reference";
       r["latency_ms"] = 1e-6;
     }
@@ -246,16 +246,24 @@ TEST_F(Tune, CudaPrepareBuildsDispatchBenchmarksWithinTheBudget) {
   ASSERT_EQ(p.status, 0) << p.err;
   json bundle = read_json("b/bundle.json");
   EXPECT_EQ(bundle["target"]["gpu"], "h100");
-  size_t tuned = 0, baselines = 0;
+  size_t tuned = 0, baselines = 0, tunable = 0;
   for (const auto& c : bundle["candidates"]) {
     if (c["level"] != "dispatch") continue;
     (c["configs"].empty() ? baselines : tuned)++;
     auto size = fs::file_size(dir() / "b" / c["module"].get<std::string>());
     EXPECT_LT(size, 200u * 1024) << c["module"];
   }
-  EXPECT_EQ(baselines, 2u) << bundle.dump(1);
+  size_t shared = 0;
+  for (const auto& d : bundle["dispatches"]) {
+    EXPECT_EQ(d["digest"].get<std::string>().size(), 64u);
+    shared += d["candidates"].get<size_t>();
+    if (d["candidates"].get<size_t>() > 0) ++tunable;
+  }
+  EXPECT_GE(tunable, 1u) << bundle["dispatches"].dump(1);
+  EXPECT_EQ(baselines, tunable) << "each executable with candidates is also timed untuned";
+  EXPECT_LE(shared, 5u) << "the budget bounds the dispatch candidates";
   EXPECT_GE(tuned, 2u);
-  EXPECT_LE(tuned, 5u) << "the budget bounds the dispatch candidates";
+  EXPECT_LE(tuned, 5u);
   EXPECT_NE(p.out.find("at least"), std::string::npos) << p.out;  // the measure plan
 }
 
