@@ -190,9 +190,10 @@ Result<int> tune_list(Context& context, bool json) {
   }
   if (records.empty()) std::cout << "no tuning records in " << db.root().string() << "\n";
   for (const auto& r : records) {
-    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:<5} {:>9.4f} ms (was {:.4f})  {}  {}\n", r.key.substr(0, 12),
+    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:<5} {:>9.4f} ms (was {:.4f})  {}  {}{}\n", r.key.substr(0, 12),
                              r.program_name, r.target_spec, r.id.precision, r.id.invocation, r.latency_ms, r.baseline_ms,
-                             r.device, r.measured_at);
+                             r.device, r.measured_at,
+                             r.id.options.empty() ? "" : "  with " + util::join(r.id.options, " "));
   }
   return 0;
 }
@@ -216,6 +217,9 @@ Result<int> tune_show(Context& context, const std::string& what, bool json) {
     print_record(r, device == "cpu" ? "local-task" : device);
     for (const auto& [exe, s] : r.dispatches.items()) std::cout << "  " << exe << ": " << s.get<std::string>() << "\n";
     if (!r.compile_flags.empty()) std::cout << "  compiler options: " << util::join(r.compile_flags, " ") << "\n";
+    if (!r.id.options.empty()) {
+      std::cout << "  tuned with (and applied only to compiles with): " << util::join(r.id.options, " ") << "\n";
+    }
   }
   return 0;
 }
