@@ -5,6 +5,11 @@
 # passed (measure is resumable: run it again to finish).
 #
 # usage: scripts/gpu/tune_measure.sh ROUND CARRY_DIR OUT_DIR [DEADLINE_SECONDS]
+# environment: KILN_TUNE_MIN_TIME (seconds per timed run of a whole program,
+#   default 0.1), KILN_TUNE_DISPATCH_MIN_TIME and KILN_TUNE_DISPATCH_REPETITIONS
+#   (dispatch candidates of round 1: kiln's defaults, 0.02 s and 5). Each
+#   bundle's plan (how many measurements, how many timed runs) is printed
+#   before it runs.
 set -euo pipefail
 round=${1:?usage: tune_measure.sh ROUND CARRY_DIR OUT_DIR [DEADLINE_SECONDS]}
 carry=${2:?}
@@ -26,7 +31,9 @@ for bundle in "${ordered[@]}"; do
   left=$(( deadline - ($(date +%s) - start) ))
   if [ "$left" -le 20 ]; then echo "deadline reached before $name" >&2; break; fi
   t0=$(date +%s)
-  timeout "$left" "$carry/kiln" tune measure "$bundle" --min-time "${KILN_TUNE_MIN_TIME:-0.1}" || true
+  timeout "$left" "$carry/kiln" tune measure "$bundle" --min-time "${KILN_TUNE_MIN_TIME:-0.1}" \
+    --dispatch-min-time "${KILN_TUNE_DISPATCH_MIN_TIME:-0.02}" \
+    --dispatch-repetitions "${KILN_TUNE_DISPATCH_REPETITIONS:-5}" || true
   echo "measured $name in $(( $(date +%s) - t0 )) s" >&2
   [ -f "$bundle/results.json" ] && cp "$bundle/results.json" "$out/$name.json"
 done

@@ -14,7 +14,9 @@ def main():
     bundle_dir, which = sys.argv[1], sys.argv[2]
     bundle = json.load(open(os.path.join(bundle_dir, "bundle.json")))
     results = json.load(open(os.path.join(bundle_dir, "results.json")))
-    ok = [m for m in results["measurements"] if m["status"] == "ok"]
+    # Dispatch candidates (round 1) time one executable alone, not the program.
+    programs = {c["id"] for c in bundle["candidates"] if not c.get("executable")}
+    ok = [m for m in results["measurements"] if m["status"] == "ok" and m["id"] in programs]
     if which == "reference":
         chosen = "reference"
     else:

@@ -10,7 +10,9 @@ import sys
 
 
 def fastest(results):
-    ok = [m for m in results.get("measurements", []) if m["status"] == "ok"]
+    # Round 1's dispatch candidates ("main_dispatch_3-07", "...-base") time one
+    # executable alone; only whole-program candidates are comparable.
+    ok = [m for m in results.get("measurements", []) if m["status"] == "ok" and "_dispatch_" not in m["id"]]
     return min(ok, key=lambda m: m["latency_ms"]) if ok else None
 
 

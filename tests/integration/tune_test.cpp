@@ -26,21 +26,42 @@ class Tune : public KilnTest {
 };
 
 TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
-  Outcome p = prepare("b1");
+  // Compiler flags after "--", as with `kiln compile`: every candidate is
+  // built with them and the record is theirs.
+  const std::string flag = "--iree-opt-const-eval=false";
+  Outcome p = prepare("b1", {"--", flag});
   ASSERT_EQ(p.status, 0) << p.err;
   json bundle = read_json("b1/bundle.json");
   EXPECT_EQ(bundle["format"], "kiln-tune-bundle");
   EXPECT_EQ(bundle["candidates"][0]["id"], "reference");
+  EXPECT_EQ(bundle["options"], json::array({flag}));
   std::map<std::string, int> levels;
-  for (const auto& c : bundle["candidates"]) ++levels[c["level"].get<std::string>()];
+  std::map<std::string, int> per_executable;
+  for (const auto& c : bundle["candidates"]) {
+    ++levels[c["level"].get<std::string>()];
+    if (c["level"] == "dispatch") {
+      // Each dispatch candidate is a small module of its own: the
+      // executable's benchmark program, not the whole program.
+      EXPECT_EQ(c["module"].get<std::string>().rfind("dispatches/", 0), 0u) << c.dump();
+      EXPECT_EQ(c["executable"].get<std::string>().size(), 64u);
+      ++per_executable[c["executable"].get<std::string>()];
+    }
+  }
   EXPECT_GE(levels["runtime"], 1);
   EXPECT_GE(levels["program"], 1);
-  EXPECT_GE(levels["dispatch"], 2) << bundle.dump(1);  // both matmuls of the MLP have candidates
+  EXPECT_EQ(per_executable.size(), 2u) << bundle.dump(1);  // both matmuls of the MLP, each with a baseline
+  for (const auto& [digest, n] : per_executable) EXPECT_GE(n, 2) << digest;
   for (const auto& c : bundle["candidates"]) EXPECT_TRUE(fs::exists(dir() / "b1" / c["module"].get<std::string>()));
   for (const auto& f : listing(dir())) EXPECT_EQ(f.find(".kiln-staging"), std::string::npos) << f;
+  EXPECT_NE(p.err.find("dispatch candidates"), std::string::npos) << p.err;
 
   Outcome m = measure("b1");
   ASSERT_EQ(m.status, 0) << m.err;
+  // The plan is bounded and said before anything runs; stderr is no
+  // terminal here, so progress comes as plain lines with an estimate.
+  EXPECT_NE(m.err.find("plan: "), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find("ETA"), std::string::npos) << m.err;
+  EXPECT_EQ(m.err.find('\r'), std::string::npos);
   json results = read_json("b1/results.json");
   ASSERT_EQ(results["measurements"].size(), bundle["candidates"].size());
   for (const auto& r : results["measurements"]) {
@@ -53,8 +74,12 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
   EXPECT_NE(again.err.find("resuming"), std::string::npos) << again.err;
   EXPECT_EQ(read_json("b1/results.json")["measurements"].size(), bundle["candidates"].size());
 
-  // Round 2 combines round 1's winners; apply records the fastest.
-  Outcome p2 = prepare("b2", {"--from", "b1/results.json"});
+  // Round 2 combines round 1's winners; apply records the fastest. It must
+  // be prepared with round 1's compiler options.
+  Outcome without = prepare("b2", {"--from", "b1/results.json"});
+  EXPECT_NE(without.status, 0);
+  EXPECT_NE(without.err.find("same options"), std::string::npos) << without.err;
+  Outcome p2 = prepare("b2", {"--from", "b1/results.json", "--flag=" + flag});
   ASSERT_EQ(p2.status, 0) << p2.err;
   EXPECT_EQ(read_json("b2/bundle.json")["round"], 2);
   ASSERT_EQ(measure("b2").status, 0);
@@ -66,14 +91,18 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
   EXPECT_EQ(records[0]["program"]["name"], "mlp");
   std::string key = records[0]["key"];
 
-  Outcome c = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out"});
+  EXPECT_EQ(records[0]["options"], json::array({flag}));
+  // A compile without the flags is another program as far as tuning goes.
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "noflag"}).status, 0);
+  EXPECT_FALSE(read_json("noflag/mlp.cpu-host.json").contains("tuning"));
+  Outcome c = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out", "--", flag});
   ASSERT_EQ(c.status, 0) << c.err;
   json meta = read_json("out/mlp.cpu-host.json");
   EXPECT_EQ(meta["tuning"]["record"], key);
   EXPECT_EQ(meta["precision"], "highest");
   EXPECT_EQ(meta["deployment"]["runtime_flags"], records[0]["runtime_flags"]);
   // --no-tuning builds the compiler's own module, under another cache key.
-  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "plain", "--no-tuning"}).status, 0);
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "plain", "--no-tuning", "--", flag}).status, 0);
   json plain = read_json("plain/mlp.cpu-host.json");
   EXPECT_FALSE(plain.contains("tuning"));
   EXPECT_NE(plain["cache"]["key"], meta["cache"]["key"]);
@@ -85,7 +114,7 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
   // Round 2 again for queued calls: every candidate is built with the
   // asynchronous convention and timed in fenced batches; its record is
   // another record, used only by compiles that ask for that convention.
-  Outcome pa = prepare("b2a", {"--from", "b1/results.json", "--invocation", "async"});
+  Outcome pa = prepare("b2a", {"--from", "b1/results.json", "--invocation", "async", "--flag=" + flag});
   ASSERT_EQ(pa.status, 0) << pa.err;
   EXPECT_EQ(read_json("b2a/bundle.json")["invocation"], "async");
   ASSERT_EQ(measure("b2a").status, 0);
@@ -94,7 +123,7 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
   ASSERT_EQ(kiln({"tune", "apply", "b2a/results.json"}).status, 0);
   json both = kiln({"tune", "list", "--json"}).json();
   ASSERT_EQ(both.size(), 2u);
-  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "async", "--invocation", "async"}).status, 0);
+  ASSERT_EQ(kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "async", "--invocation", "async", "--", flag}).status, 0);
   json async_meta = read_json("async/mlp.cpu-host.json");
   EXPECT_EQ(async_meta["invocation"], "async");
   EXPECT_NE(async_meta["tuning"]["record"], key);
@@ -104,17 +133,18 @@ TEST_F(Tune, ThreeStepsRecordAWinnerThatCompileUses) {
   EXPECT_EQ(kiln({"tune", "list", "--json"}).json().size(), 0u);
 }
 
-TEST_F(Tune, AChosenDispatchConfigurationIsTheModuleCompileBuilds) {
+TEST_F(Tune, ADispatchWinnerIsCombinedAndIsTheModuleCompileBuilds) {
   ASSERT_EQ(prepare("b1").status, 0);
   ASSERT_EQ(measure("b1").status, 0);
-  // Make a dispatch candidate the fastest, as a GPU would for a better tile.
+  // Make one dispatch candidate far faster than its executable's baseline,
+  // as a GPU would for a better tile.
   json bundle = read_json("b1/bundle.json");
   json results = read_json("b1/results.json");
-  std::string chosen, module;
+  std::string chosen, exe;
   for (const auto& c : bundle["candidates"]) {
-    if (c["level"] == "dispatch") {
+    if (c["level"] == "dispatch" && !c["configs"].empty()) {
       chosen = c["id"];
-      module = c["module"];
+      exe = c["dispatches"].begin().key();
       break;
     }
   }
@@ -123,14 +153,37 @@ TEST_F(Tune, AChosenDispatchConfigurationIsTheModuleCompileBuilds) {
     if (r["id"] == chosen) r["latency_ms"] = 1e-6;
   }
   write_json("b1/results.json", results);
-  Outcome a = kiln({"tune", "apply", "b1/results.json"});
+  Outcome p2 = prepare("b2", {"--from", "b1/results.json"});
+  ASSERT_EQ(p2.status, 0) << p2.err;
+  json second = read_json("b2/bundle.json");
+  ASSERT_EQ(second["executables"].size(), 1u) << second["executables"].dump();
+  EXPECT_EQ(second["executables"][0]["candidate"], chosen);
+  std::string module;
+  for (const auto& c : second["candidates"]) {
+    if (c["id"] == "combined@defaults") {
+      module = c["module"];
+      EXPECT_TRUE(c["configs"].contains(exe)) << c.dump();
+    }
+  }
+  ASSERT_FALSE(module.empty()) << second.dump(1);
+  ASSERT_EQ(measure("b2").status, 0);
+  // Make the combined program the fastest; apply records it.
+  json r2 = read_json("b2/results.json");
+  for (auto& r : r2["measurements"]) {
+    if (r["id"] == "combined@defaults") {
+      EXPECT_EQ(r["status"], "ok") << r.dump() << "; the whole program is checked against the reference";
+      r["latency_ms"] = 1e-6;
+    }
+  }
+  write_json("b2/results.json", r2);
+  Outcome a = kiln({"tune", "apply", "b2/results.json"});
   ASSERT_EQ(a.status, 0) << a.err;
-  EXPECT_NE(a.out.find(chosen.substr(0, chosen.find('-'))), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find(exe), std::string::npos) << a.out;
 
   Outcome c = kiln({"compile", model("mlp.mlir").string(), "-t", "cpu", "-o", "out", "--json"});
   ASSERT_EQ(c.status, 0) << c.err;
   json meta = read_json("out/mlp.cpu-host.json");
-  json measured = read_json("b1/" + module.substr(0, module.size() - 5) + ".json");
+  json measured = read_json("b2/" + module.substr(0, module.size() - 5) + ".json");
   // Byte for byte the module that was measured.
   EXPECT_EQ(meta["output"]["sha256"], measured["output"]["sha256"]);
   EXPECT_NE(meta["compiler_command_line"].get<std::string>().find("--iree-hal-substitute-executable-configurations-from="),
@@ -167,15 +220,14 @@ TEST_F(Tune, CudaMatmulsGetKilnsKernelsAsCandidates) {
     std::string ptx = c["configs"]["main_dispatch_0.ptx"];
     auto text = util::read_file(dir() / "b" / ptx);
     ASSERT_TRUE(text) << ptx;
-    // The module holds the kernel's PTX under the dispatch's export name.
+    // The dispatch's benchmark module holds the kernel's PTX under the
+    // dispatch's export name.
     std::string module = c["module"];
+    EXPECT_EQ(module.rfind("dispatches/", 0), 0u) << module;
     auto bytes = util::read_file(dir() / "b" / module);
     ASSERT_TRUE(bytes);
     EXPECT_NE(bytes->find("kiln_args[9] = {512, 512, 512, 0, 0, 1, 0, 2, 0}"), std::string::npos) << id;
     EXPECT_NE(bytes->find(".entry main_dispatch_0_matmul_512x512x512_bf16xbf16xf32("), std::string::npos) << id;
-    json meta = read_json("b/" + module.substr(0, module.size() - 5) + ".json");
-    EXPECT_NE(meta["compiler_command_line"].get<std::string>().find("--iree-hal-substitute-executable-objects-from="),
-              std::string::npos);
   }
   EXPECT_EQ(kernels, (std::set<std::string>{"main_dispatch_0-kernel", "main_dispatch_0-kernel-k64", "main_dispatch_0-kernel-wide"}));
   bool listed = false;
@@ -183,6 +235,36 @@ TEST_F(Tune, CudaMatmulsGetKilnsKernelsAsCandidates) {
     if (d["executable"] == "main_dispatch_0" && d.contains("kernels")) listed = d["kernels"].size() == 3;
   }
   EXPECT_TRUE(listed) << bundle["dispatches"].dump();
+}
+
+// CUDA modules compile without a GPU: round 1 for cuda:h100 is whole
+// programs for the runtime and program options, and small benchmark modules
+// for the dispatches, within the budget given.
+TEST_F(Tune, CudaPrepareBuildsDispatchBenchmarksWithinTheBudget) {
+  Outcome p = kiln({"tune", "prepare", model("mlp.mlir").string(), "--target", "cuda:h100", "-o", "b",
+                    "--per-dispatch", "4", "--max-dispatch-candidates", "5"});
+  ASSERT_EQ(p.status, 0) << p.err;
+  json bundle = read_json("b/bundle.json");
+  EXPECT_EQ(bundle["target"]["gpu"], "h100");
+  size_t tuned = 0, baselines = 0, tunable = 0;
+  for (const auto& c : bundle["candidates"]) {
+    if (c["level"] != "dispatch") continue;
+    (c["configs"].empty() ? baselines : tuned)++;
+    auto size = fs::file_size(dir() / "b" / c["module"].get<std::string>());
+    EXPECT_LT(size, 200u * 1024) << c["module"];
+  }
+  size_t shared = 0;
+  for (const auto& d : bundle["dispatches"]) {
+    EXPECT_EQ(d["digest"].get<std::string>().size(), 64u);
+    shared += d["candidates"].get<size_t>();
+    if (d["candidates"].get<size_t>() > 0) ++tunable;
+  }
+  EXPECT_GE(tunable, 1u) << bundle["dispatches"].dump(1);
+  EXPECT_EQ(baselines, tunable) << "each executable with candidates is also timed untuned";
+  EXPECT_LE(shared, 5u) << "the budget bounds the dispatch candidates";
+  EXPECT_GE(tuned, 2u);
+  EXPECT_LE(tuned, 5u);
+  EXPECT_NE(p.out.find("at least"), std::string::npos) << p.out;  // the measure plan
 }
 
 TEST_F(Tune, BadBundlesAndResultsAreRefusedWithNothingWritten) {
@@ -220,6 +302,13 @@ TEST_F(Tune, BadBundlesAndResultsAreRefusedWithNothingWritten) {
   Outcome none = kiln({"tune", "measure", "nowhere"});
   EXPECT_NE(none.status, 0);
   EXPECT_NE(none.err.find("not a tuning bundle"), std::string::npos) << none.err;
+  // Compiler flags are checked as `kiln compile` checks them.
+  Outcome level = prepare("b3", {"-O", "O9"});
+  EXPECT_NE(level.status, 0);
+  EXPECT_FALSE(fs::exists(dir() / "b3"));
+  Outcome stray = kiln({"tune", "measure", "b1", "--", "--iree-opt-const-eval=false"});
+  EXPECT_NE(stray.status, 0);
+  EXPECT_NE(stray.err.find("after '--'"), std::string::npos) << stray.err;
 }
 
 TEST_F(Tune, ProfileShowsWhereTheTimeGoes) {

@@ -56,3 +56,28 @@ TEST(RuntimeProfile, BenchmarkFunctionsNameTheirDispatch) {
 }
 
 }  // namespace kiln::runtime
+
+namespace kiln::runtime {
+
+// iree-benchmark-module --benchmark_repetitions=3 --benchmark_format=json,
+// as the pinned release prints it (names shortened): the first repetition
+// of a cold module is an outlier, and the aggregates are not repetitions.
+TEST(RuntimeProfile, ADispatchTimeIsTheMedianRepetitionSummedOverFunctions) {
+  auto row = [](const std::string& fn, const char* type, double us, const std::string& suffix = "") {
+    return nlohmann::json{{"name", "BM_" + fn + "/process_time/real_time" + suffix},
+                          {"run_name", "BM_" + fn + "/process_time/real_time"},
+                          {"run_type", type}, {"real_time", us}, {"time_unit", "us"}};
+  };
+  nlohmann::json report = {{"benchmarks", nlohmann::json::array({
+      row("d1", "iteration", 4428.3), row("d1", "iteration", 4.8), row("d1", "iteration", 3.2),
+      row("d1", "aggregate", 1478.8, "_mean"), row("d1", "aggregate", 4.8, "_median")})}};
+  auto one = dispatch_report_ms(report);
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_NEAR(*one, 0.0048, 1e-9);
+  report["benchmarks"].push_back(row("d2", "iteration", 10));
+  EXPECT_NEAR(*dispatch_report_ms(report), 0.0148, 1e-9);
+  EXPECT_FALSE(dispatch_report_ms(nlohmann::json{{"benchmarks", nlohmann::json::array()}}));
+  EXPECT_FALSE(dispatch_report_ms(nlohmann::json::array()));
+}
+
+}  // namespace kiln::runtime

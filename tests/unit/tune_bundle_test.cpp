@@ -61,7 +61,7 @@ TEST_F(BundleTest, RoundTrips) {
   auto r = read_results(bundle_.dir / "results.json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->measurements.size(), 2u);
-  EXPECT_EQ(fastest(*r)->id, "d0@caching");
+  EXPECT_EQ(fastest(*r, *b)->id, "d0@caching");
 }
 
 TEST_F(BundleTest, BadBundlesAreClearErrors) {

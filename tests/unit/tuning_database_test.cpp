@@ -44,6 +44,31 @@ TEST_F(DatabaseTest, KeysSeparateEveryPartOfTheIdentity) {
   EXPECT_NE(key_of({"ab", "c", "3", "h"}), key_of({"a", "bc", "3", "h"}));
 }
 
+TEST_F(DatabaseTest, CompilerOptionsArePartOfTheIdentity) {
+  Identity plain{"p", "cuda-sm_90", "3.13.0", "highest"};
+  Identity o3 = plain;
+  o3.options = {"--iree-opt-level=O3"};
+  Identity o3_tiling = o3;
+  o3_tiling.options.push_back("--iree-opt-data-tiling=false");
+  EXPECT_NE(key_of(o3), key_of(plain)) << "a record tuned with flags applies only to compiles with them";
+  EXPECT_NE(key_of(o3_tiling), key_of(o3));
+  Identity joined = plain;
+  joined.options = {"--iree-opt-level=O3--iree-opt-data-tiling=false"};
+  EXPECT_NE(key_of(joined), key_of(o3_tiling)) << "flags cannot run together";
+
+  Database db(dir_->path());
+  auto r = record("mlp");
+  Identity untuned_flags = r.id;
+  r.id.options = o3.options;
+  ASSERT_TRUE(db.put(r, {}));
+  auto found = db.find(r.id);
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ((*found)->id.options, o3.options);
+  auto other = db.find(untuned_flags);
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(*other) << "a compile without the flags finds no record";
+}
+
 TEST_F(DatabaseTest, PutFindReplaceListForget) {
   Database db(dir_->path());
   Identity id = record("mlp").id;

@@ -7,7 +7,9 @@
 #include "kiln/cli/tuning_db.h"
 #include "kiln/compile/compile.h"
 #include "kiln/mlir/inspect.h"
+#include "kiln/tune/dispatches.h"
 #include "kiln/tune/tuner.h"
+#include "kiln/util/progress.h"
 #include "kiln/util/file.h"
 #include "kiln/util/strings.h"
 
@@ -21,8 +23,11 @@ namespace {
 void log_line(const std::string& line) { std::cerr << "[tune] " << line << "\n"; }
 
 struct PrepareArgs {
-  std::string model, target, output, precision, invocation, from;
-  size_t per_dispatch = 0;
+  std::string model, target, output, precision, invocation, from, opt_level;
+  std::vector<std::string> flags;  // --flag and what follows "--"
+  bool tiling = false, no_tiling = false, keep_f64 = false;
+  double timeout = 0;
+  size_t per_dispatch = 0, max_dispatch = 0;
   int jobs = 0;
   uint64_t seed = 0;
 };
@@ -36,17 +41,39 @@ void add_prepare_args(CLI::App& app, PrepareArgs& a, bool needs_output) {
   app.add_option("--invocation", a.invocation, "sync (default) or async: tune the module for calls queued back to back");
   app.add_option("--per-dispatch", a.per_dispatch, "configurations tried per dispatch (default 24 on GPUs, 6 on CPUs)")
       ->check(CLI::Range(0, 500));
+  app.add_option("--max-dispatch-candidates", a.max_dispatch,
+                 "dispatch candidates in round 1, shared among the executables (default 240 on GPUs, 60 on CPUs)")
+      ->check(CLI::Range(1, 100000));
   app.add_option("-j,--jobs", a.jobs, "compiles at once (default: one per CPU)")->check(CLI::Range(1, 1024));
   app.add_option("--seed", a.seed, "seed of the generated inputs (default 0)");
+  // The compiler options of `kiln compile`: every candidate is built with
+  // them, and the record applies only to compiles with the same.
+  app.add_option("-O,--opt-level", a.opt_level, "optimization level O0..O3 (default: the compiler's)");
+  app.add_flag("--data-tiling", a.tiling, "enable data tiling");
+  app.add_flag("--no-data-tiling", a.no_tiling, "disable data tiling");
+  app.add_flag("--keep-f64", a.keep_f64, "compute f64 as f64");
+  app.add_option("--flag", a.flags, "extra iree-compile flag, e.g. --flag=--iree-opt-const-eval=false (also after '--')");
+  app.add_option("--timeout", a.timeout, "time limit per compile, seconds (default: the compile_timeout setting)")
+      ->check(CLI::Range(0.001, 86400.0));
+}
+
+// The compiler options of a tune command, checked as `kiln compile` checks them.
+Result<compile::Options> compile_options(const PrepareArgs& a, const config::Settings& settings) {
+  compile::Options o;
+  o.opt_level = a.opt_level.empty() ? settings.opt_level : a.opt_level;
+  if (a.tiling && a.no_tiling) return fail(Code::kInvalidArgument, "--data-tiling and --no-data-tiling contradict each other");
+  if (a.tiling || a.no_tiling) o.data_tiling = a.tiling;
+  o.keep_f64 = a.keep_f64;
+  o.extra_flags = a.flags;
+  o.precision = a.precision == "highest" ? "" : a.precision;
+  o.invocation = a.invocation == "sync" ? "" : a.invocation;
+  KILN_TRY_STATUS(compile::validate(o));
+  return o;
 }
 
 Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, const fs::path& from, Context& context) {
   auto target = KILN_TRY(target::resolve(a.target));
-  compile::Options check;
-  check.precision = a.precision;
-  check.invocation = a.invocation;
-  KILN_TRY_STATUS(compile::validate(check));
-  std::error_code ec;
+  compile::Options options = KILN_TRY(compile_options(a, context.settings));
   KILN_TRY_STATUS(util::expect_regular_file(a.model));
   auto selected = KILN_TRY(select_executor(context, "", Need::kCompiler));
   auto module = KILN_TRY(mlir::inspect_file(a.model, lazy_printer(context.config)));
@@ -55,20 +82,28 @@ Result<tune::Bundle> do_prepare(const PrepareArgs& a, const fs::path& output, co
   o.module = &module;
   o.target = target;
   o.output = output;
-  o.precision = a.precision == "highest" ? "" : a.precision;
-  o.invocation = a.invocation == "sync" ? "" : a.invocation;
-  o.per_dispatch = a.per_dispatch ? a.per_dispatch : target.backend == target::Backend::kCpu ? 6 : 24;
+  o.precision = options.precision;
+  o.invocation = options.invocation;
+  options.precision.clear();
+  options.invocation.clear();
+  o.compile = options;
+  bool cpu = target.backend == target::Backend::kCpu;
+  o.per_dispatch = a.per_dispatch ? a.per_dispatch : cpu ? 6 : 24;
+  o.max_dispatch_candidates = a.max_dispatch ? a.max_dispatch : cpu ? 60 : 240;
   o.pool.jobs = a.jobs ? a.jobs : compile::available_cpus();
   o.from = from;
   o.seed = a.seed;
-  o.compile_timeout = std::chrono::milliseconds(static_cast<int64_t>(context.settings.compile_timeout * 1000));
+  double timeout = a.timeout > 0 ? a.timeout : context.settings.compile_timeout;
+  o.compile_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  o.progress = &std::cerr;
+  o.terminal = util::stderr_is_terminal();
   return tune::prepare(o, selected.tools, *selected.executor, log_line);
 }
 
 struct MeasureArgs {
   std::string bundle, device, results;
-  double min_time = 0.2, timeout = 120;
-  int repetitions = 3;
+  double min_time = 0.2, timeout = 120, dispatch_min_time = 0.02;
+  int repetitions = 3, dispatch_repetitions = 5, dispatch_batch = 16;
   bool p50 = false, any_device = false;
 };
 
@@ -77,6 +112,12 @@ void add_measure_options(CLI::App& app, MeasureArgs& a) {
   app.add_option("--min-time", a.min_time, "seconds of back-to-back calls per repetition (default 0.2)")->check(CLI::Range(0.001, 60.0));
   app.add_option("--repetitions", a.repetitions, "repetitions per candidate; the median counts (default 3)")->check(CLI::Range(1, 100));
   app.add_option("--candidate-timeout", a.timeout, "seconds one run of a candidate may take (default 120)")->check(CLI::Range(1.0, 86400.0));
+  app.add_option("--dispatch-repetitions", a.dispatch_repetitions,
+                 "timed runs per dispatch candidate; the median counts (default 5)")->check(CLI::Range(1, 100));
+  app.add_option("--dispatch-min-time", a.dispatch_min_time, "seconds per timed run of a dispatch candidate (default 0.02)")
+      ->check(CLI::Range(0.001, 60.0));
+  app.add_option("--dispatch-batch", a.dispatch_batch, "launches per timed call of a dispatch candidate (default 16)")
+      ->check(CLI::Range(1, 4096));
   app.add_flag("--p50", a.p50, "also measure per-call p50 (always in round 2)");
   app.add_flag("--any-device", a.any_device, "measure even on a GPU other than the one the bundle was prepared for");
 }
@@ -92,31 +133,41 @@ Result<tune::Results> do_measure(const MeasureArgs& a, const fs::path& bundle, C
   o.p50 = a.p50;
   o.any_device = a.any_device;
   o.candidate_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  o.dispatch_repetitions = a.dispatch_repetitions;
+  o.dispatch_min_seconds = a.dispatch_min_time;
+  o.dispatch_batch = a.dispatch_batch;
+  o.progress = &std::cerr;
+  o.terminal = util::stderr_is_terminal();
   return tune::measure(o, selected.tools, *selected.executor, log_line);
 }
 
+// Whole-program candidates against the reference, then each executable's
+// best dispatch candidate against its baseline (timed alone).
 void print_measurements(const tune::Bundle& bundle, const tune::Results& r) {
   const auto* ref = r.find("reference");
-  std::vector<const tune::Measurement*> ok;
+  std::vector<std::pair<const tune::Measurement*, const tune::Candidate*>> ok;
   size_t bad = 0;
-  for (const auto& m : r.measurements) {
-    if (m.status == "ok") {
-      ok.push_back(&m);
-    } else {
-      ++bad;
-    }
+  for (const auto& c : bundle.candidates) {
+    const auto* m = r.find(c.id);
+    if (!m) continue;
+    if (m->status != "ok") ++bad;
+    else if (c.executable.empty()) ok.emplace_back(m, &c);
   }
-  std::sort(ok.begin(), ok.end(), [](auto* a, auto* b) { return a->latency_ms < b->latency_ms; });
+  std::sort(ok.begin(), ok.end(), [](auto& a, auto& b) { return a.first->latency_ms < b.first->latency_ms; });
   std::cout << fmt::format("{} on {} ({}): {} candidates measured, {} failed or wrong, {:.0f} s\n", bundle.program_name,
                            r.device_name, r.device_uri, r.measurements.size(), bad, r.seconds);
   for (size_t i = 0; i < ok.size() && i < 8; ++i) {
-    std::string summary;
-    for (const auto& c : bundle.candidates) {
-      if (c.id == ok[i]->id) summary = c.summary;
-    }
-    std::cout << fmt::format("  {:>9.4f} ms  {:>6}  {}  {}\n", ok[i]->latency_ms,
-                             ref && ref->status == "ok" ? fmt::format("{:.2f}x", ref->latency_ms / ok[i]->latency_ms) : "",
-                             ok[i]->id, summary.size() > 100 ? summary.substr(0, 100) + "..." : summary);
+    const auto& summary = ok[i].second->summary;
+    std::cout << fmt::format("  {:>9.4f} ms  {:>6}  {}  {}\n", ok[i].first->latency_ms,
+                             ref && ref->status == "ok" ? fmt::format("{:.2f}x", ref->latency_ms / ok[i].first->latency_ms) : "",
+                             ok[i].second->id, summary.size() > 100 ? summary.substr(0, 100) + "..." : summary);
+  }
+  for (const auto& w : tune::dispatch_winners(bundle, r, 0.0)) {
+    if (w.baseline_id.empty()) continue;
+    std::cout << fmt::format("  dispatch {}: {:.4f} ms alone{}\n", w.baseline_id.substr(0, w.baseline_id.size() - 5),
+                             w.baseline_ms, w.best_id.empty() ? ", no faster candidate"
+                                                              : fmt::format(", best {} {:.4f} ms ({:.2f}x)", w.best_id,
+                                                                            w.best_ms, w.baseline_ms / w.best_ms));
   }
 }
 
@@ -139,9 +190,10 @@ Result<int> tune_list(Context& context, bool json) {
   }
   if (records.empty()) std::cout << "no tuning records in " << db.root().string() << "\n";
   for (const auto& r : records) {
-    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:<5} {:>9.4f} ms (was {:.4f})  {}  {}\n", r.key.substr(0, 12),
+    std::cout << fmt::format("{}  {:<20} {:<14} {:<11} {:<5} {:>9.4f} ms (was {:.4f})  {}  {}{}\n", r.key.substr(0, 12),
                              r.program_name, r.target_spec, r.id.precision, r.id.invocation, r.latency_ms, r.baseline_ms,
-                             r.device, r.measured_at);
+                             r.device, r.measured_at,
+                             r.id.options.empty() ? "" : "  with " + util::join(r.id.options, " "));
   }
   return 0;
 }
@@ -165,6 +217,9 @@ Result<int> tune_show(Context& context, const std::string& what, bool json) {
     print_record(r, device == "cpu" ? "local-task" : device);
     for (const auto& [exe, s] : r.dispatches.items()) std::cout << "  " << exe << ": " << s.get<std::string>() << "\n";
     if (!r.compile_flags.empty()) std::cout << "  compiler options: " << util::join(r.compile_flags, " ") << "\n";
+    if (!r.id.options.empty()) {
+      std::cout << "  tuned with (and applied only to compiles with): " << util::join(r.id.options, " ") << "\n";
+    }
   }
   return 0;
 }
@@ -254,9 +309,20 @@ Result<int> run_tune(Context& context) {
                "  kiln tune apply BUNDLE2/results.json          record the winner for kiln compile\n"
                "  kiln tune list | show NAME | forget NAME      the tuning database",
                "tune"};
+  // Everything after "--" is passed to iree-compile, as with `kiln compile`.
+  std::vector<std::string> passthrough;
+  if (auto dash = std::find(context.args.begin(), context.args.end(), "--"); dash != context.args.end()) {
+    passthrough.assign(dash + 1, context.args.end());
+    context.args.erase(dash, context.args.end());
+  }
   TuneArgs t;
   add_tune_options(app, t);
   if (KILN_TRY(parse_args(app, context))) return 0;
+  for (auto* args : {&t.one, &t.prep}) args->flags.insert(args->flags.end(), passthrough.begin(), passthrough.end());
+  if (!passthrough.empty() && !t.prepare->parsed() && (t.measure->parsed() || t.apply->parsed() || t.list->parsed() ||
+                                                       t.show->parsed() || t.forget->parsed())) {
+    return fail(Code::kInvalidArgument, "compiler flags after '--' go with 'kiln tune MODEL' or 'kiln tune prepare'");
+  }
 
   if (t.list->parsed()) return tune_list(context, t.json);
   if (t.show->parsed()) return tune_show(context, t.what, t.json);
@@ -266,6 +332,10 @@ Result<int> run_tune(Context& context) {
     std::cout << fmt::format("bundle {}: round {}, {} candidates for {} on {}; measure it with 'kiln tune measure {}'\n",
                              t.prep.output, bundle.round, bundle.candidates.size(), bundle.program_name,
                              bundle.target_spec, t.prep.output);
+    MeasureArgs d;  // the plan under measure's defaults
+    std::cout << "measure plan: "
+              << tune::measure_plan(bundle, d.repetitions, d.min_time, d.dispatch_repetitions, d.dispatch_min_time).describe()
+              << "\n";
     return 0;
   }
   if (t.measure->parsed()) {

@@ -167,7 +167,12 @@ std::vector<std::string> option_flags(const Options& options) {
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   return flags;
 }
-
+std::vector<std::string> tuning_options(const Options& options) {
+  Options rest = options;
+  rest.precision.clear();
+  rest.invocation.clear();
+  return option_flags(rest);
+}
 
 std::string default_name(const fs::path& input) {
   std::string name = input.filename().string();
@@ -521,7 +526,7 @@ Status find_tuning(UnitRun& r, const Options& options, const toolchain::Toolchai
                    const tuning::Database* tuning) {
   if (tuning && options.use_tuning) {
     auto found = tuning->find({r.input_hash, r.unit.target.slug, tools.release, precision_name(options.precision),
-                               invocation_name(options.invocation)});
+                               invocation_name(options.invocation), tuning_options(options)});
     if (!found) r.warn("the tuning record was not used: " + found.error().message);
     if (found && *found) r.tuned = std::move(**found);
   }

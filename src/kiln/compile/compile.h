@@ -102,6 +102,11 @@ Status validate(const Options& options, Origin origin = Origin::kLocalUser);
 // The flags kiln adds for `options` (after the target's flags).
 std::vector<std::string> option_flags(const Options& options);
 
+// The options that are part of a tuning record's identity: option_flags
+// without the precision policy and the calling convention (which the
+// identity names on their own).
+std::vector<std::string> tuning_options(const Options& options);
+
 // The output base name of a unit: NAME.TARGET, or NAME.b8.TARGET with a binding.
 std::string unit_base_name(const Unit& unit);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -190,6 +191,49 @@ Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, c
     }
   }
   return finish(std::move(p), "the dispatch benchmarks reported nothing");
+}
+
+Result<double> dispatch_report_ms(const nlohmann::json& report) {
+  if (!report.is_object() || !report.contains("benchmarks") || !report["benchmarks"].is_array()) {
+    return fail(Code::kInternal, "iree-benchmark-module's JSON report has no benchmarks");
+  }
+  std::map<std::string, std::vector<double>> per_function;
+  for (const auto& b : report["benchmarks"]) {
+    if (!b.is_object() || b.value("run_type", "iteration") != "iteration" || !b.contains("real_time") ||
+        !b["real_time"].is_number()) {
+      continue;
+    }
+    std::string name = b.value("run_name", b.value("name", ""));
+    per_function[name].push_back(benchmark_row_ms(b));
+  }
+  if (per_function.empty()) return fail(Code::kInternal, "iree-benchmark-module reported no timed runs");
+  double total = 0;
+  for (auto& [name, times] : per_function) {
+    std::sort(times.begin(), times.end());
+    total += times[times.size() / 2];
+  }
+  return total;
+}
+
+Result<double> benchmark_dispatch(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                  const DispatchBenchSpec& spec) {
+  if (tools.benchmark_module.empty()) return fail(Code::kFailedPrecondition, "iree-benchmark-module is missing; install iree-base-runtime");
+  std::vector<std::string> argv = {tools.benchmark_module.string(), "--module=" + fs::absolute(spec.module).string(),
+                                   "--device=" + spec.device, fmt::format("--batch_size={}", spec.batch),
+                                   fmt::format("--benchmark_repetitions={}", spec.repetitions),
+                                   fmt::format("--benchmark_min_time={}s", spec.min_seconds),
+                                   "--benchmark_format=json"};
+  argv.insert(argv.end(), spec.runtime_flags.begin(), spec.runtime_flags.end());
+  auto r = KILN_TRY(executor.run({argv, spec.module, spec.work_dir, spec.timeout, {}, wants_gpu(spec.device)}));
+  if (r.timed_out) return fail(Code::kDeadlineExceeded, "the dispatch benchmark ran past its time limit");
+  if (!r.ok()) {
+    return fail(Code::kInternal, fmt::format("benchmarking {} on '{}' failed ({}): {}", spec.module.filename().string(),
+                                             spec.device, util::describe_outcome(r),
+                                             std::string(util::trim(r.err)).substr(0, 1500)));
+  }
+  auto report = nlohmann::json::parse(r.out, nullptr, false);
+  if (report.is_discarded()) return fail(Code::kInternal, "cannot read iree-benchmark-module's JSON report");
+  return dispatch_report_ms(report);
 }
 
 nlohmann::json to_json(const Profile& p) {

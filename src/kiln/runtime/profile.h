@@ -54,6 +54,27 @@ Result<Profile> profile_dispatch_benchmarks(const toolchain::Toolchain& tools, c
                                             const std::vector<fs::path>& modules, int batch,
                                             std::chrono::milliseconds timeout, const fs::path& work_dir);
 
+// One dispatch-benchmark module timed for the tuner: `repetitions` runs of
+// at least `min_seconds` each, `batch` launches per timed call. Returns the
+// time of one launch in ms: per benchmark function the median over the
+// repetitions, summed over the module's functions (one per export).
+struct DispatchBenchSpec {
+  fs::path module;
+  std::string device;
+  std::vector<std::string> runtime_flags;
+  int batch = 16;
+  int repetitions = 5;
+  double min_seconds = 0.02;
+  std::chrono::milliseconds timeout{60000};
+  fs::path work_dir;
+};
+Result<double> benchmark_dispatch(const toolchain::Toolchain& tools, compile::Executor& executor,
+                                  const DispatchBenchSpec& spec);
+
+// The per-launch time of a dispatch benchmark's JSON report: the median of
+// each function's repetitions, summed over the functions (tested on its own).
+Result<double> dispatch_report_ms(const nlohmann::json& report);
+
 // "main_dispatch_0_cuda_nvptx_fb_main_dispatch_0_matmul_..." (a benchmark
 // function) -> "main_dispatch_0_matmul_..." (the dispatch it launches).
 std::string dispatch_of_benchmark(const std::string& function);

@@ -1,4 +1,6 @@
 // `kiln tune apply`: the fastest correct candidate becomes a tuning record.
+#include <set>
+
 #include <fmt/format.h>
 
 #include "kiln/tune/tuner.h"
@@ -28,10 +30,14 @@ std::vector<std::string> deployment_lines(const std::string& device, const std::
   return lines;
 }
 
-const Measurement* fastest(const Results& results) {
+const Measurement* fastest(const Results& results, const Bundle& bundle) {
+  std::set<std::string> programs;
+  for (const auto& c : bundle.candidates) {
+    if (c.executable.empty()) programs.insert(c.id);
+  }
   const Measurement* best = nullptr;
   for (const auto& m : results.measurements) {
-    if (m.status == "ok" && (!best || m.latency_ms < best->latency_ms)) best = &m;
+    if (m.status == "ok" && programs.count(m.id) && (!best || m.latency_ms < best->latency_ms)) best = &m;
   }
   return best;
 }
@@ -51,7 +57,7 @@ Result<tuning::Record> apply(const fs::path& results_file, const fs::path& bundl
     if (!known) return fail(Code::kInvalidArgument, fmt::format("{} names candidate '{}', which the bundle does not have",
                                                                 results_file.string(), m.id));
   }
-  const Measurement* best = fastest(results);
+  const Measurement* best = fastest(results, bundle);
   if (!best) return fail(Code::kFailedPrecondition, results_file.string() + " has no correct, measured candidate to apply");
   const Measurement* baseline = results.find("reference");
   const Candidate* winner = nullptr;
@@ -61,7 +67,7 @@ Result<tuning::Record> apply(const fs::path& results_file, const fs::path& bundl
 
   tuning::Record record;
   record.id = {bundle.program_sha256, bundle.target_slug, bundle.iree_release, bundle.precision,
-               bundle.invocation};
+               bundle.invocation, bundle.options};
   record.program_name = bundle.program_name;
   record.target_spec = bundle.target_spec;
   record.device = results.device_name;

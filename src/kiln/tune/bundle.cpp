@@ -20,7 +20,8 @@ json candidate_json(const Candidate& c) {
           {"compile_flags", c.compile_flags},
           {"configs", c.configs},
           {"dispatches", c.dispatches},
-          {"runtime", {{"name", c.runtime_name}, {"flags", c.runtime_flags}}}};
+          {"runtime", {{"name", c.runtime_name}, {"flags", c.runtime_flags}}},
+          {"executable", c.executable}};
 }
 
 Candidate candidate_from_json(const json& j) {
@@ -34,6 +35,10 @@ Candidate candidate_from_json(const json& j) {
   c.dispatches = j.value("dispatches", std::map<std::string, std::string>{});
   c.runtime_name = j.at("runtime").at("name").get<std::string>();
   c.runtime_flags = j.at("runtime").at("flags").get<std::vector<std::string>>();
+  c.executable = j.value("executable", "");
+  if (c.executable.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw std::runtime_error("executable digest '" + c.executable + "' is not hexadecimal");
+  }
   // Paths inside a bundle stay inside it; ids and executable names become
   // file names when a bundle is read back (round 2, apply).
   auto plain = [](const std::string& name) {
@@ -67,8 +72,10 @@ json to_json(const Bundle& b) {
           {"program", {{"name", b.program_name}, {"sha256", b.program_sha256}, {"function", b.function}}},
           {"precision", b.precision},
           {"invocation", b.invocation},
+          {"options", b.options},
           {"inputs", {{"seed", b.seed}}},
           {"dispatches", b.dispatches},
+          {"executables", b.executables},
           {"candidates", candidates},
           {"dropped", b.dropped}};
 }
@@ -113,9 +120,11 @@ Result<Bundle> read_bundle(const fs::path& dir) {
     b.function = p.at("function").get<std::string>();
     b.precision = j.at("precision").get<std::string>();
     b.invocation = j.value("invocation", "sync");
+    b.options = j.value("options", std::vector<std::string>{});
     b.seed = j.at("inputs").at("seed").get<uint64_t>();
     b.dispatches = j.value("dispatches", json::array());
     b.dropped = j.value("dropped", json::array());
+    b.executables = j.value("executables", json::array());
     for (const auto& c : j.at("candidates")) b.candidates.push_back(candidate_from_json(c));
     if (b.candidates.empty() || b.candidates.front().id != "reference") {
       return fail(Code::kInvalidArgument, file.string() + ": the bundle has no reference candidate");

@@ -2,8 +2,11 @@
 // one program on one target, with the runtime alone. Layout:
 //
 //   bundle.json               "kiln-tune-bundle" v1 (see Bundle)
-//   modules/<id>.<slug>.vmfb  one module per compiled candidate, with kiln's
-//                             metadata next to it (<id>.<slug>.json)
+//   modules/<id>.<slug>.vmfb  one module per compiled whole-program candidate,
+//                             with kiln's metadata next to it (<id>.<slug>.json)
+//   dispatches/<id>.vmfb      round 1: one small module per dispatch candidate,
+//                             the compiler's benchmark program of one executable
+//                             with the candidate's configuration substituted
 //   configs/<id>/<exe>.mlir   the executable configurations a candidate
 //                             substituted (kept for `kiln tune apply`)
 //   results.json              written by `kiln tune measure` ("kiln-tune-results" v1)
@@ -26,7 +29,7 @@ namespace kiln::tune {
 
 namespace fs = std::filesystem;
 
-inline constexpr int kBundleVersion = 1;
+inline constexpr int kBundleVersion = 2;
 inline constexpr int kResultsVersion = 1;
 
 struct Candidate {
@@ -39,6 +42,10 @@ struct Candidate {
   std::map<std::string, std::string> dispatches;     // executable -> describe() of its configuration
   std::string runtime_name = "defaults";
   std::vector<std::string> runtime_flags;
+  // A dispatch candidate (round 1): the digest of the executable it tunes
+  // (dispatches.h); its module is that executable's benchmark program, timed
+  // alone. Without `configs` it is the executable's untuned baseline.
+  std::string executable;
 };
 
 struct Bundle {
@@ -50,10 +57,14 @@ struct Bundle {
   std::string program_name, program_sha256;
   std::string precision;
   std::string invocation = "sync";  // the calling convention every candidate was built with
+  std::vector<std::string> options; // compiler options every candidate was built with (compile::tuning_options)
   std::string function;
   uint64_t seed = 0;
   std::vector<Candidate> candidates;
   nlohmann::json dispatches = nlohmann::json::array();  // what prepare found in the program
+  // Round 1: each distinct executable {digest, names, ...}; round 2: the
+  // winners it applied {digest, names, candidate, baseline_ms, best_ms}.
+  nlohmann::json executables = nlohmann::json::array();
   nlohmann::json dropped = nlohmann::json::array();     // candidates not kept, and why
   std::string created_at;
 };

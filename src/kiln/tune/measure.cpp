@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 
 
 #include <fmt/format.h>
@@ -11,9 +12,12 @@
 #include "kiln/array/compare.h"
 #include "kiln/array/random.h"
 #include "kiln/runtime/module.h"
+#include "kiln/runtime/profile.h"
 #include "kiln/runtime/runner.h"
+#include "kiln/tune/dispatches.h"
 #include "kiln/tune/tuner.h"
 #include "kiln/util/file.h"
+#include "kiln/util/progress.h"
 #include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
 #include "kiln/util/subprocess.h"
@@ -197,49 +201,104 @@ Measurement measure_one(const MeasureOptions& o, const Bundle& bundle, const Can
   return m;
 }
 
+// A dispatch candidate: its executable's benchmark program, timed alone.
+// Its outputs cannot be checked (the program launches the dispatch on
+// zero-filled buffers); round 2 checks the whole program it ends up in.
+Measurement measure_dispatch(const MeasureOptions& o, const Candidate& c, const std::string& device, const fs::path& work,
+                             const toolchain::Toolchain& tools, compile::Executor& executor) {
+  Measurement m;
+  runtime::DispatchBenchSpec spec;
+  spec.module = o.bundle / c.module;
+  spec.device = device;
+  spec.batch = o.dispatch_batch;
+  spec.repetitions = o.dispatch_repetitions;
+  spec.min_seconds = o.dispatch_min_seconds;
+  spec.timeout = o.candidate_timeout;
+  spec.work_dir = work;
+  auto ms = runtime::benchmark_dispatch(tools, executor, spec);
+  if (ms) {
+    m.status = "ok";
+    m.latency_ms = *ms;
+  } else {
+    m.status = ms.error().code == Code::kDeadlineExceeded ? "timeout" : "failed";
+    m.message = ms.error().message.substr(0, 600);
+  }
+  return m;
+}
+
+std::string result_line(const Measurement& m) {
+  if (m.status != "ok") return fmt::format("{}  {}: {}", m.id, m.status, first_words(m.message));
+  return fmt::format("{}  {:.4f} ms{}", m.id, m.latency_ms, m.p50_ms > 0 ? fmt::format("  (p50 {:.4f} ms)", m.p50_ms) : "");
+}
+
+// What is to be measured; run the reference first, whose outputs every
+// whole-program candidate is checked against.
+struct Session {
+  Bundle bundle;
+  std::string digest, device;
+  fs::path results_file;
+  Results results;
+  runtime::RunSpec ref_spec;
+  std::vector<array::Array> want;
+};
+
+Status start_session(const MeasureOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
+                     const fs::path& scratch, Session& s, const Log& log) {
+  s.bundle = KILN_TRY(read_bundle(o.bundle));
+  s.digest = KILN_TRY(bundle_digest(o.bundle));
+  KILN_TRY_STATUS(check_runtime(s.bundle, tools));
+  std::string name;
+  s.device = KILN_TRY(measuring_device(o, s.bundle, name));
+  s.results_file = o.results.empty() ? o.bundle / "results.json" : o.results;
+  s.results = KILN_TRY(earlier_results(o, s.bundle, s.results_file, s.digest, s.device, name, log));
+  const Candidate& reference = s.bundle.candidates.front();
+  auto ref_sig = KILN_TRY(runtime::load(o.bundle / reference.module, s.bundle.function, tools, executor));
+  auto inputs = KILN_TRY(seeded_inputs(ref_sig, s.bundle.seed));
+  s.ref_spec = runtime::RunSpec{ref_sig, s.device, inputs, scratch, o.candidate_timeout};
+  auto want = runtime::run(tools, executor, s.ref_spec);
+  if (!want) return tl::unexpected(want.error().context("running the reference module (nothing can be measured without it)"));
+  s.want = std::move(*want);
+  auto plan = measure_plan(s.bundle, o.repetitions, o.min_seconds, o.dispatch_repetitions, o.dispatch_min_seconds);
+  log("plan: " + plan.describe());
+  return {};
+}
+
 }  // namespace
 
 Result<Results> measure(const MeasureOptions& o, const toolchain::Toolchain& tools, compile::Executor& executor,
                         const Log& log) {
-  Bundle bundle = KILN_TRY(read_bundle(o.bundle));
-  std::string digest = KILN_TRY(bundle_digest(o.bundle));
-  KILN_TRY_STATUS(check_runtime(bundle, tools));
-  std::string name;
-  std::string device = KILN_TRY(measuring_device(o, bundle, name));
-  fs::path results_file = o.results.empty() ? o.bundle / "results.json" : o.results;
-  Results results = KILN_TRY(earlier_results(o, bundle, results_file, digest, device, name, log));
-
   auto scratch = KILN_TRY(util::TempDir::create(util::temp_root(), "kiln-measure-"));
-  const Candidate& reference = bundle.candidates.front();
-  auto ref_sig = KILN_TRY(runtime::load(o.bundle / reference.module, bundle.function, tools, executor));
-  auto inputs = KILN_TRY(seeded_inputs(ref_sig, bundle.seed));
-  runtime::RunSpec ref_spec{ref_sig, device, inputs, scratch.path(), o.candidate_timeout};
-  auto want = runtime::run(tools, executor, ref_spec);
-  if (!want) return tl::unexpected(want.error().context("running the reference module (nothing can be measured without it)"));
-
-  bool p50 = o.p50 || bundle.round == 2;
+  Session s;
+  KILN_TRY_STATUS(start_session(o, tools, executor, scratch.path(), s, log));
+  const auto& candidates = s.bundle.candidates;
+  size_t todo = std::count_if(candidates.begin(), candidates.end(), [&](const Candidate& c) { return !s.results.find(c.id); });
+  std::optional<util::Progress> bar;
+  if (o.progress && todo > 0) bar.emplace(*o.progress, "[tune] ", todo, o.terminal);
+  bool p50 = o.p50 || s.bundle.round == 2;
   auto started = std::chrono::steady_clock::now();
-  double earlier = results.seconds;
-  size_t index = 0;
-  for (const auto& c : bundle.candidates) {
-    ++index;
-    if (results.find(c.id)) continue;
-    if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the measurements so far are saved, run again to resume");
-    Measurement m = measure_one(o, bundle, c, ref_spec, *want, p50, tools, executor);
+  double earlier = s.results.seconds;
+  auto save = [&]() {
+    s.results.seconds = earlier + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return util::write_file_atomic(s.results_file, to_json(s.results).dump(2) + "\n");
+  };
+  const char* stopped = "interrupted; the measurements so far are saved, run again to resume";
+  for (const auto& c : candidates) {
+    if (s.results.find(c.id)) continue;
+    if (util::interrupted()) return fail(Code::kCancelled, stopped);
+    Measurement m = c.executable.empty()
+                        ? measure_one(o, s.bundle, c, s.ref_spec, s.want, p50, tools, executor)
+                        : measure_dispatch(o, c, s.device, scratch.path(), tools, executor);
     // A candidate cut short by an interrupt is measured again on resumption.
-    if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the measurements so far are saved, run again to resume");
+    if (util::interrupted()) return fail(Code::kCancelled, stopped);
     m.id = c.id;
-    log(m.status == "ok" ? fmt::format("[{}/{}] {}  {:.4f} ms{}", index, bundle.candidates.size(), c.id, m.latency_ms,
-                                       m.p50_ms > 0 ? fmt::format("  (p50 {:.4f} ms)", m.p50_ms) : "")
-                         : fmt::format("[{}/{}] {}  {}: {}", index, bundle.candidates.size(), c.id, m.status,
-                                       first_words(m.message)));
-    results.measurements.push_back(std::move(m));
-    results.seconds = earlier + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    KILN_TRY_STATUS(util::write_file_atomic(results_file, to_json(results).dump(2) + "\n"));
+    if (bar) bar->advance(result_line(m), true);
+    else log(result_line(m));
+    s.results.measurements.push_back(std::move(m));
+    KILN_TRY_STATUS(save());
   }
-  results.seconds = earlier + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  KILN_TRY_STATUS(util::write_file_atomic(results_file, to_json(results).dump(2) + "\n"));
-  return results;
+  if (bar) bar->finish();
+  KILN_TRY_STATUS(save());
+  return s.results;
 }
 
 }  // namespace kiln::tune

@@ -2,17 +2,20 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "kiln/compile/compile.h"
+#include "kiln/tune/dispatches.h"
 #include "kiln/tune/executable.h"
 #include "kiln/tune/kernel.h"
 #include "kiln/tune/space.h"
 #include "kiln/tune/tuner.h"
 #include "kiln/util/file.h"
 #include "kiln/util/orphans.h"
+#include "kiln/util/progress.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
@@ -50,22 +53,30 @@ std::string gpu_of(const target::Target& t) {
   return util::starts_with(value, "sm_") ? "" : value;
 }
 
+// The options every whole-program candidate is compiled with: the user's,
+// the policy and convention being tuned, and the candidate's own flags.
+compile::Options build_options(const PrepareOptions& o, const Build& b, const fs::path& stage) {
+  compile::Options options = o.compile;
+  options.precision = o.precision;
+  options.invocation = o.invocation;
+  options.use_tuning = false;
+  options.timeout = o.compile_timeout;
+  options.extra_flags.insert(options.extra_flags.end(), b.compile_flags.begin(), b.compile_flags.end());
+  options.executable_configs = b.configs.empty() ? fs::path() : stage / "configs" / b.id;
+  return options;
+}
+
 // Compiles every build in the pool; fills in their outcomes.
 void compile_all(std::vector<Build>& builds, const PrepareOptions& o, const fs::path& stage,
-                 const toolchain::Toolchain& tools, compile::Executor& executor, const std::string& sha, const Log& log) {
-  std::atomic<size_t> done{0};
+                 const toolchain::Toolchain& tools, compile::Executor& executor, const std::string& sha,
+                 const std::string& what) {
+  std::optional<util::Progress> bar;
+  if (o.progress && !what.empty() && !builds.empty()) bar.emplace(*o.progress, "[tune] " + what + " ", builds.size(), o.terminal);
   auto work = [&](size_t i) {
     Build& b = builds[i];
-    compile::Options options;
-    options.precision = o.precision;
-    options.invocation = o.invocation;
-    options.use_tuning = false;
-    options.timeout = o.compile_timeout;
-    options.extra_flags = b.compile_flags;
-    if (!b.configs.empty()) options.executable_configs = stage / "configs" / b.id;
-    b.outcome = compile::run({o.model, b.id, o.target, stage / "modules", nullptr, sha}, options, *o.module, tools, executor);
-    size_t n = ++done;
-    if (n % 10 == 0 || n == builds.size()) log(fmt::format("compiled {}/{} candidates", n, builds.size()));
+    b.outcome = compile::run({o.model, b.id, o.target, stage / "modules", nullptr, sha}, build_options(o, b, stage),
+                             *o.module, tools, executor);
+    if (bar) bar->advance(b.id);
   };
   compile::PoolEvents events;
   events.crashed = [&](size_t i, const std::string& what) {
@@ -86,13 +97,22 @@ Status write_configs(const fs::path& stage, const Build& b) {
   return {};
 }
 
+// A dispatch candidate: one executable's benchmark program compiled with a
+// configuration substituted (none for the executable's baseline).
+struct BenchBuild {
+  std::string id, digest, name, summary, dispatch;
+  fs::path source;                              // the dumped benchmark program
+  std::map<std::string, std::string> configs;   // configuration name -> text (.mlir, .ptx)
+  Result<std::string> module_sha = tl::unexpected(Error{Code::kInternal, "not compiled"});
+};
+
 // kiln's own kernels for a dispatch, when it has any (kernel.h). A kernel
 // runs in the compiler's launch, so the dispatch is compiled with the
 // configuration the kernel asks for, or else with the compiler's own when
 // its block size fits, or else the first tile candidate whose block size
 // does. What was added, or why nothing was, goes into the dispatch's entry.
 void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& candidates, json& entry,
-                 std::vector<Build>& builds) {
+                 std::vector<BenchBuild>& builds, const BenchBuild& base) {
   auto kernels = kernels_for(exe);
   if (!kernels) {
     if (exe.op_kind.find("matmul") != std::string::npos) entry["kernels"] = "none: " + kernels.error().message;
@@ -100,7 +120,9 @@ void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& ca
   }
   entry["kernels"] = json::array();
   for (auto& kernel : *kernels) {
-    Build b{exe.name + "-" + kernel.id, {}, {}, {}, exe.name + ": " + kernel.summary, "dispatch"};
+    BenchBuild b = base;
+    b.id = exe.name + "-" + kernel.id;
+    b.summary = exe.name + ": " + kernel.summary;
     if (!kernel.root.empty()) {
       b.configs[exe.name] = render(exe, kernel.root, kernel.workgroup_size);
     } else if (exe.workgroup_size != kernel.workgroup_size) {
@@ -111,98 +133,175 @@ void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& ca
       b.configs[exe.name] = render(exe, fits->root, fits->workgroup_size, fits->pipeline_options, fits->pipeline);
     }
     b.configs[exe.name + ".ptx"] = std::move(kernel.ptx);
-    b.dispatches[exe.name] = kernel.summary;
+    b.dispatch = kernel.summary;
     entry["kernels"].push_back(kernel.summary);
     builds.push_back(std::move(b));
   }
 }
 
-// Round 1: each level on its own.
-Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump, json& dispatches, const Log& log) {
+// One distinct executable (by digest) and the names it has in the program.
+struct Distinct {
+  Executable exe;
+  std::string digest;
+  std::vector<std::string> names;
+};
+
+// The program's executables, identical ones together (dispatches.h).
+Result<std::vector<Distinct>> distinct_executables(const fs::path& dump) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dump, ec)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<Distinct> out;
+  std::map<std::string, size_t> seen;
+  for (const auto& file : files) {
+    auto text = KILN_TRY(util::read_file(file));
+    auto exe = parse_executable(text);
+    std::string name = exe ? exe->name : executable_name(text);
+    if (name.empty()) continue;
+    std::string digest = executable_digest(text, name);
+    auto [it, fresh] = seen.emplace(digest, out.size());
+    if (fresh) {
+      Executable e = exe ? std::move(*exe) : Executable{};
+      e.name = name;
+      out.push_back({std::move(e), digest, {}});
+    }
+    out[it->second].names.push_back(name);
+  }
+  return out;
+}
+
+json dispatch_entry(const Distinct& d, size_t candidates) {
+  const Executable& e = d.exe;
+  return {{"executable", e.name}, {"digest", d.digest}, {"names", d.names}, {"function", e.function},
+          {"op", e.op_kind}, {"bounds", e.bounds}, {"pipeline", e.pipeline}, {"family", family_name(e.family)},
+          {"configuration", describe(e.root)}, {"candidates", candidates}};
+}
+
+// Round 1's dispatch candidates: for each distinct executable with a
+// benchmark program, its baseline and its configurations, within the
+// budget of dispatch candidates.
+Result<std::vector<BenchBuild>> explore_dispatches(const PrepareOptions& o, const fs::path& stage, json& dispatches,
+                                                   const Log& log) {
+  auto distinct = KILN_TRY(distinct_executables(stage / "dump"));
+  auto sources = KILN_TRY(benchmark_sources(stage / "bench-src"));
+  std::vector<std::vector<DispatchCandidate>> all;
+  std::vector<size_t> wanted;
+  for (const auto& d : distinct) {
+    all.push_back(d.exe.family == Family::kNone ? std::vector<DispatchCandidate>{} : dispatch_candidates(d.exe, o.per_dispatch));
+    wanted.push_back(sources.count(d.exe.name) ? all.back().size() : 0);
+  }
+  auto shares = share_budget(wanted, o.max_dispatch_candidates);
+  std::vector<BenchBuild> builds;
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    const auto& d = distinct[i];
+    auto src = sources.find(d.exe.name);
+    dispatches.push_back(dispatch_entry(d, shares[i]));
+    if (src == sources.end() || (all[i].empty() && o.target.backend != target::Backend::kCuda)) continue;
+    BenchBuild base{d.exe.name + "-base", d.digest, d.exe.name, d.exe.name + ": the compiler's own configuration", "", src->second, {}};
+    size_t before = builds.size();
+    for (size_t k = 0; k < shares[i]; ++k) {
+      const auto& c = all[i][k];
+      BenchBuild b = base;
+      b.id = fmt::format("{}-{:02}", d.exe.name, k);
+      b.summary = d.exe.name + ": " + c.summary;
+      b.dispatch = c.summary;
+      b.configs[d.exe.name] = render(d.exe, c.root, c.workgroup_size, c.pipeline_options, c.pipeline);
+      builds.push_back(std::move(b));
+    }
+    if (o.target.backend == target::Backend::kCuda && d.exe.family != Family::kNone) {
+      add_kernels(d.exe, all[i], dispatches.back(), builds, base);
+    }
+    if (builds.size() > before) builds.insert(builds.begin() + static_cast<std::ptrdiff_t>(before), base);
+  }
+  size_t baselines = std::count_if(builds.begin(), builds.end(), [](const BenchBuild& b) { return b.configs.empty(); });
+  log(fmt::format("{} executables, {} distinct, {} with candidates; {} dispatch modules: {} configurations (budget {}) "
+                  "and {} baselines",
+                  sources.size(), distinct.size(), baselines, builds.size(), builds.size() - baselines,
+                  o.max_dispatch_candidates, baselines));
+  return builds;
+}
+
+// The flags a dispatch benchmark is compiled with: the target's and the
+// user's options (not the calling convention: the benchmark program has its
+// own functions, which the runtime's benchmark tool calls).
+std::vector<std::string> bench_flags(const PrepareOptions& o) {
+  std::vector<std::string> flags = o.target.flags;
+  auto user = compile::tuning_options(o.compile);
+  flags.insert(flags.end(), user.begin(), user.end());
+  return flags;
+}
+
+// Compiles one dispatch candidate in a working folder of its own, the
+// configurations named by the same relative paths for every candidate (the
+// compiler records them in the module), so equal configurations give equal
+// modules.
+void compile_bench(BenchBuild& b, const PrepareOptions& o, const fs::path& stage, const toolchain::Toolchain& tools,
+                   compile::Executor& executor) {
+  fs::path work = stage / "work" / b.id;
+  std::error_code ec;
+  fs::create_directories(work, ec);
+  std::vector<std::string> argv = {tools.compile.string(), fs::absolute(b.source).string()};
+  auto flags = bench_flags(o);
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  bool configs = false, objects = false;
+  for (const auto& [name, text] : b.configs) {
+    bool object = tuning::is_kernel_object(name);
+    fs::path dir = work / (object ? "executable-objects" : "executable-configs");
+    fs::create_directories(dir, ec);
+    if (auto w = util::write_file_atomic(dir / tuning::config_file_name(name), text); !w) {
+      b.module_sha = tl::unexpected(w.error());
+      return;
+    }
+    (object ? objects : configs) = true;
+  }
+  if (configs) argv.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
+  if (objects) argv.push_back("--iree-hal-substitute-executable-objects-from=executable-objects");
+  fs::path module = fs::absolute(stage / "dispatches" / (b.id + ".vmfb"));
+  argv.insert(argv.end(), {"-o", module.string()});
+  auto r = executor.run({argv, b.source, work, o.compile_timeout, {}, false, nullptr});
+  fs::remove_all(work, ec);
+  if (!r) {
+    b.module_sha = tl::unexpected(r.error());
+  } else if (!r->ok()) {
+    b.module_sha = fail(Code::kInvalidArgument, fmt::format("the compiler rejected it ({}): {}", util::describe_outcome(*r),
+                                                            compile::summarize_diagnostics(r->err)));
+  } else {
+    b.module_sha = util::sha256_file(module);
+  }
+}
+
+void compile_benches(std::vector<BenchBuild>& builds, const PrepareOptions& o, const fs::path& stage,
+                     const toolchain::Toolchain& tools, compile::Executor& executor) {
+  std::optional<util::Progress> bar;
+  if (o.progress && !builds.empty()) bar.emplace(*o.progress, "[tune] dispatch candidates ", builds.size(), o.terminal);
+  auto work = [&](size_t i) {
+    compile_bench(builds[i], o, stage, tools, executor);
+    if (bar) bar->advance(builds[i].id);
+  };
+  compile::PoolEvents events;
+  events.crashed = [&](size_t i, const std::string& what) {
+    builds[i].module_sha = fail(Code::kInternal, "internal error while compiling this candidate: " + what);
+  };
+  compile::run_pool(builds.size(), o.pool, [] { return uint64_t{1} << 29; }, work, events);
+}
+
+// Round 1: the whole-program option sets (the reshaping ones as whole
+// programs only: their executables are other ones).
+Result<std::vector<Build>> explore_programs(const PrepareOptions& o, const fs::path& dump) {
   std::vector<Build> builds;
   for (const auto& set : program_option_sets(o.target.backend)) {
     if (set.flags.empty()) continue;
     builds.push_back({"prog-" + set.name, set.flags, {}, {}, set.name, "program"});
   }
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dump, ec)) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    auto text = KILN_TRY(util::read_file(file));
-    auto exe = parse_executable(text);
-    if (!exe) continue;
-    auto candidates = dispatch_candidates(*exe, o.per_dispatch);
-    dispatches.push_back({{"executable", exe->name}, {"function", exe->function}, {"op", exe->op_kind},
-                          {"bounds", exe->bounds}, {"pipeline", exe->pipeline}, {"family", family_name(exe->family)},
-                          {"configuration", describe(exe->root)}, {"candidates", candidates.size()}});
-    for (size_t k = 0; k < candidates.size(); ++k) {
-      const auto& c = candidates[k];
-      Build b{fmt::format("{}-{:02}", exe->name, k), {}, {}, {}, exe->name + ": " + c.summary, "dispatch"};
-      b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options, c.pipeline);
-      b.dispatches[exe->name] = c.summary;
-      builds.push_back(std::move(b));
-    }
-    if (o.target.backend == target::Backend::kCuda) add_kernels(*exe, candidates, dispatches.back(), builds);
-  }
-  log(fmt::format("{} dispatches, {} tunable; {} candidate modules", dispatches.size(),
-                  std::count_if(dispatches.begin(), dispatches.end(), [](const json& d) { return d["candidates"] != 0; }),
-                  builds.size() + 1));
-  return builds;
-}
-
-// Round 1, for programs with little parallel work per contraction: the
-// reshaping option sets (split-K), each compiled once with its own dump, and
-// its contractions' configurations, compiled under the same options.
-Result<std::vector<Build>> explore_reshaped(const PrepareOptions& o, const fs::path& stage, const std::string& sha,
-                                            const toolchain::Toolchain& tools, compile::Executor& executor,
-                                            json& dispatches, const Log& log) {
   std::vector<Executable> exes;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(stage / "dump", ec)) {
+  for (const auto& e : fs::directory_iterator(dump, ec)) {
     auto text = KILN_TRY(util::read_file(e.path()));
     if (auto exe = parse_executable(text)) exes.push_back(std::move(*exe));
   }
-  std::vector<Build> builds;
   for (const auto& set : reshaping_option_sets(o.target.backend, exes)) {
-    fs::path dump = stage / ("dump-" + set.name);
-    fs::create_directories(dump, ec);
-    auto flags = set.flags;
-    flags.push_back("--iree-hal-dump-executable-configurations-to=" + dump.string());
-    std::vector<Build> probe{{"probe-" + set.name, flags, {}, {}, set.name, "program"}};
-    compile_all(probe, o, stage, tools, executor, sha, [](const std::string&) {});
-    if (!probe[0].outcome) {
-      log(fmt::format("{}: not explored ({})", set.name, first_line(probe[0].outcome.error().message)));
-      fs::remove_all(dump, ec);
-      continue;
-    }
-    for (const auto& p : {probe[0].outcome->module_path, probe[0].outcome->metadata_path}) fs::remove(p, ec);
-    builds.push_back({"prog-" + set.name, set.flags, {}, {}, set.name + " (its dispatches untuned)", "program"});
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(dump, ec)) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    size_t added = 0;
-    for (const auto& file : files) {
-      auto text = KILN_TRY(util::read_file(file));
-      auto exe = parse_executable(text);
-      if (!exe || exe->op_kind.find("matmul") == std::string::npos) continue;
-      auto candidates = dispatch_candidates(*exe, std::max<size_t>(4, o.per_dispatch / 2));
-      dispatches.push_back({{"executable", exe->name}, {"function", exe->function}, {"op", exe->op_kind},
-                            {"bounds", exe->bounds}, {"pipeline", exe->pipeline}, {"family", family_name(exe->family)},
-                            {"configuration", describe(exe->root)}, {"candidates", candidates.size()},
-                            {"program_options", set.name}});
-      for (size_t k = 0; k < candidates.size(); ++k) {
-        const auto& c = candidates[k];
-        Build b{fmt::format("{}-{}-{:02}", set.name, exe->name, k), set.flags, {}, {},
-                set.name + "; " + exe->name + ": " + c.summary, "dispatch"};
-        b.configs[exe->name] = render(*exe, c.root, c.workgroup_size, c.pipeline_options, c.pipeline);
-        b.dispatches[exe->name] = c.summary;
-        builds.push_back(std::move(b));
-        ++added;
-      }
-    }
-    fs::remove_all(dump, ec);
-    log(fmt::format("{}: {} candidate modules for its contractions", set.name, added));
+    builds.push_back({"prog-" + set.name, set.flags, {}, {}, set.name + " (its dispatches untuned)", "reshaped"});
   }
   return builds;
 }
@@ -214,106 +313,53 @@ struct Ranked {
 
 bool faster(const Ranked& a, const Ranked& b) { return a.ms < b.ms; }
 
-// Round 1's measured candidates, by level. Dispatch candidates are grouped by
-// the whole-program options they were compiled with: "" for the reference's
-// dispatches, the reshaping option set's flags (split-K) for dispatches that
-// exist only under them.
-struct RoundOne {
-  std::map<std::string, std::map<std::string, std::vector<Ranked>>> per_variant;
-  std::vector<Ranked> programs;
-  std::vector<Ranked> runtimes;
-  std::map<std::string, Ranked> variant_base;  // flags -> the untuned program under them
-};
-
-RoundOne rank_round_one(const Bundle& first, const Results& results, double reference_ms) {
-  RoundOne r;
-  r.runtimes.push_back({&first.candidates.front(), reference_ms});
+// Round 1's whole-program and runtime candidates, fastest first.
+void rank_round_one(const Bundle& first, const Results& results, double reference_ms, std::vector<Ranked>& programs,
+                    std::vector<Ranked>& runtimes) {
+  runtimes.push_back({&first.candidates.front(), reference_ms});
   for (const auto& c : first.candidates) {
     const Measurement* m = results.find(c.id);
-    if (!m || m->status != "ok") continue;
-    std::string flags = util::join(c.compile_flags, " ");
-    if (c.level == "dispatch" && c.dispatches.size() == 1) {
-      r.per_variant[flags][c.dispatches.begin()->first].push_back({&c, m->latency_ms});
+    if (!m || m->status != "ok" || !c.executable.empty()) continue;
+    if (c.level == "program" || c.level == "reshaped") programs.push_back({&c, m->latency_ms});
+    if (c.level == "runtime") runtimes.push_back({&c, m->latency_ms});
+  }
+  std::sort(programs.begin(), programs.end(), faster);
+  std::sort(runtimes.begin(), runtimes.end(), faster);
+}
+
+// Each executable's winner, under each of the program's names for it.
+Result<Build> combined_build(const Bundle& first, const Results& results, const fs::path& dump, json& applied) {
+  Build b{"combined", {}, {}, {}, "", "combined"};
+  std::map<std::string, const Candidate*> by_digest;
+  std::map<std::string, DispatchWinner> winners;
+  for (const auto& w : dispatch_winners(first, results)) {
+    if (w.best_id.empty()) continue;
+    for (const auto& c : first.candidates) {
+      if (c.id == w.best_id) by_digest[w.digest] = &c;
     }
-    if (c.level == "program") r.programs.push_back({&c, m->latency_ms});
-    if (c.level == "runtime") r.runtimes.push_back({&c, m->latency_ms});
+    winners[w.digest] = w;
   }
-  // A program option set that has dispatch candidates of its own reshapes the
-  // program: the reference's configurations do not apply under it.
-  r.programs.erase(std::remove_if(r.programs.begin(), r.programs.end(),
-                                  [&](const Ranked& p) {
-                                    std::string flags = util::join(p.candidate->compile_flags, " ");
-                                    if (!r.per_variant.count(flags)) return false;
-                                    r.variant_base.emplace(flags, p);
-                                    return true;
-                                  }),
-                   r.programs.end());
-  std::sort(r.programs.begin(), r.programs.end(), faster);
-  std::sort(r.runtimes.begin(), r.runtimes.end(), faster);
-  return r;
-}
-
-Status add_configs(const Bundle& first, const Candidate& c, Build& b) {
-  for (const auto& [exe, rel] : c.configs) b.configs[exe] = KILN_TRY(util::read_file(first.dir / rel));
-  for (const auto& [exe, s] : c.dispatches) b.dispatches[exe] = s;
-  return {};
-}
-
-// Round 1 times one dispatch's change inside an otherwise untuned program,
-// too coarse to rank tiles a few percent apart. So each dispatch keeps its
-// fastest candidates that beat `bar` and come within 8% of its best, up to
-// three, and round 2 measures their combinations.
-std::vector<const Candidate*> finalists(std::vector<Ranked>& ranked, double bar) {
-  std::sort(ranked.begin(), ranked.end(), faster);
-  std::vector<const Candidate*> out;
-  for (const auto& r : ranked) {
-    if (out.size() >= 3 || r.ms >= bar || r.ms > ranked.front().ms * 1.08) break;
-    out.push_back(r.candidate);
-  }
-  return out;
-}
-
-// One build per combination of the executables' finalists, named `id`,
-// `id-2`, `id-3`, ...; none when no executable has a candidate that beats `bar`.
-Result<std::vector<Build>> combined_builds(const Bundle& first, std::map<std::string, std::vector<Ranked>>& per_exe,
-                                           double bar, const std::string& id, const std::vector<std::string>& flags) {
-  std::vector<std::vector<const Candidate*>> choices;
-  for (auto& [exe, ranked] : per_exe) {
-    auto kept = finalists(ranked, bar);
-    if (!kept.empty()) choices.push_back(std::move(kept));
-  }
-  std::vector<Build> builds;
-  if (choices.empty()) return builds;
-  std::vector<size_t> counts;
-  for (const auto& c : choices) counts.push_back(c.size());
-  for (const auto& combo : combinations(counts)) {
-    Build b{builds.empty() ? id : fmt::format("{}-{}", id, builds.size() + 1), flags, {}, {}, "", "combined"};
-    for (size_t i = 0; i < combo.size(); ++i) KILN_TRY_STATUS(add_configs(first, *choices[i][combo[i]], b));
-    builds.push_back(std::move(b));
-  }
-  return builds;
-}
-
-std::string summary_of(const Build& b) {
+  auto distinct = KILN_TRY(distinct_executables(dump));
   std::vector<std::string> parts;
-  for (const auto& [exe, s] : b.dispatches) parts.push_back(exe + ": " + s);
-  return util::join(parts, "; ");
-}
-
-// Each reshaped program with its own dispatches' winners: those that beat the
-// untuned program under the same options.
-Status add_reshaped_winners(const Bundle& first, RoundOne& r, std::vector<Build>& builds) {
-  for (auto& [flags, exes] : r.per_variant) {
-    auto base = r.variant_base.find(flags);
-    if (flags.empty() || base == r.variant_base.end()) continue;
-    const Candidate* prog = base->second.candidate;
-    std::string name = util::starts_with(prog->id, "prog-") ? prog->id.substr(5) : prog->id;
-    for (auto& b : KILN_TRY(combined_builds(first, exes, base->second.ms * 0.98, "combined-" + name, prog->compile_flags))) {
-      b.summary = name + "; " + summary_of(b);
-      builds.push_back(std::move(b));
+  for (const auto& d : distinct) {
+    auto it = by_digest.find(d.digest);
+    if (it == by_digest.end()) continue;
+    const Candidate& c = *it->second;
+    std::string rep = c.dispatches.empty() ? "" : c.dispatches.begin()->first;
+    for (const auto& name : d.names) {
+      for (const auto& [cfg, rel] : c.configs) {
+        auto text = KILN_TRY(util::read_file(first.dir / rel));
+        b.configs[rename_executable(cfg, rep, name)] = rename_executable(text, rep, name);
+      }
+      b.dispatches[name] = c.dispatches.begin()->second;
     }
+    const auto& w = winners[d.digest];
+    applied.push_back({{"digest", d.digest}, {"names", d.names}, {"candidate", c.id}, {"baseline_ms", w.baseline_ms},
+                       {"best_ms", w.best_ms}});
+    parts.push_back(fmt::format("{}: {} ({:.3f}x alone)", rep, c.dispatches.begin()->second, w.baseline_ms / w.best_ms));
   }
-  return {};
+  b.summary = util::join(parts, "; ");
+  return b;
 }
 
 // Round 1's ranking of runtime options holds for its own calling convention;
@@ -329,37 +375,37 @@ std::vector<std::string> runtime_choices(const PrepareOptions& o, const Bundle& 
   return names;
 }
 
-// Round 2: the winners of round 1, combined.
+// Round 2: every executable's winner in one program, with and without the
+// best whole-program option set that does not reshape the program.
 Result<std::vector<Build>> combine(const PrepareOptions& o, const Bundle& first, const Results& results,
-                                   std::vector<std::string>& runtime_names, const Log& log) {
+                                   const fs::path& dump, Bundle& bundle, std::vector<std::string>& runtime_names,
+                                   const Log& log) {
   const Measurement* ref = results.find("reference");
   if (!ref || ref->status != "ok") return fail(Code::kInvalidArgument, "the round-1 results have no measurement of the reference");
-  RoundOne r = rank_round_one(first, results, ref->latency_ms);
-  // A winner must beat the reference by more than the measurement's noise.
-  double bar = ref->latency_ms * 0.98;
+  std::vector<Ranked> programs, runtimes;
+  rank_round_one(first, results, ref->latency_ms, programs, runtimes);
+  double bar = ref->latency_ms * 0.98;  // a winner must beat the reference by more than the noise
   std::vector<Build> builds;
-  std::vector<Build> combined = KILN_TRY(combined_builds(first, r.per_variant[""], bar, "combined", {}));
-  for (auto& b : combined) b.summary = summary_of(b);
-  builds = combined;
-  const Candidate* program = !r.programs.empty() && r.programs[0].ms < bar ? r.programs[0].candidate : nullptr;
-  if (!combined.empty()) {
-    const Build& best = combined.front();
-    if (program) {
-      Build both = best;
-      both.id = "combined+" + program->id;
-      both.compile_flags = program->compile_flags;
-      both.summary = program->summary + "; " + best.summary;
-      builds.push_back(both);
-    }
+  Build combined = KILN_TRY(combined_build(first, results, dump, bundle.executables));
+  if (!combined.configs.empty()) builds.push_back(combined);
+  const Candidate* program = !programs.empty() && programs[0].ms < bar ? programs[0].candidate : nullptr;
+  // A reshaping option set has other executables: the winners' do not apply.
+  bool reshapes = program && program->level == "reshaped";
+  if (program && !combined.configs.empty() && !reshapes) {
+    Build both = combined;
+    both.id = "combined+" + program->id;
+    both.compile_flags = program->compile_flags;
+    both.summary = program->summary + "; " + combined.summary;
+    builds.push_back(both);
   }
-  if (program) builds.push_back({program->id, program->compile_flags, {}, {}, program->summary, "program"});
-  KILN_TRY_STATUS(add_reshaped_winners(first, r, builds));
-  runtime_names = runtime_choices(o, first, r.runtimes);
+  if (program) builds.push_back({program->id, program->compile_flags, {}, {}, program->summary, program->level});
+  runtime_names = runtime_choices(o, first, runtimes);
   if (first.invocation != compile::invocation_name(o.invocation)) {
     log(fmt::format("round 2 builds for {} calls; round 1 measured {} calls", compile::invocation_name(o.invocation),
                     first.invocation));
   }
-  log(fmt::format("round 2: {} combined modules x {} runtime option sets ({})", builds.size() + 1, runtime_names.size(),
+  log(fmt::format("round 2: {} of {} distinct executables have a winner; {} modules x {} runtime option sets ({})",
+                  bundle.executables.size(), first.dispatches.size(), builds.size() + 1, runtime_names.size(),
                   util::join(runtime_names, ", ")));
   return builds;
 }
@@ -410,6 +456,13 @@ Status read_round_one(const PrepareOptions& o, const std::string& sha, std::opti
                 fmt::format("{} measured {} for {} ({}); prepare round 2 with the same program, target and precision",
                             o.from.string(), first->program_name, first->target_spec, first->precision));
   }
+  if (first->options != compile::tuning_options(o.compile)) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{} was measured with compiler options [{}], round 2 is asked for [{}]; prepare round 2 with "
+                            "the same options",
+                            o.from.string(), util::join(first->options, " "),
+                            util::join(compile::tuning_options(o.compile), " ")));
+  }
   return {};
 }
 
@@ -428,6 +481,7 @@ Bundle new_bundle(const PrepareOptions& o, const toolchain::Toolchain& tools, co
   bundle.program_sha256 = sha;
   bundle.precision = compile::precision_name(o.precision);
   bundle.invocation = compile::invocation_name(o.invocation);
+  bundle.options = compile::tuning_options(o.compile);
   bundle.function = fn.name;
   bundle.seed = o.seed;
   bundle.created_at = util::utc_timestamp();
@@ -503,11 +557,56 @@ void add_round_two_candidates(const PrepareOptions& o, const std::vector<const B
   }
 }
 
+// Round 1's dispatch candidates that compiled, each distinct module once
+// per executable (a configuration the compiler treats like another adds
+// nothing to measure); the rest are listed as dropped.
+void add_dispatch_candidates(std::vector<BenchBuild>& benches, const fs::path& stage, Bundle& bundle) {
+  std::error_code ec;
+  std::map<std::string, std::string> seen;  // digest + module sha -> id
+  for (const auto& b : benches) {
+    if (!b.module_sha) {
+      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", first_line(b.module_sha.error().message)}});
+      continue;
+    }
+    auto [it, fresh] = seen.emplace(b.digest + *b.module_sha, b.id);
+    if (!fresh) {
+      bundle.dropped.push_back({{"id", b.id}, {"summary", b.summary}, {"reason", "the same module as " + it->second}});
+      fs::remove(stage / "dispatches" / (b.id + ".vmfb"), ec);
+      continue;
+    }
+    Candidate c;
+    c.id = b.id;
+    c.level = "dispatch";
+    c.summary = b.summary;
+    c.module = "dispatches/" + b.id + ".vmfb";
+    c.executable = b.digest;
+    for (const auto& [name, text] : b.configs) c.configs[name] = "configs/" + b.id + "/" + tuning::config_file_name(name);
+    if (!b.configs.empty()) c.dispatches[b.name] = b.dispatch;
+    bundle.candidates.push_back(std::move(c));
+  }
+}
+
+Status write_bench_configs(const fs::path& stage, const std::vector<BenchBuild>& benches) {
+  for (const auto& b : benches) {
+    if (!b.module_sha || b.configs.empty()) continue;
+    fs::path dir = stage / "configs" / b.id;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return fail(Code::kFailedPrecondition, "cannot create " + dir.string() + ": " + ec.message());
+    for (const auto& [name, text] : b.configs) {
+      KILN_TRY_STATUS(util::write_file_atomic(dir / tuning::config_file_name(name), text));
+    }
+  }
+  return {};
+}
+
 // Writes the bundle in its staging folder and moves it whole to its place.
 Status publish_bundle(Bundle& bundle, util::TempDir& stage_dir, const fs::path& output) {
   std::error_code ec;
   fs::path stage = stage_dir.path();
   fs::remove_all(stage / "dump", ec);
+  fs::remove_all(stage / "bench-src", ec);
+  fs::remove_all(stage / "work", ec);
   fs::remove(stage / util::kOwnerFile, ec);  // the bundle is published whole
   bundle.dir = stage;
   KILN_TRY_STATUS(write_bundle(bundle));
@@ -519,21 +618,32 @@ Status publish_bundle(Bundle& bundle, util::TempDir& stage_dir, const fs::path& 
   return {};
 }
 
-// The candidates besides the reference: round 1 explores each dispatch and
-// the reshaping program options, round 2 combines round 1's winners.
+// The whole-program candidates besides the reference: round 1 explores the
+// program option sets, round 2 combines round 1's winners. Round 1's
+// dispatch candidates are built on their own (explore_dispatches).
 Result<std::vector<Build>> candidate_builds(const PrepareOptions& o, const std::optional<Bundle>& first,
                                             const std::optional<Results>& first_results, const fs::path& stage,
-                                            const std::string& sha, const toolchain::Toolchain& tools,
-                                            compile::Executor& executor, Bundle& bundle,
-                                            std::vector<std::string>& runtime_names, const Log& log) {
+                                            Bundle& bundle, std::vector<std::string>& runtime_names, const Log& log) {
   if (first) {
     bundle.dispatches = first->dispatches;
-    return combine(o, *first, *first_results, runtime_names, log);
+    return combine(o, *first, *first_results, stage / "dump", bundle, runtime_names, log);
   }
-  std::vector<Build> more = KILN_TRY(explore(o, stage / "dump", bundle.dispatches, log));
-  auto reshaped = KILN_TRY(explore_reshaped(o, stage, sha, tools, executor, bundle.dispatches, log));
-  more.insert(more.end(), std::make_move_iterator(reshaped.begin()), std::make_move_iterator(reshaped.end()));
-  return more;
+  return explore_programs(o, stage / "dump");
+}
+
+// The reference: the compiler's own choices, with the configurations it
+// made dumped for the tuner to start from, and (round 1) each executable's
+// benchmark program.
+Result<Build> compile_reference(const PrepareOptions& o, const fs::path& stage, bool benchmarks,
+                                const toolchain::Toolchain& tools, compile::Executor& executor, const std::string& sha) {
+  std::vector<Build> builds;
+  builds.push_back({"reference", {"--iree-hal-dump-executable-configurations-to=" + (stage / "dump").string()}, {}, {},
+                    "the compiler's own choices", "reference"});
+  if (benchmarks) builds[0].compile_flags.push_back("--iree-hal-dump-executable-benchmarks-to=" + (stage / "bench-src").string());
+  compile_all(builds, o, stage, tools, executor, sha, "");
+  if (!builds[0].outcome) return tl::unexpected(builds[0].outcome.error().context("the reference module"));
+  builds[0].compile_flags.clear();
+  return std::move(builds[0]);
 }
 
 }  // namespace
@@ -554,30 +664,25 @@ Result<Bundle> prepare(const PrepareOptions& o, const toolchain::Toolchain& tool
   auto stage_dir = KILN_TRY(util::TempDir::create(parent, ".kiln-staging-tune-"));
   fs::path stage = stage_dir.path();
   KILN_TRY_STATUS(util::mark_owner(stage));
-  fs::create_directories(stage / "modules", ec);
-  fs::create_directories(stage / "dump", ec);
+  for (const char* d : {"modules", "dump", "bench-src", "dispatches"}) fs::create_directories(stage / d, ec);
   Bundle bundle = new_bundle(o, tools, sha, *fn, first ? 2 : 1);
 
-  // The reference: the compiler's own choices, with the configurations it
-  // made dumped for the tuner to start from.
   log(fmt::format("compiling the reference module of {} for {}", o.model.string(), o.target.spec));
-  std::vector<Build> builds;
-  builds.push_back({"reference", {"--iree-hal-dump-executable-configurations-to=" + (stage / "dump").string()}, {}, {},
-                    "the compiler's own choices", "reference"});
-  compile_all(builds, o, stage, tools, executor, sha, [](const std::string&) {});
-  if (!builds[0].outcome) return tl::unexpected(builds[0].outcome.error().context("the reference module"));
-  builds[0].compile_flags.clear();
-
+  Build reference = KILN_TRY(compile_reference(o, stage, !first, tools, executor, sha));
   std::vector<std::string> runtime_names;
-  std::vector<Build> more =
-      KILN_TRY(candidate_builds(o, first, first_results, stage, sha, tools, executor, bundle, runtime_names, log));
+  std::vector<Build> more = KILN_TRY(candidate_builds(o, first, first_results, stage, bundle, runtime_names, log));
   for (const auto& b : more) KILN_TRY_STATUS(write_configs(stage, b));
-  compile_all(more, o, stage, tools, executor, sha, log);
+  compile_all(more, o, stage, tools, executor, sha, "whole-program candidates");
+  std::vector<BenchBuild> benches;
+  if (!first) benches = KILN_TRY(explore_dispatches(o, stage, bundle.dispatches, log));
+  compile_benches(benches, o, stage, tools, executor);
   if (util::interrupted()) return fail(Code::kCancelled, "interrupted; the bundle was not written");
 
-  auto kept = keep_distinct(builds[0], more, stage, bundle);
+  auto kept = keep_distinct(reference, more, stage, bundle);
   if (first) add_round_two_candidates(o, kept, runtime_names, bundle);
   else add_round_one_candidates(o, kept, bundle);
+  KILN_TRY_STATUS(write_bench_configs(stage, benches));
+  add_dispatch_candidates(benches, stage, bundle);
   KILN_TRY_STATUS(publish_bundle(bundle, stage_dir, o.output));
   log(fmt::format("bundle {}: {} candidates ({} dropped)", o.output.string(), bundle.candidates.size(), bundle.dropped.size()));
   return bundle;

@@ -35,6 +35,11 @@ std::string key_of(const Identity& id) {
   section(bytes, "precision", id.precision);
   // Absent for the synchronous convention, so records keep their keys.
   if (id.invocation != "sync") section(bytes, "invocation", id.invocation);
+  // Absent without options, so records tuned without them keep their keys.
+  if (!id.options.empty()) {
+    section(bytes, "options.count", std::to_string(id.options.size()));
+    for (const auto& f : id.options) section(bytes, "option", f);
+  }
   return util::sha256_hex(bytes);
 }
 
@@ -71,6 +76,7 @@ json to_json(const Record& r) {
           {"iree_release", r.id.iree_release},
           {"precision", r.id.precision},
           {"invocation", r.id.invocation},
+          {"options", r.id.options},
           {"device", r.device},
           {"candidate", r.candidate},
           {"summary", r.summary},
@@ -104,6 +110,7 @@ Result<Record> record_from_json(const json& j, const std::string& where) {
     r.id.iree_release = j.at("iree_release").get<std::string>();
     r.id.precision = j.at("precision").get<std::string>();
     r.id.invocation = j.value("invocation", "sync");
+    r.id.options = j.value("options", std::vector<std::string>{});
     r.device = j.value("device", "");
     r.candidate = j.value("candidate", "");
     r.summary = j.value("summary", "");

@@ -7,9 +7,9 @@
 //                            dispatch, named after the hal.executable
 //   v1/tmp/                  records being written; renamed into place whole
 //
-// The key is a digest of the program's bytes, the target, the IREE release
-// and the precision policy: a record never applies to another program,
-// another release or another policy. Records are replaced whole.
+// The key is a digest of the program's bytes, the target, the IREE release,
+// the precision policy, the calling convention and the compiler options: a
+// record never applies to another program, release, policy or options. Records are replaced whole.
 #pragma once
 
 #include <filesystem>
@@ -33,6 +33,10 @@ struct Identity {
   std::string iree_release;  // "3.13.0"
   std::string precision;     // "highest", "f16-inputs", "bf16-inputs"
   std::string invocation = "sync";  // "sync", "async" (coarse fences)
+  // The compiler options the program was tuned under, beyond precision and
+  // invocation (optimization level, data tiling, extra flags), in the order
+  // given: a record tuned with flags applies only to compiles with the same.
+  std::vector<std::string> options;
 };
 
 // The tagged digest of an identity: the record's folder name.
