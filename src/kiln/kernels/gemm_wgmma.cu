@@ -40,6 +40,14 @@ extern "C" __device__ unsigned long long kiln_args[9] = {128, 256, 64, 0, 0, 1, 
 #ifndef KILN_WGMMA_STATIC_STAGE
 #define KILN_WGMMA_STATIC_STAGE 1
 #endif
+// KILN_WGMMA_CLUSTER 2: blocks work in pairs (a cluster of 2) on tiles
+// (2i, n) and (2i + 1, n); each copies half of the B tile they share from
+// global memory and forwards it to the other's shared memory with the bulk
+// copy engine, so a pair reads B from L2 once.
+#ifndef KILN_WGMMA_CLUSTER
+#define KILN_WGMMA_CLUSTER 0
+#endif
+constexpr int kCluster = KILN_WGMMA_CLUSTER > 1 ? 2 : 1;
 #ifndef KILN_WGMMA_PROXY_FENCE
 #define KILN_WGMMA_PROXY_FENCE 1
 #endif
@@ -84,8 +92,43 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
+// KILN_WGMMA_L2_PREFETCH: 0, or 128 / 256 for cp.async's L2 prefetch hint.
+#ifndef KILN_WGMMA_L2_PREFETCH
+#define KILN_WGMMA_L2_PREFETCH 0
+#endif
+__device__ __forceinline__ void mbar_expect(uint32_t bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// The same shared-memory place in the cluster's block `rank`.
+__device__ __forceinline__ uint32_t peer_addr(uint32_t addr, unsigned rank) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+__device__ __forceinline__ void mbar_arrive_peer(uint32_t cluster_bar) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+}
+// `bytes` from this block's shared memory to the same place in block
+// `rank`'s, completing there on its barrier `bar`.
+__device__ __forceinline__ void bulk_to_peer(uint32_t src, unsigned bytes, uint32_t bar, unsigned rank) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+          peer_addr(src, rank)),
+      "r"(src), "r"(bytes), "r"(peer_addr(bar, rank))
+      : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+#if KILN_WGMMA_L2_PREFETCH == 128
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#elif KILN_WGMMA_L2_PREFETCH == 256
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#endif
 }
 // The barrier gets one arrival once all of this thread's cp.async so far have landed.
 __device__ __forceinline__ void cp_async_arrive(uint32_t bar) {
@@ -154,7 +197,7 @@ __device__ __forceinline__ uint32_t pack(float lo, float hi) {
 // one more (when `fixed` is set) in static shared memory; then the barriers,
 // `full` and `empty` for each stage.
 struct Ring {
-  uint32_t base, fixed, full, empty;
+  uint32_t base, fixed, full, empty, half;  // half: this block's part of B landed (cluster of 2)
   unsigned dynamic, count;
   __device__ __forceinline__ uint32_t stage(unsigned s) const { return s < dynamic ? base + s * kStageBytes : fixed; }
 };
@@ -176,28 +219,34 @@ struct Tiles {
 // columns (N-major), and chunk c of a 128-byte row r lands at c ^ (r % 8).
 // Thread p copies A chunk p % 8 of rows p / 8 + 32 j (j < 4) and B chunk
 // p % 32 of rows p / 32 + 8 j (j < 8): the same swizzled column each time.
+// In a cluster of 2, block `rank` copies only B's column blocks 2 rank and
+// 2 rank + 1 (16 KiB), chunk p % 16 of rows p / 16 + 16 j (j < 4).
 struct Loader {
   const char *A, *B;
   int N, K;
   uint32_t a_dst, b_dst;
   int a_row, a_chunk, b_row, b_col;
-  __device__ __forceinline__ void init(int p) {
+  static constexpr int kBCols = 32 / kCluster;  // B chunks a row this block copies
+  __device__ __forceinline__ void init(int p, unsigned rank) {
     a_chunk = p % 8;
     a_row = p / 8;
     a_dst = a_row * 128 + ((a_chunk ^ (a_row % 8)) << 4);
-    b_col = p % 32;
-    b_row = p / 32;
+    b_col = p % kBCols + rank * kBCols;
+    b_row = p / kBCols;
     b_dst = (b_col / 8) * (BK * 128) + b_row * 128 + (((b_col % 8) ^ (b_row % 8)) << 4);
   }
-  // K step kt of tile (tm, tn) into the stage at `stage`.
-  __device__ __forceinline__ void load(uint32_t stage, int tm, int tn, int kt) const {
+  // K step kt of tile (tm, tn) into the stage at `stage`: A, then B.
+  __device__ __forceinline__ void load_a(uint32_t stage, int tm, int kt) const {
     const char* a = A + (static_cast<int64_t>(tm * BM + a_row) * K + kt * BK + a_chunk * 8) * 2;
-    const char* b = B + (static_cast<int64_t>(kt * BK + b_row) * N + tn * BN + b_col * 8) * 2;
 #pragma unroll
     for (int j = 0; j < 4; ++j) cp_async16(stage + a_dst + j * 32 * 128, a + static_cast<int64_t>(j) * 32 * K * 2);
+  }
+  __device__ __forceinline__ void load_b(uint32_t stage, int tn, int kt) const {
+    constexpr int kRows = 256 / kBCols;  // rows a pass of the block's threads covers
+    const char* b = B + (static_cast<int64_t>(kt * BK + b_row) * N + tn * BN + b_col * 8) * 2;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      cp_async16(stage + kStageA + b_dst + j * 8 * 128, b + static_cast<int64_t>(j) * 8 * N * 2);
+    for (int j = 0; j < BK / kRows; ++j) {
+      cp_async16(stage + kStageA + b_dst + j * kRows * 128, b + static_cast<int64_t>(j) * kRows * N * 2);
     }
   }
 };
@@ -224,28 +273,59 @@ __device__ __forceinline__ void store_tile(const float* d, char* C, int N, int r
 // one ring of stages; the copies run num_stages - 1 steps ahead of the
 // wgmma, across tile boundaries, so the next tile's first stages load while
 // a tile is written out. Step j uses stage j % num_stages, whose barriers
-// are in phase j / num_stages.
+// are in phase j / num_stages. In a cluster of 2, a stage is full once this
+// block's copies and the other block's half of B have landed, and empty once
+// the warps of both blocks have released it; thread 0 forwards this block's
+// half of B for step j + num_stages - 2 while step j's wgmma run.
 template <bool kBf16, int kOut>
-__device__ __forceinline__ void run(const Tiles& t, Loader& ld, char* C, const Ring& ring) {
+__device__ __forceinline__ void run(const Tiles& t, Loader& ld, char* C, const Ring& ring, unsigned rank) {
   const unsigned num_stages = ring.count;
   const uint32_t full = ring.full, empty = ring.empty;
   const int wg = threadIdx.x / 128, thread = threadIdx.x % 128;
   const int count = t.tiles_m * t.tiles_n;
   if (t.first >= count) return;
+  auto place = [&](int tile, int& tm, int& tn) {
+    t.at(tile, tm, tn);
+    tm = tm * kCluster + rank;
+  };
   // The copy cursor: step `next` is K step load_kt of tile load_tile.
-  unsigned next = 0;
+  unsigned next = 0, forwarded = 0;
   int load_tile = t.first, load_kt = 0;
   auto issue = [&]() {
     const unsigned s = next % num_stages;
     mbar_wait(empty + 8 * s, ((next / num_stages) & 1) ^ 1);
     int tm, tn;
-    t.at(load_tile, tm, tn);
-    ld.load(ring.stage(s), tm, tn, load_kt);
+    place(load_tile, tm, tn);
+    ld.load_b(ring.stage(s), tn, load_kt);
+    if constexpr (kCluster == 2) {
+      cp_async_arrive(ring.half + 8 * s);
+      if (threadIdx.x == 0) mbar_expect(full + 8 * s, BK * BN);  // the other block's half of B
+    }
+    ld.load_a(ring.stage(s), tm, load_kt);
     cp_async_arrive(full + 8 * s);
     ++next;
     if (++load_kt == t.k_tiles) {
       load_kt = 0;
       load_tile += t.step;
+    }
+  };
+  auto forward = [&](unsigned upto) {
+    for (; forwarded < next && forwarded <= upto; ++forwarded) {
+      const unsigned s = forwarded % num_stages;
+      mbar_wait(ring.half + 8 * s, (forwarded / num_stages) & 1);
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      bulk_to_peer(ring.stage(s) + kStageA + rank * (BK * BN), BK * BN, full + 8 * s, rank ^ 1);
+    }
+  };
+  auto release = [&](unsigned s) {
+    if constexpr (kCluster == 2) {
+      __syncwarp();
+      if (threadIdx.x % 32 == 0) {
+        mbar_arrive(empty + 8 * s);
+        mbar_arrive_peer(peer_addr(empty + 8 * s, rank ^ 1));
+      }
+    } else {
+      mbar_arrive(empty + 8 * s);
     }
   };
   for (unsigned i = 0; i + 1 < num_stages && load_tile < count; ++i) issue();
@@ -255,6 +335,7 @@ __device__ __forceinline__ void run(const Tiles& t, Loader& ld, char* C, const R
   for (int tile = t.first; tile < count; tile += t.step) {
     for (int kt = 0; kt < t.k_tiles; ++kt, ++step) {
       const unsigned s = step % num_stages;
+      if (kCluster == 2 && threadIdx.x == 0) forward(step);
       mbar_wait(full + 8 * s, (step / num_stages) & 1);
 #if KILN_WGMMA_PROXY_FENCE
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -271,16 +352,17 @@ __device__ __forceinline__ void run(const Tiles& t, Loader& ld, char* C, const R
                                 descriptor(sb + kk * 2048, KILN_WGMMA_B_LEADING, KILN_WGMMA_B_STRIDE), kt > 0 || kk > 0);
       }
       asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+      if (kCluster == 2 && threadIdx.x == 0) forward(step + num_stages - 2);
       asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
       fence_acc(d);
-      if (kt > 0) mbar_arrive(empty + 8 * ((step - 1) % num_stages));
+      if (kt > 0) release((step - 1) % num_stages);
       if (load_tile < count) issue();
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     fence_acc(d);
-    mbar_arrive(empty + 8 * ((step - 1) % num_stages));
+    release((step - 1) % num_stages);
     int tm, tn;
-    t.at(tile, tm, tn);
+    place(tile, tm, tn);
 #ifdef KILN_WGMMA_NO_STORE  // measures the main loop alone: a store that never happens
     float sum = 0.f;
 #pragma unroll
@@ -297,17 +379,19 @@ template <bool kBf16, int kOut>
 __device__ __forceinline__ void gemm(char* b0, char* b1, char* b2) {
   extern __shared__ __align__(1024) char smem[];
   auto at = [&](int i) { return (kiln_args[i] == 0 ? b0 : kiln_args[i] == 1 ? b1 : b2) + kiln_args[i + 1]; };
+  unsigned rank = 0;  // in the cluster
+  if constexpr (kCluster == 2) asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
   Loader ld;
   ld.A = at(3);
   ld.B = at(5);
   ld.N = static_cast<int>(kiln_args[1]);
   ld.K = static_cast<int>(kiln_args[2]);
-  ld.init(threadIdx.x);
+  ld.init(threadIdx.x, rank);
   unsigned bytes;
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(bytes));
   Ring ring{};
   ring.base = smem_addr(smem);
-  ring.dynamic = min(bytes / (kStageBytes + 16), kMaxStages - KILN_WGMMA_STATIC_STAGE);
+  ring.dynamic = min(bytes / (kStageBytes + 24), kMaxStages - KILN_WGMMA_STATIC_STAGE);
   ring.count = ring.dynamic;
 #if KILN_WGMMA_STATIC_STAGE
   __shared__ __align__(1024) char fixed[kStageBytes];
@@ -318,27 +402,44 @@ __device__ __forceinline__ void gemm(char* b0, char* b1, char* b2) {
   if (ring.count < 2 || ring.base % 1024 != 0 || ring.fixed % 1024 != 0) __trap();
   ring.full = ring.base + ring.dynamic * kStageBytes;
   ring.empty = ring.full + 8 * ring.count;
-  if (ring.empty + 8 * ring.count > ring.base + bytes) __trap();
+  ring.half = ring.empty + 8 * ring.count;
+  if (ring.half + 8 * ring.count > ring.base + bytes) __trap();
 
-  Tiles t{static_cast<int>(kiln_args[0]) / BM, ld.N / BN, ld.K / BK, 0, 0};
-  const int blocks = gridDim.x * gridDim.y * gridDim.z;
+  // The tiles, in units of kCluster tile rows: a block's tile row is
+  // kCluster * row + rank.
+  Tiles t{static_cast<int>(kiln_args[0]) / BM / kCluster, ld.N / BN, ld.K / BK, 0, 0};
+  int blocks = gridDim.x * gridDim.y * gridDim.z;
   t.first = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  if constexpr (kCluster == 2) {
+    unsigned x, y, z, nx, ny, nz;
+    asm("mov.u32 %0, %%clusterid.x;\nmov.u32 %1, %%clusterid.y;\nmov.u32 %2, %%clusterid.z;" : "=r"(x), "=r"(y), "=r"(z));
+    asm("mov.u32 %0, %%nclusterid.x;\nmov.u32 %1, %%nclusterid.y;\nmov.u32 %2, %%nclusterid.z;" : "=r"(nx), "=r"(ny), "=r"(nz));
+    blocks = nx * ny * nz;
+    t.first = x + nx * (y + ny * z);
+  }
   t.step = blocks;
 #if KILN_WGMMA_PERSISTENT
   unsigned sms;
   asm("mov.u32 %0, %%nsmid;" : "=r"(sms));
-  t.step = min(blocks, static_cast<int>(sms));
-  if (t.first >= t.step) return;
+  t.step = min(blocks, static_cast<int>(sms) / kCluster);
+  if (t.first >= t.step) return;  // the whole cluster returns
 #endif
   if (threadIdx.x == 0) {
     for (unsigned s = 0; s < ring.count; ++s) {
-      mbar_init(ring.full + 8 * s, kThreads);
-      mbar_init(ring.empty + 8 * s, kThreads);
+      mbar_init(ring.full + 8 * s, kThreads + (kCluster == 2));  // + the arrival that expects the other half of B
+      mbar_init(ring.empty + 8 * s, kCluster == 2 ? 2 * kThreads / 32 : kThreads);  // warps of both blocks, or threads
+      mbar_init(ring.half + 8 * s, kThreads);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();
-  run<kBf16, kOut>(t, ld, at(7), ring);
+  if constexpr (kCluster == 2) {
+    cluster_sync();  // the other block's barriers exist before anything arrives on them
+    run<kBf16, kOut>(t, ld, at(7), ring, rank);
+    cluster_sync();  // and this block's stay until the other block is done with them
+  } else {
+    __syncthreads();
+    run<kBf16, kOut>(t, ld, at(7), ring, rank);
+  }
 }
 
 }  // namespace
@@ -353,6 +454,9 @@ __device__ __forceinline__ void gemm(char* b0, char* b1, char* b2) {
 #endif
 
 extern "C" __global__ void __launch_bounds__(kThreads, 1)
+#if KILN_WGMMA_CLUSTER > 1
+__cluster_dims__(1, 2, 1)  // pairs along the compiler's grid rows (M / 64 of them: even)
+#endif
 #if KILN_GEMM_BINDINGS == 2
 kiln_gemm(char* b0, char* b1) {
   char* const b2 = nullptr;

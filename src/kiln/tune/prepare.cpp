@@ -91,9 +91,9 @@ Status write_configs(const fs::path& stage, const Build& b) {
 // configuration the kernel asks for, or else with the compiler's own when
 // its block size fits, or else the first tile candidate whose block size
 // does. What was added, or why nothing was, goes into the dispatch's entry.
-void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& candidates, json& entry,
-                 std::vector<Build>& builds) {
-  auto kernels = kernels_for(exe);
+void add_kernels(const Executable& exe, const std::string& arch, const std::vector<DispatchCandidate>& candidates,
+                 json& entry, std::vector<Build>& builds) {
+  auto kernels = kernels_for(exe, arch);
   if (!kernels) {
     if (exe.op_kind.find("matmul") != std::string::npos) entry["kernels"] = "none: " + kernels.error().message;
     return;
@@ -143,7 +143,7 @@ Result<std::vector<Build>> explore(const PrepareOptions& o, const fs::path& dump
       b.dispatches[exe->name] = c.summary;
       builds.push_back(std::move(b));
     }
-    if (o.target.backend == target::Backend::kCuda) add_kernels(*exe, candidates, dispatches.back(), builds);
+    if (o.target.backend == target::Backend::kCuda) add_kernels(*exe, o.target.arch, candidates, dispatches.back(), builds);
   }
   log(fmt::format("{} dispatches, {} tunable; {} candidate modules", dispatches.size(),
                   std::count_if(dispatches.begin(), dispatches.end(), [](const json& d) { return d["candidates"] != 0; }),
