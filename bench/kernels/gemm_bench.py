@@ -17,8 +17,10 @@ Needs CuPy and PyTorch (JAX optional).
 """
 import argparse
 import json
+import os
 import statistics
 import sys
+import time
 import warnings
 
 import cupy as cp
@@ -99,6 +101,13 @@ def check(kernel, m, n, k, gen):
     c = torch.full((m, n), float("nan"), dtype=out_dt, device="cuda")
     launch = kernel.prepare(m, n, k, a, b, c)
     launch()
+    # A kernel that deadlocks would hold the GPU until the process dies: give up after 5 s.
+    deadline = time.monotonic() + 5
+    while not torch.cuda.current_stream().query():
+        if time.monotonic() > deadline:
+            print(f"{s['name']}: no result after 5 s at {m}x{n}x{k}: stopping", flush=True)
+            os._exit(3)
+        time.sleep(0.001)
     torch.cuda.synchronize()
     ref = a.float() @ b.float()
     got = c.float()
@@ -133,7 +142,6 @@ def main():
         ms = median_ms(lambda: torch.matmul(a, b), o.launches, o.batches)
         results["reference"][f"torch_{dt_name}"] = {"ms": ms, "tflops": flops / ms[0] / 1e9}
     try:
-        import os
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         import jax
         import jax.numpy as jnp
@@ -142,7 +150,6 @@ def main():
         jb = jax.random.normal(kb, (tk, tn), jnp.float32).astype(jnp.bfloat16)
         f = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32).astype(jnp.bfloat16))
         f(ja, jb).block_until_ready()
-        import time
         times = []
         for _ in range(o.batches):
             t0 = time.perf_counter()

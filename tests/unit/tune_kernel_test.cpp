@@ -159,11 +159,16 @@ TEST(TuneKernel, AHopperTargetAlsoGetsTheWgmmaKernel) {
   EXPECT_NE(f16->back().ptx.find("wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16"), std::string::npos);
   EXPECT_EQ(args_of(f16->back().ptx), "4096, 4096, 4096, 0, 0, 0, 33554432, 1, 0");
 
-  // A shape its configuration's 512 columns do not divide, or a SIMT dispatch: the others only.
-  Executable narrow = exe;
-  narrow.bounds = {4096, 4096 - 256, 4096};
-  auto n = kernels_for(narrow, "sm_90");
-  ASSERT_TRUE(n);
+  // A shape its configuration's 512 columns do not divide (3840 = 7.5 x
+  // 512, but 30 x 128 and 15 x 256), or a SIMT dispatch: the others only.
+  std::string text = exe.text;
+  for (size_t at = text.find("4096"); at != std::string::npos; at = text.find("4096", at)) text.replace(at, 4, "3840");
+  auto narrow = parse_executable(text);
+  ASSERT_TRUE(narrow) << narrow.error().message;
+  EXPECT_EQ(narrow->bounds, (std::vector<int64_t>{3840, 3840, 3840}));
+  auto n = kernels_for(*narrow, "sm_90");
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(n->size(), 3u);
   for (const auto& c : *n) EXPECT_NE(c.id, "kernel-wgmma");
   Executable simt = exe;
   simt.family = Family::kGpuSimt;
