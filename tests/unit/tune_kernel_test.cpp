@@ -137,7 +137,7 @@ TEST(TuneKernel, AHopperTargetAlsoGetsTheWgmmaKernel) {
   EXPECT_EQ(k.workgroup_size, (std::vector<int64_t>{256, 1, 1}));
   // The configuration whose launch gives the kernel its 3 dynamic stages.
   EXPECT_EQ(field(k.root, "workgroup"), "[64, 512, 0]");
-  EXPECT_EQ(field(k.root, "subgroup"), "[2, 8, 0]");
+  EXPECT_EQ(field(k.root, "subgroup"), "[4, 8, 0]");
   EXPECT_EQ(field(k.root, "reduction"), "[0, 0, 8]");
   EXPECT_EQ(field(k.root, "mma_kind"), field(exe.root, "mma_kind"));
   EXPECT_NE(k.summary.find("wgmma"), std::string::npos) << k.summary;

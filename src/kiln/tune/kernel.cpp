@@ -284,7 +284,7 @@ Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::
     std::vector<int64_t> workgroup_size;
     Fields root;
   };
-  // The Hopper kernel's 64 x 512 configuration (subgroups of 32 x 64 for
+  // The Hopper kernel's 64 x 512 configuration (8 subgroups of 64 x 64 for
   // its 256 threads) needs M in its 128-row tiles and N in 512 columns.
   const bool wgmma = hopper && mma && exe.bounds[0] % kHopperM == 0 && exe.bounds[1] % kHopperN == 0;
   const Shape shapes[] = {
@@ -293,7 +293,7 @@ Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::
       {2, mma && exe.bounds[1] % kWideN == 0, "kernel-wide", "128x256x64 tiles, 2 stages", {256, 1, 1},
        dynamic_root(exe, kTileM, kWideN, {4, 8, 0})},
       {kHopperShape, wgmma, "kernel-wgmma", "128x256x64 tiles, wgmma (sm_90a), 4 stages", {256, 1, 1},
-       dynamic_root(exe, kHopperM / 2, kHopperN, {2, 8, 0})},
+       dynamic_root(exe, kHopperM / 2, kHopperN, {4, 8, 0})},
   };
   std::vector<KernelChoice> choices;
   for (const auto& s : shapes) {
