@@ -13,8 +13,9 @@
 //     from shared-memory matrix descriptors, 128 f32 accumulators a thread.
 //   - Shared memory: stages of A (128 x 64, K-major) and B (64 x 256,
 //     N-major, so transposed for wgmma), each in the 128-byte swizzled layout;
-//     as many stages (2 to 4) as the launch's dynamic shared memory holds,
-//     each with a `full` and an `empty` mbarrier.
+//     as many 48 KiB stages (2 to 4; 3 in the launch kiln configures) as the
+//     launch's dynamic shared memory holds, each with a `full` and an `empty`
+//     mbarrier.
 //   - Every thread copies its share of a stage with 16-byte cp.async, run
 //     num_stages - 1 K steps ahead; the copies make the stage's `full`
 //     barrier complete when they land (cp.async.mbarrier.arrive.noinc), and
@@ -35,15 +36,17 @@ extern "C" __device__ unsigned long long kiln_args[9] = {128, 256, 64, 0, 0, 1, 
 #ifndef KILN_WGMMA_PERSISTENT
 #define KILN_WGMMA_PERSISTENT 1
 #endif
-// One more stage in static shared memory, next to the launch's dynamic
-// shared memory (which the compiler's configuration caps at 163 KiB).
+// KILN_WGMMA_STATIC_STAGE 1: one more stage in static shared memory, next
+// to the launch's dynamic shared memory (which the compiler's configuration
+// caps at 163 KiB). Built and assembled, not yet run on a GPU: off.
 #ifndef KILN_WGMMA_STATIC_STAGE
-#define KILN_WGMMA_STATIC_STAGE 1
+#define KILN_WGMMA_STATIC_STAGE 0
 #endif
 // KILN_WGMMA_CLUSTER 2: blocks work in pairs (a cluster of 2) on tiles
 // (2i, n) and (2i + 1, n); each copies half of the B tile they share from
 // global memory and forwards it to the other's shared memory with the bulk
-// copy engine, so a pair reads B from L2 once.
+// copy engine, so a pair reads B from L2 once. Built and assembled, not yet
+// run on a GPU: off.
 #ifndef KILN_WGMMA_CLUSTER
 #define KILN_WGMMA_CLUSTER 0
 #endif

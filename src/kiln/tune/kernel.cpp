@@ -34,7 +34,7 @@ constexpr int kHopperShape = 3;    // gemm_wgmma.cu's variants
 // The Hopper kernel's tiles (128 x 256 x 64) and the workgroup tile of the
 // configuration it runs under (64 x 512 x 128, 256 threads), for which the
 // compiler gives the launch 148992 bytes of dynamic shared memory: three of
-// the kernel's 48 KiB stages (its fourth is static).
+// the kernel's 48 KiB stages and their barriers.
 constexpr int64_t kHopperM = 128, kHopperN = 512, kHopperK = 128;
 
 // One hal.interface.binding.subspan of the dispatch.
@@ -292,7 +292,7 @@ Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::
       {1, mma, "kernel-k64", "128x128x64 tiles, 2 stages", {128, 1, 1}, dynamic_root(exe, kTileM, kTileN, {4, 8, 0})},
       {2, mma && exe.bounds[1] % kWideN == 0, "kernel-wide", "128x256x64 tiles, 2 stages", {256, 1, 1},
        dynamic_root(exe, kTileM, kWideN, {4, 8, 0})},
-      {kHopperShape, wgmma, "kernel-wgmma", "128x256x64 tiles, wgmma (sm_90a), 4 stages", {256, 1, 1},
+      {kHopperShape, wgmma, "kernel-wgmma", "128x256x64 tiles, wgmma (sm_90a), 3 stages", {256, 1, 1},
        dynamic_root(exe, kHopperM / 2, kHopperN, {4, 8, 0})},
   };
   std::vector<KernelChoice> choices;

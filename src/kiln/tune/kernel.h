@@ -42,8 +42,8 @@ bool hopper_kernels_available();
 //                dynamic shared memory;
 //   kernel-wide: 128 x 256 x 64 tiles, 256 threads, likewise;
 //   kernel-wgmma: Hopper only (arch sm_90 or sm_90a): 128 x 256 x 64 tiles,
-//                256 threads, wgmma.mma_async from 4 stages (3 in the
-//                launch's dynamic shared memory, 1 static); it needs an MMA
+//                256 threads, wgmma.mma_async from 3 stages in the
+//                launch's dynamic shared memory; it needs an MMA
 //                dispatch with M divisible by 128, N by 512 and K by 128. Its
 //                PTX targets sm_90a, so a module holding it loads on Hopper
 //                GPUs only.
