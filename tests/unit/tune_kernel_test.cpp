@@ -3,10 +3,13 @@
 #include <filesystem>
 #include <regex>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "kiln/tuning/database.h"
 #include "kiln/util/file.h"
+#include "kiln/util/subprocess.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::tune {
@@ -175,6 +178,33 @@ TEST(TuneKernel, AHopperTargetAlsoGetsTheWgmmaKernel) {
   auto s = kernels_for(simt, "sm_90");
   ASSERT_TRUE(s);
   for (const auto& c : *s) EXPECT_NE(c.id, "kernel-wgmma");
+}
+
+// The instantiated Hopper PTX (renamed, kiln_args written, ISA 8.0) is what
+// the driver compiles at load: the ptxas that came with nvcc assembles it for
+// sm_90a, with no spills and no serialized wgmma.
+TEST(TuneKernel, TheWgmmaKernelsAssembleForHopper) {
+  if (!hopper_kernels_available()) GTEST_SKIP() << "built without an nvcc that builds for sm_90a";
+  std::filesystem::path ptxas = std::filesystem::path(KILN_NVCC).parent_path() / "ptxas";
+  if (!std::filesystem::exists(ptxas)) GTEST_SKIP() << "no ptxas next to " << KILN_NVCC;
+  auto dir = std::filesystem::temp_directory_path() / ("kiln-ptxas-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (std::string name : {"gemm_bf16_matmul.mlir", "gemm_f16_inputs_matmul.mlir"}) {
+    Executable exe = load(name);
+    auto kernels = kernels_for(exe, "sm_90");
+    ASSERT_TRUE(kernels) << name;
+    ASSERT_EQ(kernels->back().id, "kernel-wgmma") << name;
+    auto file = dir / "kernel.ptx";
+    ASSERT_TRUE(util::write_file_atomic(file, kernels->back().ptx));
+    auto r = util::run_process({{ptxas.string(), "-arch=sm_90a", "-v", file.string(), "-o", (dir / "kernel.cubin").string()}});
+    ASSERT_TRUE(r) << r.error().message;
+    const std::string report = r->out + r->err;
+    EXPECT_TRUE(r->ok()) << name << ": " << report;
+    EXPECT_NE(report.find("Compiling entry function '" + exe.function + "' for 'sm_90a'"), std::string::npos) << report;
+    EXPECT_NE(report.find("0 bytes spill stores"), std::string::npos) << name << ": " << report;
+    EXPECT_EQ(report.find("serialized"), std::string::npos) << name << ": " << report;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TuneKernel, OtherTargetsNeverGetTheWgmmaKernel) {
