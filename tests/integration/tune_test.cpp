@@ -4,6 +4,7 @@
 #include <set>
 
 #include "harness.h"
+#include "kiln/tune/kernel.h"
 
 namespace kiln::testing {
 namespace {
@@ -228,11 +229,17 @@ TEST_F(Tune, CudaMatmulsGetKilnsKernelsAsCandidates) {
     ASSERT_TRUE(bytes);
     EXPECT_NE(bytes->find("kiln_args[9] = {512, 512, 512, 0, 0, 1, 0, 2, 0}"), std::string::npos) << id;
     EXPECT_NE(bytes->find(".entry main_dispatch_0_matmul_512x512x512_bf16xbf16xf32("), std::string::npos) << id;
+    // cuda:h100 is Hopper: the wgmma kernel's PTX is for sm_90a, the others' for sm_80.
+    bool hopper = id.ends_with("-kernel-wgmma");
+    EXPECT_EQ(bytes->find(".target sm_90a") != std::string::npos, hopper) << id;
+    EXPECT_EQ(bytes->find("wgmma.mma_async") != std::string::npos, hopper) << id;
   }
-  EXPECT_EQ(kernels, (std::set<std::string>{"main_dispatch_0-kernel", "main_dispatch_0-kernel-k64", "main_dispatch_0-kernel-wide"}));
+  std::set<std::string> expected = {"main_dispatch_0-kernel", "main_dispatch_0-kernel-k64", "main_dispatch_0-kernel-wide"};
+  if (tune::hopper_kernels_available()) expected.insert("main_dispatch_0-kernel-wgmma");
+  EXPECT_EQ(kernels, expected);
   bool listed = false;
   for (const auto& d : bundle["dispatches"]) {
-    if (d["executable"] == "main_dispatch_0" && d.contains("kernels")) listed = d["kernels"].size() == 3;
+    if (d["executable"] == "main_dispatch_0" && d.contains("kernels")) listed = d["kernels"].size() == expected.size();
   }
   EXPECT_TRUE(listed) << bundle["dispatches"].dump();
 }

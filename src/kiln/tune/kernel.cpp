@@ -16,19 +16,26 @@ struct PtxVariant {
   const char* input;   // "bf16", "f16"
   const char* output;  // "f32", or "same": the input type
   int bindings;        // kernel parameters
-  int shape;           // KILN_GEMM_SHAPE in gemm_mma.cu: 0 small, 1 deep, 2 wide
+  int shape;           // KILN_GEMM_SHAPE in gemm_mma.cu: 0 small, 1 deep, 2 wide; 3 gemm_wgmma.cu
   int threads;         // the block size it is built for
+  int sm;              // the oldest GPU that runs it: 80, or 90 (Hopper only: sm_90a)
   const char* text;
 };
 
 constexpr PtxVariant kVariants[] = {
 #include "kiln/kernels/gemm_ptx.inc"
-    {"", "", 0, 0, 0, nullptr},  // end
+    {"", "", 0, 0, 0, 0, nullptr},  // end
 };
 
 constexpr int64_t kTileM = 128, kTileN = 128, kTileK = 32;  // the smallest tiles of every variant
 constexpr int64_t kWideN = 256;   // the wide variant's N tile
 constexpr int64_t kConfigK = 128;  // the K tile of the configurations kiln writes for the dynamic variants
+constexpr int kHopperShape = 3;    // gemm_wgmma.cu's variants
+// The Hopper kernel's tiles (128 x 256 x 64) and the workgroup tile of the
+// configuration it runs under (64 x 512 x 128, 256 threads), for which the
+// compiler gives the launch 148992 bytes of dynamic shared memory: three of
+// the kernel's 48 KiB stages and their barriers.
+constexpr int64_t kHopperM = 128, kHopperN = 512, kHopperK = 128;
 
 // One hal.interface.binding.subspan of the dispatch.
 struct Subspan {
@@ -224,13 +231,14 @@ const PtxVariant* variant(const std::string& input, const std::string& output, i
 }
 
 // The configuration a dynamic variant runs under: the compiler's MMA
-// configuration with an M x N x 128 workgroup tile over subgroups of 64 x
-// 64, whose promoted operands make the launch carry (M + N) x 128 x 2 bytes
-// of shared memory and a bit: two of the kernel's 64-deep stages.
-Fields dynamic_root(const Executable& exe, int64_t tile_n) {
+// configuration with another workgroup tile (K 128) and subgroup tile, whose
+// promoted operands make the launch carry (M + N) x 128 x 2 bytes of shared
+// memory and a bit. For the mma.sync variants, an M x N tile over subgroups
+// of 64 x 64: two of the kernel's 64-deep stages.
+Fields dynamic_root(const Executable& exe, int64_t tile_m, int64_t tile_n, const std::vector<int64_t>& subgroup) {
   Fields root = exe.root;
-  set_field(root, "workgroup", format_ints({kTileM, tile_n, 0}));
-  set_field(root, "subgroup", format_ints({4, 8, 0}));
+  set_field(root, "workgroup", format_ints({tile_m, tile_n, 0}));
+  set_field(root, "subgroup", format_ints(subgroup));
   set_field(root, "reduction", format_ints({0, 0, kConfigK / 16}));  // MMA steps of K = 16
   return root;
 }
@@ -262,9 +270,10 @@ Result<std::string> instantiate(const PtxVariant& v, const std::string& function
   return out.append(ptx, from, std::string::npos);
 }
 
-// The variants this dispatch can take, each instantiated for it.
+// The variants this dispatch can take, each instantiated for it; the
+// Hopper kernel only where the target is one (`hopper`).
 Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::string& input, const std::string& output,
-                                              int bindings, const Operands& o) {
+                                              int bindings, const Operands& o, bool hopper) {
   std::string result = output == "f32" ? "f32" : input;
   std::string types = input + " -> " + result;
   const bool mma = exe.family == Family::kGpuMma && exe.bounds[2] % kConfigK == 0;
@@ -275,11 +284,16 @@ Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::
     std::vector<int64_t> workgroup_size;
     Fields root;
   };
+  // The Hopper kernel's 64 x 512 configuration (8 subgroups of 64 x 64 for
+  // its 256 threads) needs M in its 128-row tiles and N in 512 columns.
+  const bool wgmma = hopper && mma && exe.bounds[0] % kHopperM == 0 && exe.bounds[1] % kHopperN == 0;
   const Shape shapes[] = {
       {0, true, "kernel", "128x128x32 tiles, 3 stages", {128, 1, 1}, {}},
-      {1, mma, "kernel-k64", "128x128x64 tiles, 2 stages", {128, 1, 1}, dynamic_root(exe, kTileN)},
+      {1, mma, "kernel-k64", "128x128x64 tiles, 2 stages", {128, 1, 1}, dynamic_root(exe, kTileM, kTileN, {4, 8, 0})},
       {2, mma && exe.bounds[1] % kWideN == 0, "kernel-wide", "128x256x64 tiles, 2 stages", {256, 1, 1},
-       dynamic_root(exe, kWideN)},
+       dynamic_root(exe, kTileM, kWideN, {4, 8, 0})},
+      {kHopperShape, wgmma, "kernel-wgmma", "128x256x64 tiles, wgmma (sm_90a), 3 stages", {256, 1, 1},
+       dynamic_root(exe, kHopperM / 2, kHopperN, {4, 8, 0})},
   };
   std::vector<KernelChoice> choices;
   for (const auto& s : shapes) {
@@ -296,7 +310,14 @@ Result<std::vector<KernelChoice>> choices_for(const Executable& exe, const std::
 
 bool kernels_available() { return kVariants[0].text != nullptr; }
 
-Result<std::vector<KernelChoice>> kernels_for(const Executable& exe) {
+bool hopper_kernels_available() {
+  for (const auto& v : kVariants) {
+    if (v.text && v.sm == 90) return true;
+  }
+  return false;
+}
+
+Result<std::vector<KernelChoice>> kernels_for(const Executable& exe, const std::string& arch) {
   if (!kernels_available()) return fail(Code::kFailedPrecondition, "this kiln was built without nvcc, so without its kernels");
   if (exe.text.find("target(<\"cuda\"") == std::string::npos) return fail(Code::kInvalidArgument, "not a CUDA dispatch");
   if (exe.op_kind != "matmul" || exe.bounds.size() != 3) return fail(Code::kInvalidArgument, "not a plain matmul");
@@ -322,7 +343,7 @@ Result<std::vector<KernelChoice>> kernels_for(const Executable& exe) {
   }
   std::string output = o.c.element == "f32" && !rounds ? "f32" : o.c.element == types[0] && rounds ? "same" : "";
   if (output.empty()) return fail(Code::kInvalidArgument, "its result is " + o.c.element + ", which the kernel does not write");
-  return choices_for(exe, types[0], output, bindings, o);
+  return choices_for(exe, types[0], output, bindings, o, arch == "sm_90" || arch == "sm_90a");
 }
 
 }  // namespace kiln::tune

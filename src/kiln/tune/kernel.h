@@ -28,20 +28,29 @@ struct KernelChoice {
   Fields root;
 };
 
-// Whether this build of kiln carries its kernels (it needs nvcc to build them).
+// Whether this build of kiln carries its kernels (it needs nvcc to build
+// them), and its Hopper kernel (an nvcc that builds for sm_90a: CUDA 12.0 on).
 bool kernels_available();
+bool hopper_kernels_available();
 
-// kiln's kernels for one dispatch, or why there is none (an error whose
-// message says what does not match). Up to three:
+// kiln's kernels for one dispatch compiled for the GPU architecture `arch`
+// (kiln's resolved target: "sm_90" for cuda:h100), or why there is none (an
+// error whose message says what does not match). Up to four:
 //   kernel:      128 x 128 x 32 tiles, 128 threads, 3 stages in static shared
 //                memory: any launch of 128 threads;
 //   kernel-k64:  128 x 128 x 64 tiles, 128 threads, 2 stages in the launch's
 //                dynamic shared memory;
-//   kernel-wide: 128 x 256 x 64 tiles, 256 threads, likewise.
+//   kernel-wide: 128 x 256 x 64 tiles, 256 threads, likewise;
+//   kernel-wgmma: Hopper only (arch sm_90 or sm_90a): 128 x 256 x 64 tiles,
+//                256 threads, wgmma.mma_async from 3 stages in the
+//                launch's dynamic shared memory; it needs an MMA
+//                dispatch with M divisible by 128, N by 512 and K by 128. Its
+//                PTX targets sm_90a, so a module holding it loads on Hopper
+//                GPUs only.
 // The compiler sizes a launch's shared memory from its own tiles, so the two
 // dynamic variants come with a configuration kiln writes (an M x N x 128
 // tile asks for about (M + N) x 256 bytes); they need an MMA dispatch whose
 // K divides by 128 (and N by 256 for the wide one).
-Result<std::vector<KernelChoice>> kernels_for(const Executable& exe);
+Result<std::vector<KernelChoice>> kernels_for(const Executable& exe, const std::string& arch);
 
 }  // namespace kiln::tune

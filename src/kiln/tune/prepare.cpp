@@ -111,9 +111,9 @@ struct BenchBuild {
 // configuration the kernel asks for, or else with the compiler's own when
 // its block size fits, or else the first tile candidate whose block size
 // does. What was added, or why nothing was, goes into the dispatch's entry.
-void add_kernels(const Executable& exe, const std::vector<DispatchCandidate>& candidates, json& entry,
-                 std::vector<BenchBuild>& builds, const BenchBuild& base) {
-  auto kernels = kernels_for(exe);
+void add_kernels(const Executable& exe, const std::string& arch, const std::vector<DispatchCandidate>& candidates,
+                 json& entry, std::vector<BenchBuild>& builds, const BenchBuild& base) {
+  auto kernels = kernels_for(exe, arch);
   if (!kernels) {
     if (exe.op_kind.find("matmul") != std::string::npos) entry["kernels"] = "none: " + kernels.error().message;
     return;
@@ -210,7 +210,7 @@ Result<std::vector<BenchBuild>> explore_dispatches(const PrepareOptions& o, cons
       builds.push_back(std::move(b));
     }
     if (o.target.backend == target::Backend::kCuda && d.exe.family != Family::kNone) {
-      add_kernels(d.exe, all[i], dispatches.back(), builds, base);
+      add_kernels(d.exe, o.target.arch, all[i], dispatches.back(), builds, base);
     }
     if (builds.size() > before) builds.insert(builds.begin() + static_cast<std::ptrdiff_t>(before), base);
   }
