@@ -131,7 +131,8 @@ TEST_F(Models16Bit, SixteenBitMatmulsOnTheCpuSumInF32) {
                     model("matmul_long_k_bf16.expected.npz").string(), "--reference-f32",
                     model("matmul_long_k_bf16.f32.expected.npz").string(), "--json"});
   ASSERT_EQ(v.status, 0) << v.out << v.err;
-  const auto& ref = v.json()["outputs"][0]["f32_reference"];
+  auto report = v.json();
+  const auto& ref = report["outputs"][0]["f32_reference"];
   EXPECT_TRUE(ref["passed"].get<bool>()) << ref.dump();
   EXPECT_LE(ref["module"]["rms_error"].get<double>(), 1.25 * ref["framework"]["rms_error"].get<double>()) << ref.dump();
 }
