@@ -39,6 +39,10 @@ class FleetEnvironment : public ::testing::Environment {
       return;
     }
     dir_ = std::make_unique<util::TempDir>(std::move(*dir));
+    // The server may run as another user (fleet-env.sh does as root): it
+    // must be able to pass through this folder.
+    std::error_code ec;
+    fs::permissions(dir_->path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec, ec);
     pg.env_dir = dir_->path() / "env";
     std::string script = std::string(KILN_SOURCE_DIR) + "/scripts/fleet-env.sh";
     std::string log = (dir_->path() / "fleet-env.log").string();

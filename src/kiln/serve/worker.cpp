@@ -14,6 +14,7 @@
 #include "kiln/serve/log.h"
 #include "kiln/target/target.h"
 #include "kiln/tuning/database.h"
+#include "kiln/util/orphans.h"
 #include "kiln/util/utf8.h"
 
 namespace kiln::serve {
@@ -46,6 +47,26 @@ Result<Backends> open_backends(const fs::path& data_dir, const std::string& queu
   return b;
 }
 
+namespace {
+
+// What a killed run on this host left in the job folders: staging folders
+// of compiles whose process is gone, and earlier outputs moved aside.
+void clean_job_folders(const fs::path& data_dir) {
+  std::error_code ec;
+  for (const auto& job : fs::directory_iterator(layout::jobs_root(data_dir), ec)) {
+    std::error_code entry_ec;
+    if (!job.is_directory(entry_ec)) continue;
+    for (const auto& entry : fs::directory_iterator(job.path(), entry_ec)) {
+      std::string name = entry.path().filename().string();
+      if (name.find(".stale-") != std::string::npos) fs::remove_all(entry.path(), entry_ec);
+    }
+    fs::path out = layout::job_out(data_dir, job.path().filename().string());
+    if (fs::exists(out, entry_ec)) util::reap_orphans(out, ".kiln-staging-");
+  }
+}
+
+}  // namespace
+
 Worker::Worker(WorkerOptions options, toolchain::Toolchain tools, std::unique_ptr<compile::Executor> executor,
                std::optional<cache::Store> cache, Backends backends)
     : options_(std::move(options)), tools_(std::move(tools)), executor_(std::move(executor)), cache_(std::move(cache)),
@@ -73,6 +94,7 @@ Result<std::unique_ptr<Worker>> Worker::start(WorkerOptions options, toolchain::
     log(fmt::format("the previous run crashed with {} job(s) in flight; they are marked failed", crashed.size()));
   }
   w->recovered_ = KILN_TRY(w->store_->recover(w->options_.max_attempts, crashed, reason));
+  clean_job_folders(w->options_.data_dir);
   install_crash_record(record);
   for (int i = 0; i < w->options_.threads; ++i) w->workers_.emplace_back([p = w.get()] { p->worker_loop(); });
   w->leases_ = std::thread([p = w.get()] { p->lease_loop(); });
