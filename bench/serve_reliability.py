@@ -14,7 +14,7 @@ Each part starts a fresh `kiln serve` (local executor) in a temporary folder on 
   kill9      kill -9 of the service while the compiler runs: time until no compiler
              process it started remains.
 
-usage: .venv/bin/python bench/serve_reliability.py BUILD/kiln [--rounds N] [PART...]
+usage: .venv/bin/python bench/serve_reliability.py [--rounds N] BUILD/kiln [PART...]
 """
 import argparse
 import hashlib

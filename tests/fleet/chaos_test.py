@@ -30,6 +30,9 @@ GRACE = "2"
 
 def start(fleet, name):
     if name == "front":
+        port_file = os.path.join(fleet.tmp, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)  # the new front writes its own
         fleet.start_front()
         return
     env = {"KILN_CACHE_DIR": os.path.join(fleet.tmp, "cache-" + name)}
@@ -63,6 +66,22 @@ def chaos(fleet, rng, until):
     return kills
 
 
+def wait_all(fleet, ids, timeout):
+    deadline = time.time() + timeout
+    jobs = []
+    while time.time() < deadline:
+        try:
+            jobs = [fleet.job(j) for j in ids]
+        except Exception:  # noqa: BLE001  a request the front dropped: asked again
+            time.sleep(0.5)
+            continue
+        if all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs):
+            return jobs
+        time.sleep(1)
+    raise RuntimeError("jobs did not end: " + str({s: sum(j["state"] == s for j in jobs) for s in
+                                                   ("queued", "running", "succeeded", "failed")}))
+
+
 def compilers(tmp):
     out = subprocess.run(["pgrep", "-f", "iree-compile.*" + tmp], capture_output=True, text=True).stdout.split()
     return [p for p in out if p.strip()]
@@ -79,6 +98,7 @@ def stray_folders(tmp):
 def main():
     rng = random.Random(int(os.environ.get("KILN_CHAOS_SEED", str(int(time.time())))))
     tmp = tempfile.mkdtemp(prefix="kiln-chaos-", dir="/tmp")
+    os.chmod(tmp, 0o711)  # the PostgreSQL server may run as another user (as root, fleet-env.sh does)
     fleet = ft.Fleet(tmp)
     started = time.time()
     try:
@@ -89,12 +109,14 @@ def main():
         submitter = threading.Thread(target=submit_all, args=(fleet, ids, stop))
         submitter.start()
         kills = chaos(fleet, rng, time.time() + CHAOS_SECONDS)
-        stop.set()
-        submitter.join()
         for name in ["front"] + WORKERS:
             if name not in fleet.procs:
                 start(fleet, name)
-        jobs = fleet.wait(ids, timeout=150)
+        # Submissions go on until every job is accepted (bounded).
+        submitter.join(timeout=90)
+        stop.set()
+        submitter.join()
+        jobs = wait_all(fleet, ids, timeout=150)
         states = {s: sum(j["state"] == s for j in jobs) for s in ("succeeded", "failed", "cancelled")}
         ft.check(len(ids) == JOBS, f"{len(ids)} of {JOBS} jobs accepted")
         ft.check(all(j["state"] in ("succeeded", "failed") for j in jobs), f"every job ended: {states}")
