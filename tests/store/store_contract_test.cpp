@@ -101,7 +101,10 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(j && *j) << id;
     return j && *j ? **j : JobRecord{};
   }
-  static nlohmann::json ok(const std::string& target) { return {{"target", target}, {"ok", true}}; }
+  // A finished unit as a worker records it.
+  static nlohmann::json ok(const std::string& target) {
+    return {{"target", target}, {"ok", true}, {"module", "m.vmfb"}, {"metadata", "m.json"}, {"sha256", "00"}};
+  }
   std::unique_ptr<util::TempDir> dir_;
 };
 

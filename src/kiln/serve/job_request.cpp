@@ -75,14 +75,68 @@ Status check_request_limits(const nlohmann::json& doc) {
   return {};
 }
 
+nlohmann::json unit_json(const UnitResult& u, const std::string& job_id) {
+  nlohmann::json out = {{"target", u.target}, {"ok", u.ok}};
+  if (u.ok) {
+    out.update({{"module", u.module}, {"metadata", u.metadata}, {"sha256", u.sha256}, {"size_bytes", u.size_bytes},
+                {"cache_hit", u.cache_hit}, {"compile_seconds", u.compile_seconds}, {"worker", u.worker},
+                {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, u.module)},
+                           {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, u.metadata)}}}});
+    if (u.cache_hit) out["cache_source"] = u.cache_source;
+  } else {
+    out["error"] = {{"code", u.error_code}, {"message", u.error_message}};
+  }
+  if (!u.binding.is_null()) out["binding"] = u.binding;
+  return out;
+}
+
+namespace {
+
+Result<UnitResult> read_unit(const nlohmann::json& j, const std::string& at) {
+  auto text = [&](const char* key, bool required) -> Result<std::string> {
+    auto it = j.find(key);
+    if (it == j.end() && !required) return std::string();
+    if (it == j.end() || !it->is_string()) return fail(Code::kInvalidArgument, fmt::format("at {}/{}: not a string", at, key));
+    return it->get<std::string>();
+  };
+  if (!j.is_object()) return fail(Code::kInvalidArgument, "at " + at + ": not an object");
+  UnitResult u;
+  u.target = KILN_TRY(text("target", true));
+  if (!j.contains("ok") || !j["ok"].is_boolean()) return fail(Code::kInvalidArgument, "at " + at + "/ok: not a boolean");
+  u.ok = j["ok"].get<bool>();
+  u.binding = j.value("binding", nlohmann::json());
+  if (u.ok) {
+    u.module = KILN_TRY(text("module", true));
+    u.metadata = KILN_TRY(text("metadata", true));
+    u.sha256 = KILN_TRY(text("sha256", true));
+    u.worker = KILN_TRY(text("worker", false));
+    u.cache_source = KILN_TRY(text("cache_source", false));
+    u.size_bytes = j.value("size_bytes", uint64_t{0});
+    u.cache_hit = j.value("cache_hit", false);
+    u.compile_seconds = j.value("compile_seconds", 0.0);
+  } else if (auto e = j.find("error"); e != j.end() && e->is_object()) {
+    u.error_code = e->value("code", "");
+    u.error_message = e->value("message", "");
+  }
+  return u;
+}
+
+}  // namespace
+
+Result<std::vector<UnitResult>> read_units(const nlohmann::json& units) {
+  if (!units.is_array()) return fail(Code::kInvalidArgument, "the result is not a list of units");
+  std::vector<UnitResult> out;
+  for (size_t i = 0; i < units.size(); ++i) out.push_back(KILN_TRY(read_unit(units[i], fmt::format("/{}", i))));
+  return out;
+}
+
 Status check_succeeded(const JobRequest& request, const nlohmann::json& units) {
-  if (!units.is_array()) return fail(Code::kFailedPrecondition, "its result is not a list of units");
+  auto read = read_units(units);
+  if (!read) return fail(Code::kFailedPrecondition, "its result is unreadable: " + read.error().message);
   std::map<std::string, size_t> finished;
-  for (const auto& unit : units) {
-    if (!unit.is_object() || !unit.value("ok", false) || !unit.contains("target") || !unit["target"].is_string()) {
-      return fail(Code::kFailedPrecondition, "a unit of its result did not finish");
-    }
-    ++finished[unit["target"].get<std::string>()];
+  for (const auto& unit : *read) {
+    if (!unit.ok) return fail(Code::kFailedPrecondition, "its unit for target " + unit.target + " did not finish");
+    ++finished[unit.target];
   }
   size_t per_target = request.bindings ? request.bindings : 1;
   std::map<std::string, size_t> asked;

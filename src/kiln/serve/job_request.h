@@ -45,6 +45,28 @@ Status check_request_limits(const nlohmann::json& doc);
 // time limit can only lower the service's `job_timeout`.
 Result<job::JobOptions> compile_options(const nlohmann::json& request, std::chrono::seconds job_timeout);
 
+// One compile unit's end, as a worker records it in the job's result and
+// the API shows it: one writer (unit_json) and one checking reader
+// (read_units), which the store's invariant and artifact serving use.
+struct UnitResult {
+  std::string target;
+  bool ok = false;
+  nlohmann::json binding;  // {"b": 8} for a unit of a binding; null otherwise
+  // A finished unit: its files (in the job's out/ folder, or the shared
+  // store) and how it was made.
+  std::string module, metadata, sha256, worker, cache_source;
+  uint64_t size_bytes = 0;
+  bool cache_hit = false;
+  double compile_seconds = 0;
+  // A failed unit.
+  std::string error_code, error_message;
+};
+
+// The unit as JSON, with the links a client downloads its files from.
+nlohmann::json unit_json(const UnitResult& unit, const std::string& job_id);
+// A job's stored result (a list of units); names the JSON path of a bad field.
+Result<std::vector<UnitResult>> read_units(const nlohmann::json& units);
+
 // Reads a stored or submitted request; names the JSON path of a bad field.
 Result<JobRequest> read_job_request(const nlohmann::json& doc);
 

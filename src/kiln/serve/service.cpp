@@ -329,31 +329,29 @@ Response Service::artifact(const std::string& id, const std::string& file) {
   if (!*found) return error_response(404, "not_found", "no job " + id);
   const JobRecord& j = **found;
   // Only names the job recorded are served: a request never becomes a path.
-  if (j.result.is_array()) {
-    for (const auto& unit : j.result) {
-      for (const char* key : {"module", "metadata"}) {
-        if (!unit.contains(key) || unit[key] != file) continue;
-        fs::path local = layout::job_out(options_.data_dir, id) / file;
-        std::error_code ec;
-        if (bucket_ && !fs::exists(local, ec)) {
-          // Compiled on another host: fetched from the shared store (its
-          // checksum checked), then served from this host's copy.
-          auto got = bucket_->get_file(layout::artifact_key(id, file), local);
-          if (!got) return error_response(got.error());
-          if (!*got) return error_response(404, "not_found", fmt::format("job {}'s artifact {} is missing from {}", id, file,
-                                                                        bucket_->describe()));
-          if (std::string(key) == "module" && util::sha256_file(local).value_or("") != unit.value("sha256", "")) {
-            fs::remove(local, ec);
-            return error_response(500, "internal", fmt::format("job {}'s module in {} is not the one compiled", id,
-                                                              bucket_->describe()));
-          }
-        }
-        Response resp{200, std::string(key) == "module" ? "application/octet-stream" : "application/json", "", {}, {}};
-        resp.file = local;
-        resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
-        return resp;
+  auto units = read_units(j.result.is_array() ? j.result : nlohmann::json::array());
+  for (const auto& unit : units ? *units : std::vector<UnitResult>{}) {
+    if (!unit.ok || (unit.module != file && unit.metadata != file)) continue;
+    bool module = unit.module == file;
+    fs::path local = layout::job_out(options_.data_dir, id) / file;
+    std::error_code ec;
+    if (bucket_ && !fs::exists(local, ec)) {
+      // Compiled on another host: fetched from the shared store (its
+      // checksum checked), then served from this host's copy.
+      auto got = bucket_->get_file(layout::artifact_key(id, file), local);
+      if (!got) return error_response(got.error());
+      if (!*got) return error_response(404, "not_found", fmt::format("job {}'s artifact {} is missing from {}", id, file,
+                                                                    bucket_->describe()));
+      if (module && util::sha256_file(local).value_or("") != unit.sha256) {
+        fs::remove(local, ec);
+        return error_response(500, "internal", fmt::format("job {}'s module in {} is not the one compiled", id,
+                                                          bucket_->describe()));
       }
     }
+    Response resp{200, module ? "application/octet-stream" : "application/json", "", {}, {}};
+    resp.file = local;
+    resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
+    return resp;
   }
   return error_response(404, "not_found", fmt::format("job {} has no artifact {} (state {})", id, file, state_name(j.state)));
 }

@@ -297,18 +297,19 @@ nlohmann::json binding_json(const mlir::Binding& binding) {
   return out;
 }
 
-nlohmann::json unit_json(const std::string& job_id, const std::string& spec, const compile::Outcome& outcome,
-                         const std::string& worker_id) {
-  const auto& m = outcome.record;
-  std::string module_file = outcome.module_path.filename().string();
-  std::string metadata_file = outcome.metadata_path.filename().string();
-  nlohmann::json unit = {{"target", spec}, {"ok", true}, {"module", module_file}, {"metadata", metadata_file},
-                         {"sha256", m.output_sha256}, {"size_bytes", m.output_size_bytes},
-                         {"cache_hit", outcome.cache_hit}, {"compile_seconds", m.compile_wall_seconds}, {"worker", worker_id},
-                         {"links", {{"module", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, module_file)},
-                                    {"metadata", fmt::format("/v1/jobs/{}/artifacts/{}", job_id, metadata_file)}}}};
-  if (outcome.cache_hit) unit["cache_source"] = outcome.cache_source;
-  return unit;
+UnitResult finished_unit(const std::string& spec, const compile::Outcome& outcome, const std::string& worker_id) {
+  UnitResult u;
+  u.target = spec;
+  u.ok = true;
+  u.module = outcome.module_path.filename().string();
+  u.metadata = outcome.metadata_path.filename().string();
+  u.sha256 = outcome.record.output_sha256;
+  u.size_bytes = outcome.record.output_size_bytes;
+  u.cache_hit = outcome.cache_hit;
+  if (outcome.cache_hit) u.cache_source = outcome.cache_source;
+  u.compile_seconds = outcome.record.compile_wall_seconds;
+  u.worker = worker_id;
+  return u;
 }
 
 }  // namespace
@@ -446,21 +447,23 @@ void Worker::run_job(JobRecord job) {
     if (outcome) {
       if (auto st = store_artifacts(job.id, *outcome); !st) outcome = tl::unexpected(st.error());
     }
-    nlohmann::json unit;
+    UnitResult unit;
     if (outcome) {
       count_compile(*outcome);
-      unit = unit_json(job.id, spec, *outcome, id_);
+      unit = finished_unit(spec, *outcome, id_);
     } else {
       if (outcome.error().code == Code::kCancelled) {
         run.interrupted = true;
         break;
       }
       std::string message = util::to_valid_utf8(client_message(outcome.error().message, input_path, out));
-      unit = {{"target", spec}, {"ok", false}, {"error", {{"code", code_name(outcome.error().code)}, {"message", message}}}};
+      unit.target = spec;
+      unit.error_code = code_name(outcome.error().code);
+      unit.error_message = message;
       if (!first_error) first_error = Error{outcome.error().code, message};
     }
-    if (!binding->empty()) unit["binding"] = binding_json(*binding);
-    units.push_back(std::move(unit));
+    if (!binding->empty()) unit.binding = binding_json(*binding);
+    units.push_back(unit_json(unit, job.id));
   }
   finish_running(job, cancel->load(), run);
 }
