@@ -99,7 +99,12 @@ def main():
     rng = random.Random(int(os.environ.get("KILN_CHAOS_SEED", str(int(time.time())))))
     tmp = tempfile.mkdtemp(prefix="kiln-chaos-", dir="/tmp")
     os.chmod(tmp, 0o711)  # the PostgreSQL server may run as another user (as root, fleet-env.sh does)
-    fleet = ft.Fleet(tmp)
+    try:
+        fleet = ft.Fleet(tmp)
+    except Exception:
+        subprocess.run(["bash", os.path.join(ft.ROOT, "scripts/fleet-env.sh"), "stop", os.path.join(tmp, "env")])
+        subprocess.run(["rm", "-rf", tmp])
+        raise
     started = time.time()
     try:
         fleet.start_front()
