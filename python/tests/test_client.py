@@ -65,7 +65,7 @@ def test_bind_through_the_service(service, tmp_path):
     assert [m.metadata.binding for m in modules] == [{"b": 2}, {"b": 4}]
     x4 = np.arange(32, dtype=np.float32).reshape(4, 8)
     np.testing.assert_allclose(modules[1].run(x4), x4 * 2 + 1)
-    with pytest.raises(kiln.InvalidArgumentError, match="bind lists"):
+    with pytest.raises(kiln.InvalidArgumentError, match="repeats /options/bind/0"):
         client.submit(double, x, targets=["cpu"], bind=[{"b": 2}, {"b": 2}])
 
 

@@ -84,10 +84,10 @@ class Fleet:
             time.sleep(0.1)
         raise RuntimeError("the front did not start: " + self.log("front"))
 
-    def start_worker(self, name):
+    def start_worker(self, name, extra=()):
         env = {"KILN_CACHE_DIR": os.path.join(self.tmp, "cache-" + name)}
         self.spawn(name, [KILN, "worker", "--data-dir", os.path.join(self.tmp, name), "--lease", str(LEASE),
-                          "--executor", "local"], env)
+                          "--executor", "local"] + list(extra), env)
         for _ in range(300):
             if "kiln worker " in self.log(name):
                 return
@@ -237,7 +237,8 @@ def wait_running(fleet, jid, timeout=120):
 
 def cancel_and_drain(fleet):
     # A cancel made on the front reaches the worker that compiles the job.
-    fleet.start_worker("d1")
+    # No grace period: a SIGTERM stops the running compile at once.
+    fleet.start_worker("d1", ["--grace", "0"])
     jid = fleet.submit(model(700, depth=40))
     wait_running(fleet, jid)
     asked = time.time()

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <fstream>
 #include <thread>
 
 #include "harness.h"
@@ -124,6 +125,32 @@ class Serve : public KilnTest {
     return ::recv(fd, &c, 1, 0) <= 0;
   }
 
+  // /proc/PID/stat after the command name: "S PPID ...", or empty when
+  // the process is gone. (Read as a stream: /proc files have no size.)
+  static std::string stat_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t paren = text.rfind(')');
+    return paren == std::string::npos ? "" : text.substr(paren + 2);
+  }
+  // The processes whose parent is `pid` and that still run.
+  static std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+      std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string stat = stat_of(std::stoi(name));
+      if (stat.size() > 2 && stat[0] != 'Z' && std::atoi(stat.c_str() + 2) == pid) out.push_back(std::stoi(name));
+    }
+    return out;
+  }
+  // Whether `pid` has ended (a zombie counts: it no longer runs).
+  static bool ended(pid_t pid) {
+    std::string stat = stat_of(pid);
+    return stat.empty() || stat[0] == 'Z';
+  }
+
   pid_t pid_ = -1;
   std::string port_;
 };
@@ -184,7 +211,7 @@ TEST_F(Serve, BindGivesOneStaticModulePerTargetAndBinding) {
   // Checked as job files are, at submission.
   Http twice = submit(model("classifier_poly.mlir"), R"({"targets": ["cpu"], "options": {"bind": [{"b": 5}, {"b": 5}]}})");
   EXPECT_EQ(twice.status, 400) << twice.body;
-  EXPECT_NE(twice.body.find("bind lists"), std::string::npos) << twice.body;
+  EXPECT_NE(twice.body.find("repeats /options/bind/0"), std::string::npos) << twice.body;
   Http zero = submit(model("classifier_poly.mlir"), R"({"targets": ["cpu"], "options": {"bind": [{"b": 0}]}})");
   EXPECT_EQ(zero.status, 400) << zero.body;
   EXPECT_NE(zero.body.find("/options/bind/0/b"), std::string::npos) << zero.body;
@@ -429,6 +456,235 @@ TEST_F(Serve, KillNineAndRestartLosesNoJob) {
     EXPECT_EQ(j["state"], "succeeded") << j.dump();
   }
   EXPECT_EQ(curl({url("/v1/jobs/" + ids[0])}).json()["attempts"], 2) << "started before and after the crash";
+}
+
+TEST_F(Serve, SigtermMidCompileLosesNoJobAndNeverSucceedsWithoutAllUnits) {
+  // The real compiler, two targets a job, distinct programs (no cache hits):
+  // SIGTERM as soon as the first compiler runs, with no grace period, so
+  // that running units are stopped. After a restart on the same data
+  // every job has succeeded with both modules downloadable. (SIGTERM used
+  // to interrupt the compiles and record their jobs as succeeded with the
+  // units done so far, and the worker went on "succeeding" queued jobs.)
+  std::string text = *util::read_file(fs::path(KILN_SOURCE_DIR) / "examples/mlp.mlir");
+  start({"--workers", "1", "--grace", "0"});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    write("m" + std::to_string(i) + ".mlir", text + "\n// variant " + std::to_string(i) + "\n");
+    Http r = submit(dir() / ("m" + std::to_string(i) + ".mlir"), R"({"targets": ["cpu", "cuda:h100"]})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(r.json()["id"]);
+  }
+  for (int i = 0; i < 600 && children_of(pid_).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(children_of(pid_).empty()) << "no compiler started\n" << log();
+  stop(SIGTERM);
+  EXPECT_NE(log().find("queued again (interrupted by shutdown)"), std::string::npos) << log();
+  start({"--workers", "1"});
+  for (const auto& id : ids) {
+    auto j = wait_for(id, {"succeeded", "failed", "cancelled"}, 300);
+    ASSERT_EQ(j["state"], "succeeded") << j.dump();
+    ASSERT_EQ(j["units"].size(), 2u) << j.dump();
+    for (const auto& unit : j["units"]) {
+      EXPECT_TRUE(unit["ok"].get<bool>()) << unit.dump();
+      Http module = curl({url(unit["links"]["module"].get<std::string>())});
+      EXPECT_EQ(module.status, 200);
+      EXPECT_EQ(util::sha256_hex(module.body), unit["sha256"]) << unit.dump();
+    }
+  }
+}
+
+TEST_F(Serve, SigtermLetsRunningCompilesFinishWithinTheGracePeriod) {
+  // The running job finishes during the grace period and is recorded as
+  // succeeded; the queued one is not started and stays queued.
+  fs::path tools = slow_toolchain(2);
+  start({"--workers", "1", "--grace", "20"}, {"KILN_IREE_DIR=" + tools.string()});
+  std::string running = submit(model("mlp.mlir"), R"({"targets": ["cpu"]})").json()["id"];
+  std::string queued = submit(model("conv.mlir"), R"({"targets": ["cpu"]})").json()["id"];
+  wait_for(running, {"running"});
+  stop(SIGTERM);
+  EXPECT_NE(log().find("job " + running + " succeeded"), std::string::npos) << log();
+  EXPECT_EQ(log().find("running job " + queued), std::string::npos) << "started after the stop began\n" << log();
+  write("slow-iree/delay", "0");
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + tools.string()});
+  auto j = wait_for(running, {"succeeded", "failed"});
+  EXPECT_EQ(j["attempts"], 1) << "not run again: " << j.dump();
+  EXPECT_EQ(wait_for(queued, {"succeeded", "failed"})["state"], "succeeded");
+}
+
+TEST_F(Serve, KillNineLeavesNoCompilerRunning) {
+  // A compiler that would run for a minute: kill -9 of the service ends it
+  // within 2 s (the parent-death signal set before exec).
+  write("stuck-iree/iree-compile",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'IREE compiler version 3.13.0rc20261016 @ 0123abcd'; exit 0; fi\n"
+        "echo $$ >> \"" + (dir() / "compiler.pids").string() + "\"\nexec sleep 60\n");
+  ::chmod((dir() / "stuck-iree/iree-compile").c_str(), 0755);
+  start({"--workers", "1"}, {"KILN_IREE_DIR=" + (dir() / "stuck-iree").string()});
+  std::string id = submit(model("mlp.mlir"), R"({"targets": ["cpu"]})").json()["id"];
+  std::string pids;
+  for (int i = 0; i < 300 && pids.empty(); ++i) {
+    pids = std::string(util::trim(util::read_file(dir() / "compiler.pids").value_or("")));
+    if (pids.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(pids.empty()) << log();
+  pid_t compiler = std::stoi(pids);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // it is sleep by now
+  ASSERT_FALSE(ended(compiler));
+  stop(SIGKILL);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!ended(compiler) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bool gone = ended(compiler);
+  if (!gone) ::kill(compiler, SIGKILL);
+  EXPECT_TRUE(gone) << "the compiler outlived kill -9 of kiln serve by 2 s";
+}
+
+TEST_F(Serve, ManyDuplicateTargetsAreRefusedAtOnceWithASmallBody) {
+  // 10,000 copies of one target: kiln's own check refuses the first
+  // duplicate before the schema (which reported every pair) runs.
+  start();
+  std::string targets = "[";
+  for (int i = 0; i < 10000; ++i) targets += std::string(i ? "," : "") + "\"cpu\"";
+  write("options.json", "{\"targets\": " + targets + "]}");
+  auto started = std::chrono::steady_clock::now();
+  Http r = curl({"-F", "model=@" + model("mlp.mlir").string(), "-F", "options=<" + (dir() / "options.json").string(),
+                 url("/v1/jobs")});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(r.status, 400) << r.body.substr(0, 500);
+  EXPECT_LT(r.body.size(), 4096u);
+  EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("at /targets/1: \"cpu\" repeats /targets/0"),
+            std::string::npos)
+      << r.body;
+  EXPECT_LT(seconds, 5) << "answered at once, not after checking every pair";
+  Http bind = submit(model("classifier_poly.mlir"), R"({"targets": ["cpu"], "options": {"bind": [{"b": 5}, {"b": 5}]}})");
+  EXPECT_EQ(bind.status, 400);
+  EXPECT_NE(bind.body.find("/options/bind/1"), std::string::npos) << bind.body;
+  std::string many = "[";
+  for (int i = 0; i < 65; ++i) many += std::string(i ? "," : "") + "\"cpu:x86-64-v" + std::to_string(i) + "\"";
+  Http over = submit(model("mlp.mlir"), "{\"targets\": " + many + "]}");
+  EXPECT_EQ(over.status, 400);
+  EXPECT_NE(over.body.find("at most 64 targets"), std::string::npos) << over.body;
+}
+
+TEST_F(Serve, BytesThatAreNotUtf8AreNeverA500) {
+  start();
+  for (const std::string& options : {std::string("{\"targets\": [\"cpu\xff\"]}"), std::string("{\"tar\xffgets\": [\"cpu\"]}"),
+                                     std::string("{\"targets\": [\"cpu\"], \"options\": {\"extra_flags\": [\"--iree-\xff\"]}}")}) {
+    write("options.bin", options);
+    Http r = curl({"-F", "model=@" + model("mlp.mlir").string(), "-F", "options=<" + (dir() / "options.bin").string(),
+                   url("/v1/jobs")});
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_FALSE(r.json().is_discarded()) << r.body;
+  }
+  Http path = curl({url("/v1/jobs/\xff\xfe")});
+  EXPECT_TRUE(path.status == 404 || path.status == 400) << path.status << " " << path.body;
+  EXPECT_FALSE(path.json().is_discarded()) << path.body;
+  // A compile that fails on a line carrying a byte that is not UTF-8 ends
+  // compile_failed with the compiler's diagnostics, not internal.
+  write("bad.mlir", "func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> { // \xff\n  %0 = stablehlo.nonsense %a : "
+                    "tensor<4xf32> // \xff\xfe\n  return %0 : tensor<4xf32>\n}\n");
+  Http bad = submit(dir() / "bad.mlir", R"({"targets": ["cpu"]})");
+  if (bad.status == 202) {
+    auto j = wait_for(bad.json()["id"], {"failed", "succeeded"});
+    EXPECT_EQ(j["error"]["code"], "compile_failed") << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    EXPECT_EQ(bad.status, 400) << bad.body;
+  }
+  std::string metrics = curl({url("/metrics")}).body;
+  EXPECT_NE(metrics.find("kiln_http_responses_total{code=\"400\"} "), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("code=\"500\""), std::string::npos) << metrics;
+}
+
+TEST_F(Serve, MalformedFramingGetsItsStatusNotASilentClose) {
+  start();
+  auto status_of = [&](const std::string& request) {
+    int fd = connect_raw();
+    EXPECT_GE(fd, 0);
+    size_t sent = 0;
+    while (sent < request.size()) {
+      ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    std::string reply;
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 3000) > 0) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      reply.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return reply.size() > 12 ? std::atoi(reply.substr(9, 3).c_str()) : 0;
+  };
+  std::string auth = "Authorization: Bearer " + kToken + "\r\n";
+  EXPECT_EQ(status_of("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: abc\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth +
+                      "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: gzip, chunked\r\n\r\n"), 501);
+  EXPECT_EQ(status_of("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 << 10, 'a') + "\r\n\r\n"), 431);
+  EXPECT_EQ(status_of("GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n"), 505);
+  static const char kNul[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\n\r\n";
+  EXPECT_EQ(status_of(std::string(kNul, sizeof kNul - 1)), 400);
+  // The scheme is case-insensitive.
+  EXPECT_EQ(curl({"-H", "Authorization: bearer " + kToken, url("/v1/jobs")}, false).status, 200);
+  EXPECT_EQ(curl({"-H", "Authorization: BEARER " + kToken, url("/v1/jobs")}, false).status, 200);
+}
+
+TEST_F(Serve, HealthzIsAnsweredWhileSlowUploadsHoldEverySlot) {
+  // 300 authenticated uploads declaring 200 MB and sending a byte a
+  // second: uploads take at most 7/8 of the connection caps, so /healthz
+  // keeps being answered; and an upload slower than the minimum rate (on
+  // bytes received) is dropped after --body-timeout.
+  start({"--body-timeout", "3"});
+  std::string head = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                     "\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 200000000\r\n\r\n";
+  std::vector<int> slow;
+  for (int i = 0; i < 300; ++i) {
+    int fd = connect_raw();
+    ASSERT_GE(fd, 0);
+    (void)::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    slow.push_back(fd);
+  }
+  double worst_ms = 0;
+  int answered = 0, probes = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    for (int fd : slow) (void)::send(fd, "-", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ++probes;
+    auto started = std::chrono::steady_clock::now();
+    int fd = connect_raw();
+    std::string reply;
+    if (fd >= 0) {
+      std::string probe = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      (void)::send(fd, probe.data(), probe.size(), MSG_NOSIGNAL);
+      char buf[1024];
+      pollfd p{fd, POLLIN, 0};
+      while (reply.find("\r\n\r\n") == std::string::npos && ::poll(&p, 1, 2000) > 0) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<size_t>(n));
+      }
+      ::close(fd);
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if (reply.rfind("HTTP/1.1 200", 0) == 0) ++answered;
+    worst_ms = std::max(worst_ms, ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(answered, probes) << "worst probe " << worst_ms << " ms\n" << log();
+  EXPECT_LT(worst_ms, 1000);
+  // Past the body deadline, the trickling uploads are gone.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  int dropped = 0;
+  for (int fd : slow) {
+    // Whatever the server answered (a 429 for uploads over the slots), then the end.
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    ssize_t n = 1;
+    while (n > 0 && ::poll(&p, 1, 10) > 0) n = ::recv(fd, buf, sizeof buf, 0);
+    dropped += n <= 0 ? 1 : 0;
+  }
+  EXPECT_EQ(dropped, 300) << "uploads below the minimum rate were kept";
+  for (int fd : slow) ::close(fd);
 }
 
 }  // namespace

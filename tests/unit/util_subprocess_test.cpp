@@ -2,7 +2,11 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -76,9 +80,54 @@ TEST(Subprocess, CancellationHoldsAfterTheChildClosesItsPipes) {
 
 TEST(Subprocess, ABadWorkingFolderIsAnErrorNotAHalfSetUpChild) {
   auto r = run_process({.argv = {"/bin/true"}, .cwd = std::filesystem::path("/nonexistent/kiln/folder")});
-  // glibc reports a failed chdir as posix_spawn's own error.
+  // A failed chdir in the child is reported as the start's error.
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("/bin/true"), std::string::npos) << r.error().message;
+}
+
+namespace {
+
+// Whether `pid` is gone (or a zombie waiting for a reaper that is not us).
+bool gone(pid_t pid) {
+  // Read as a stream: /proc files have no size to map.
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] == 'Z';
+}
+
+}  // namespace
+
+TEST(Subprocess, AChildDiesWithAKilledParent) {
+  // A process (the "kiln") runs a long child and is killed with SIGKILL,
+  // which it cannot handle: the kernel's parent-death signal ends the child.
+  auto dir = TempDir::create(temp_root(), "kiln-pdeath-");
+  ASSERT_TRUE(dir);
+  std::string pid_file = (dir->path() / "child.pid").string();
+  pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    auto r = run_process({.argv = {"/bin/sh", "-c", "echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " +
+                                                        pid_file + "; exec sleep 60"}});
+    ::_exit(r ? 0 : 1);
+  }
+  std::string text;
+  for (int i = 0; i < 500 && text.empty(); ++i) {
+    text = read_file(pid_file).value_or("");
+    if (text.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(text.empty()) << "the child never started";
+  pid_t child = std::stoi(text);
+  ASSERT_FALSE(gone(child));
+  ::kill(parent, SIGKILL);
+  int status = 0;
+  ::waitpid(parent, &status, 0);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!gone(child) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bool ended = gone(child);
+  if (!ended) ::kill(child, SIGKILL);
+  EXPECT_TRUE(ended) << "the child of a SIGKILLed parent still runs 2 s later";
 }
 
 TEST(Subprocess, ReportsCrashSignal) {

@@ -12,6 +12,7 @@
 #include "kiln/docker/container_executor.h"
 #include "kiln/serve/http.h"
 #include "kiln/serve/service.h"
+#include "kiln/serve/worker.h"
 #include "kiln/util/file.h"
 #include "kiln/util/signals.h"
 #include "kiln/util/strings.h"
@@ -59,7 +60,7 @@ Result<Selected> choose_executor(const Context& context, const std::string& flag
 struct Common {
   std::string data_dir = "kiln-data", queue, store, executor;
   int workers = 0;
-  double job_timeout = 1800, lease = 30;
+  double job_timeout = 1800, lease = 30, grace = 30;
   int max_attempts = 3;
 
   void add_to(CLI::App& app, const char* workers_help) {
@@ -74,6 +75,10 @@ struct Common {
     app.add_option("--lease", lease, "seconds a worker's claim on a job lasts without renewal; a job whose worker "
                                      "stops renewing runs again elsewhere after this (default 30)")
         ->check(CLI::Range(1.0, 86400.0));
+    app.add_option("--grace", grace, "on SIGTERM/SIGINT, seconds running compiles may take to finish before they "
+                                     "are stopped and their jobs queued again (default 30; a second signal stops "
+                                     "them at once)")
+        ->check(CLI::Range(0.0, 86400.0));
     app.add_option("--max-attempts", max_attempts, "starts of one job before it is failed (default 3)")
         ->check(CLI::Range(1, 100));
     app.add_option("--executor", executor, "local or docker (default: docker when its engine and image are there)")
@@ -89,6 +94,7 @@ struct Common {
     o.job_timeout = std::chrono::seconds(static_cast<int64_t>(job_timeout));
     o.lease_seconds = lease;
     o.max_attempts = max_attempts;
+    o.grace = std::chrono::milliseconds(static_cast<int64_t>(grace * 1000));
     if (auto db = tuning_for_compiles(context.settings)) o.tuning_dir = db->root();
     return o;
   }
@@ -116,7 +122,7 @@ Result<int> run_serve(Context& context) {
   common.add_to(app, "jobs compiled at once on this host (default: one per CPU; 0: the HTTP front only, with a "
                      "shared queue and `kiln worker`s elsewhere)");
   serve::HttpOptions http;
-  double header_timeout = 10;
+  double header_timeout = 10, body_timeout = 30;
   app.add_option("--max-connections", http.max_connections, "open connections in all (default 256)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--max-connections-per-client", http.max_connections_per_client,
@@ -125,7 +131,11 @@ Result<int> run_serve(Context& context) {
   app.add_option("--header-timeout", header_timeout,
                  "seconds a request's headers may take to arrive, and an idle connection stays open (default 10)")
       ->check(CLI::Range(0.05, 3600.0));
+  app.add_option("--body-timeout", body_timeout,
+                 "seconds an upload may lag behind 64 KiB/s of bytes received before it is dropped (default 30)")
+      ->check(CLI::Range(0.05, 3600.0));
   if (KILN_TRY(parse_args(app, context))) return 0;
+  http.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(body_timeout * 1000));
   http.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(header_timeout * 1000));
 
   size_t colon = listen.rfind(':');
@@ -142,10 +152,14 @@ Result<int> run_serve(Context& context) {
   auto selected = KILN_TRY(choose_executor(context, common.executor));
   auto cache = KILN_TRY(cache_for_compiles(context.settings));
   std::string executor_name = selected.executor->name();
+  // A signal now asks for a graceful stop; running compiles are the
+  // service's to finish or stop.
+  util::defer_interrupts();
   auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
   std::cerr << fmt::format("kiln serve: {}{}\n", describe(options, executor_name, selected.tools.release),
                            service->recovered() ? fmt::format("; {} interrupted job(s) re-queued", service->recovered()) : "");
   auto served = serve::serve_http(*service, http);
+  std::cerr << "kiln serve: stopping (running jobs finish within the grace period or go back to the queue)\n";
   service->stop();
   if (!served) return tl::unexpected(served.error());
   std::cerr << "kiln serve: stopped\n";
@@ -168,11 +182,17 @@ Result<int> run_worker(Context& context) {
   auto selected = KILN_TRY(choose_executor(context, common.executor));
   auto cache = KILN_TRY(cache_for_compiles(context.settings));
   std::string executor_name = selected.executor->name();
-  auto service = KILN_TRY(serve::Service::start(options, selected.tools, std::move(selected.executor), std::move(cache)));
-  std::cerr << fmt::format("kiln worker {}: {}\n", service->worker_id(), describe(options, executor_name, selected.tools.release));
-  while (!util::interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::cerr << "kiln worker: stopping (running jobs go back to the queue)\n";
-  service->stop();
+  util::defer_interrupts();
+  // The worker alone: no HTTP API is built.
+  auto backends = KILN_TRY(serve::open_backends(options.data_dir, options.queue, options.store));
+  serve::WorkerOptions w{options.data_dir, options.lease_seconds, options.workers, options.job_timeout,
+                         options.max_attempts, options.tuning_dir, options.grace};
+  auto worker = KILN_TRY(serve::Worker::start(std::move(w), selected.tools, std::move(selected.executor),
+                                              std::move(cache), std::move(backends)));
+  std::cerr << fmt::format("kiln worker {}: {}\n", worker->id(), describe(options, executor_name, selected.tools.release));
+  while (!util::shutdown_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::cerr << "kiln worker: stopping (running jobs finish within the grace period or go back to the queue)\n";
+  worker->stop();
   std::cerr << "kiln worker: stopped\n";
   return 0;
 }

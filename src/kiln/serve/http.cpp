@@ -3,6 +3,7 @@
 #include <atomic>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 
 #include "kiln/util/file.h"
 #include "kiln/util/signals.h"
+#include "kiln/util/strings.h"
 
 namespace kiln::serve {
 namespace {
@@ -62,7 +64,9 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read_header();
   void on_header(beast::error_code ec);
+  void read_body();
   void on_body(beast::error_code ec);
+  void end_upload();
   void respond(const Response& r, bool keep_alive);
   template <typename Message>
   void write(std::shared_ptr<Message> message, uint64_t bytes, bool keep_alive);
@@ -78,6 +82,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Request request_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
+  bool uploading_ = false;  // holds one of the server's upload slots
+  Clock::time_point body_started_;
   std::atomic<bool> idle_{true};
   std::atomic<Clock::rep> idle_since_{Clock::now().time_since_epoch().count()};
   Server& server_;
@@ -94,6 +100,12 @@ class Server {
   // the threads.
   void run();
   void forget(Session* session, const std::string& client);
+  // A slot for a request body, or false when the slots (all of them, or
+  // this client's) are taken: part of each cap is kept for requests without
+  // a body, so probes and status requests are answered while uploads fill
+  // the rest.
+  bool begin_upload(const std::string& client);
+  void end_upload(const std::string& client);
 
   Service& service;
   const HttpOptions options;
@@ -110,10 +122,20 @@ class Server {
   std::mutex mu_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
   std::unordered_map<std::string, int> per_client_;
+  int uploads_ = 0;
+  std::unordered_map<std::string, int> uploads_per_client_;
   bool stopping_ = false;
 };
 
-Session::~Session() { server_.forget(this, client_); }
+Session::~Session() {
+  end_upload();
+  server_.forget(this, client_);
+}
+
+void Session::end_upload() {
+  if (uploading_) server_.end_upload(client_);
+  uploading_ = false;
+}
 
 void Session::read_header() {
   parser_.emplace();
@@ -128,9 +150,39 @@ void Session::read_header() {
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
 }
 
+// The status for a request whose framing is wrong (RFC 9112), or 0 when it
+// is fine. Beast's parse errors arrive in `ec`; what it accepts but kiln does
+// not (other versions, transfer codings) is checked on the parsed header.
+int framing_status(beast::error_code ec, const http::request_parser<http::string_body>& parser) {
+  if (ec == http::error::header_limit) return 431;
+  if (ec == http::error::bad_version) return 505;
+  if (ec) return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+                         ec != http::error::end_of_stream && ec != http::error::partial_message
+                     ? 400
+                     : 0;
+  const auto& header = parser.get();
+  if (header.version() != 10 && header.version() != 11) return 505;
+  auto te = header.find(http::field::transfer_encoding);
+  if (te != header.end()) {
+    if (header.find(http::field::content_length) != header.end()) return 400;
+    if (util::to_lower(util::trim(std::string_view(te->value().data(), te->value().size()))) != "chunked") return 501;
+  }
+  return 0;
+}
+
 void Session::on_header(beast::error_code ec) {
   idle_ = false;
-  if (ec) return close();  // the client left, sent garbage, or ran past the deadline
+  if (int status = framing_status(ec, *parser_); status) {
+    static const std::map<int, std::pair<const char*, const char*>> kWhy = {
+        {400, {"bad_request", "the request's framing is malformed"}},
+        {431, {"header_too_large", "the request's headers are over 64 KiB"}},
+        {501, {"not_implemented", "the only transfer coding taken is chunked"}},
+        {505, {"http_version_not_supported", "this service speaks HTTP/1.0 and HTTP/1.1"}}};
+    version_ = 11;
+    std::string detail = ec ? " (" + ec.message() + ")" : "";
+    return respond(error_response(status, kWhy.at(status).first, kWhy.at(status).second + detail), false);
+  }
+  if (ec) return close();  // the client left or ran past the deadline
   auto& header = parser_->get();
   std::string target(header.target());
   request_ = {};
@@ -154,12 +206,32 @@ void Session::on_header(beast::error_code ec) {
                    false);
   }
   parser_->body_limit(limit);
-  uint64_t expected = length.value_or(0);
-  stream_.expires_after(server_.options.body_timeout + std::chrono::seconds(expected / kMinBodyBytesPerSecond));
-  http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+  if (parser_->is_done()) return on_body({});  // no body
+  if (!server_.begin_upload(client_)) {
+    Response busy = error_response(429, "resource_exhausted", "too many uploads in progress; retry later");
+    busy.headers.emplace_back("Retry-After", "5");
+    return respond(busy, false);
+  }
+  uploading_ = true;
+  body_started_ = Clock::now();
+  read_body();
+}
+
+// The body is read in pieces; each extends the deadline by what it brought
+// at the slowest rate taken, so the rate is measured on bytes received, not
+// on the length a client declares.
+void Session::read_body() {
+  uint64_t received = parser_->get().body().size();
+  stream_.expires_at(body_started_ + server_.options.body_timeout +
+                     std::chrono::milliseconds(received * 1000 / kMinBodyBytesPerSecond));
+  http::async_read_some(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    if (!ec && !self->parser_->is_done()) return self->read_body();
+    self->on_body(ec);
+  });
 }
 
 void Session::on_body(beast::error_code ec) {
+  end_upload();
   if (ec == http::error::body_limit) {
     return respond(error_response(413, "resource_exhausted", "the upload is over this service's limit"), false);
   }
@@ -175,6 +247,7 @@ void Session::on_body(beast::error_code ec) {
 }
 
 void Session::respond(const Response& r, bool keep_alive) {
+  server_.service.count_response(r.file.empty() ? r.status : 200);
   if (!r.file.empty()) {
     auto res = std::make_shared<http::response<http::file_body>>(http::status::ok, version_);
     beast::error_code open_ec;
@@ -258,13 +331,29 @@ void Server::on_accept(tcp::socket socket) {
   session->start();
 }
 
+bool Server::begin_upload(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int total = options.max_connections - std::max(1, options.max_connections / 8);
+  int per_client = options.max_connections_per_client - std::max(1, options.max_connections_per_client / 8);
+  if (uploads_ >= std::max(1, total) || uploads_per_client_[client] >= std::max(1, per_client)) return false;
+  ++uploads_;
+  ++uploads_per_client_[client];
+  return true;
+}
+
+void Server::end_upload(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --uploads_;
+  if (--uploads_per_client_[client] <= 0) uploads_per_client_.erase(client);
+}
+
 void Server::forget(Session* session, const std::string& client) {
   std::lock_guard<std::mutex> lock(mu_);
   if (sessions_.erase(session) && --per_client_[client] <= 0) per_client_.erase(client);
 }
 
 void Server::tick() {
-  if (util::interrupted()) return shut_down();
+  if (util::shutdown_requested()) return shut_down();
   ticker_.expires_after(std::chrono::milliseconds(100));
   ticker_.async_wait([this](beast::error_code ec) {
     if (!ec) tick();

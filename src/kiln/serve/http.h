@@ -26,7 +26,10 @@ struct HttpOptions {
   // being opened or kept alive; idle keep-alive connections end then too.
   std::chrono::milliseconds header_timeout{10000};
   // The body must arrive at no less than ~64 KiB/s: the deadline is this
-  // plus the body's length at that rate.
+  // plus the bytes received so far at that rate (not the declared length),
+  // so a client that trickles is dropped after about this long. Uploads
+  // take at most 7/8 of the connection caps; the rest stay for requests
+  // without a body (/healthz, /metrics, status).
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds write_timeout{60000};
 };

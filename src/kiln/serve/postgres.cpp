@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "kiln/serve/store.h"
+#include "kiln/serve/job_request.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::serve {
@@ -244,10 +245,10 @@ class PgStore final : public Store {
       KILN_TRY(c_.exec(std::string("SELECT pg_advisory_xact_lock(") + kInsertLock + ")", {}, false));
       auto count = KILN_TRY(c_.exec("SELECT count(*) FROM jobs WHERE state = 'queued'", {}, false));
       if (int64_t queued = count.integer(0, 0); queued >= max_queued) {
-        return fail(Code::kResourceExhausted, std::to_string(queued));
+        return fail(Code::kResourceExhausted, fmt::format("the queue is full ({} jobs waiting)", queued));
       }
       KILN_TRY(c_.exec("INSERT INTO jobs (id, state, created_at, request, input_path) VALUES ($1, $2, $3, $4, $5)",
-                       {j.id, state_name(j.state), fmt::format("{:.6f}", j.created_at), j.request.dump(), j.input_path}, false));
+                       {j.id, state_name(j.state), fmt::format("{:.6f}", j.created_at), stored_json(j.request), j.input_path}, false));
       return {};
     }();
     if (!inserted) {
@@ -293,19 +294,19 @@ class PgStore final : public Store {
     return Lease{true, r.text(0, 0) == "t"};
   }
 
-  Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
-                      const nlohmann::json& result, const std::string& error_code,
-                      const std::string& error_message) override {
+  Result<bool> write_end(const std::string& id, const std::string& worker, JobState state,
+                         const nlohmann::json& result, const std::string& error_code,
+                         const std::string& error_message) override {
     auto r = KILN_TRY(run(fmt::format("UPDATE jobs SET state = $3, finished_at = {}, result = $4, error_code = $5, "
                                       "error_message = $6, worker = '', lease_until = 0 "
                                       "WHERE id = $1 AND worker = $2 AND state = 'running'", kNow),
-                          {id, worker, state_name(state), result.dump(), error_code, error_message}));
+                          {id, worker, state_name(state), stored_json(result), error_code, error_message}));
     return r.affected() == 1;
   }
 
   Status release(const std::string& id, const std::string& worker) override {
-    KILN_TRY(run("UPDATE jobs SET state = 'queued', started_at = 0, worker = '', lease_until = 0, "
-                 "attempts = greatest(attempts - 1, 0) WHERE id = $1 AND worker = $2 AND state = 'running'",
+    KILN_TRY(run("UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
+                 "started_at = 0, worker = '', lease_until = 0, attempts = greatest(attempts - 1, 0) WHERE id = $1 AND worker = $2 AND state = 'running'",
                  {id, worker}));
     return {};
   }

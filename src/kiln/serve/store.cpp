@@ -1,5 +1,9 @@
 #include "kiln/serve/store.h"
 
+#include "kiln/serve/job_request.h"
+#include "kiln/util/strings.h"
+#include "kiln/util/utf8.h"
+
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -112,9 +116,9 @@ class SqliteStore final : public Store {
   Result<std::vector<JobRecord>> recent(int limit) override;
   Result<std::optional<JobRecord>> claim_next(const std::string& worker, double lease_seconds) override;
   Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) override;
-  Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
-                      const nlohmann::json& result, const std::string& error_code,
-                      const std::string& error_message) override;
+  Result<bool> write_end(const std::string& id, const std::string& worker, JobState state,
+                         const nlohmann::json& result, const std::string& error_code,
+                         const std::string& error_message) override;
   Status release(const std::string& id, const std::string& worker) override;
   Result<std::optional<JobState>> cancel(const std::string& id) override;
   Result<int> expire(int max_attempts) override;
@@ -194,10 +198,10 @@ Status SqliteStore::insert(const JobRecord& j, int64_t max_queued) {
   Statement count(db_, "SELECT COUNT(*) FROM jobs WHERE state = 'queued'");
   if (count.step() != SQLITE_ROW) return tl::unexpected(error("count"));
   if (int64_t queued = count.column_int(0); queued >= max_queued) {
-    return fail(Code::kResourceExhausted, std::to_string(queued));
+    return fail(Code::kResourceExhausted, fmt::format("the queue is full ({} jobs waiting)", queued));
   }
   Statement s(db_, "INSERT INTO jobs (id, state, created_at, request, input_path) VALUES (?, ?, ?, ?, ?)");
-  s.text(1, j.id).text(2, state_name(j.state)).real(3, j.created_at).text(4, j.request.dump()).text(5, j.input_path);
+  s.text(1, j.id).text(2, state_name(j.state)).real(3, j.created_at).text(4, stored_json(j.request)).text(5, j.input_path);
   if (s.step() != SQLITE_DONE) return tl::unexpected(error("insert"));
   return {};
 }
@@ -249,21 +253,22 @@ Result<Lease> SqliteStore::renew(const std::string& id, const std::string& worke
   return Lease{true, s.column_int(0) != 0};
 }
 
-Result<bool> SqliteStore::finish(const std::string& id, const std::string& worker, JobState state,
+Result<bool> SqliteStore::write_end(const std::string& id, const std::string& worker, JobState state,
                                  const nlohmann::json& result, const std::string& error_code,
                                  const std::string& error_message) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "UPDATE jobs SET state = ?, finished_at = ?, result = ?, error_code = ?, error_message = ?, "
                    "worker = '', lease_until = 0 WHERE id = ? AND worker = ? AND state = 'running'");
-  s.text(1, state_name(state)).real(2, now()).text(3, result.dump()).text(4, error_code).text(5, error_message).text(6, id).text(7, worker);
+  s.text(1, state_name(state)).real(2, now()).text(3, stored_json(result)).text(4, error_code).text(5, error_message).text(6, id).text(7, worker);
   if (s.step() != SQLITE_DONE) return tl::unexpected(error("update"));
   return sqlite3_changes(db_) == 1;
 }
 
 Status SqliteStore::release(const std::string& id, const std::string& worker) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "UPDATE jobs SET state = 'queued', started_at = 0, worker = '', lease_until = 0, "
-                   "attempts = MAX(attempts - 1, 0) WHERE id = ? AND worker = ? AND state = 'running'");
+  Statement s(db_, "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, "
+                   "started_at = 0, worker = '', lease_until = 0, attempts = MAX(attempts - 1, 0) "
+                   "WHERE id = ? AND worker = ? AND state = 'running'");
   s.text(1, id).text(2, worker);
   if (s.step() != SQLITE_DONE) return tl::unexpected(error("release"));
   return {};
@@ -362,6 +367,25 @@ JobState parse_state(const std::string& name) {
 Result<std::unique_ptr<Store>> Store::open(const std::string& where) {
   if (where.rfind("postgresql://", 0) == 0 || where.rfind("postgres://", 0) == 0) return open_postgres(where);
   return SqliteStore::open(where);
+}
+
+Result<bool> Store::finish(const std::string& id, const std::string& worker, JobState state,
+                           const nlohmann::json& result, const std::string& error_code,
+                           const std::string& error_message) {
+  if (state == JobState::kSucceeded) {
+    // The request never changes after insert: reading it outside the
+    // backend's update is safe.
+    auto job = KILN_TRY(get(id));
+    if (!job) return false;
+    auto request = read_job_request(job->request);
+    Status complete = request ? check_succeeded(*request, result)
+                              : fail(Code::kFailedPrecondition, "its request is unreadable: " + request.error().message);
+    if (!complete) {
+      return fail(Code::kFailedPrecondition,
+                  fmt::format("refusing to record job {} as succeeded: {}", id, complete.error().message));
+    }
+  }
+  return write_end(id, worker, state, result, error_code, util::to_valid_utf8(error_message));
 }
 
 Result<int64_t> Store::queued() {

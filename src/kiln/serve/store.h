@@ -67,7 +67,7 @@ class Store : public cache::KeyLocks {
 
   // Stores a new job, unless `max_queued` jobs are waiting already: the
   // count and the insert are one step, so the limit is exact
-  // (kResourceExhausted, with the count in the message).
+  // (kResourceExhausted).
   virtual Status insert(const JobRecord& job, int64_t max_queued = INT64_MAX) = 0;
   virtual Result<std::optional<JobRecord>> get(const std::string& id) = 0;
   virtual Result<std::vector<JobRecord>> recent(int limit) = 0;
@@ -75,11 +75,14 @@ class Store : public cache::KeyLocks {
   virtual Result<std::optional<JobRecord>> claim_next(const std::string& worker, double lease_seconds) = 0;
   virtual Result<Lease> renew(const std::string& id, const std::string& worker, double lease_seconds) = 0;
   // Records the end of a job this worker holds; false when it no longer
-  // holds it (nothing is written then).
-  virtual Result<bool> finish(const std::string& id, const std::string& worker, JobState state,
-                              const nlohmann::json& result, const std::string& error_code,
-                              const std::string& error_message) = 0;
-  // Gives a held job back to the queue (a graceful stop); the start is not counted.
+  // holds it (nothing is written then). A job is succeeded only with a
+  // finished unit for every unit its request plans (check_succeeded): any
+  // other result is refused with kFailedPrecondition and nothing is written,
+  // whichever backend keeps the job.
+  Result<bool> finish(const std::string& id, const std::string& worker, JobState state, const nlohmann::json& result,
+                      const std::string& error_code, const std::string& error_message);
+  // Gives a held job back to the queue (a graceful stop); the start is not
+  // counted. A job a client asked to cancel meanwhile ends cancelled instead.
   virtual Status release(const std::string& id, const std::string& worker) = 0;
   // queued -> cancelled at once; running -> stays running with a cancel
   // request that its worker sees at its next renewal. The state after the
@@ -95,6 +98,12 @@ class Store : public cache::KeyLocks {
                               const std::string& crash_reason = "") = 0;
   virtual Result<std::map<std::string, int64_t>> counts() = 0;
   Result<int64_t> queued();
+
+ protected:
+  // The backend's half of finish(), called once the result is checked.
+  virtual Result<bool> write_end(const std::string& id, const std::string& worker, JobState state,
+                                 const nlohmann::json& result, const std::string& error_code,
+                                 const std::string& error_message) = 0;
 };
 
 // "postgresql://user:secret@host/db" -> "postgresql://user@host/db": what

@@ -11,9 +11,16 @@ namespace {
 // handler may store to because it is lock-free. A volatile sig_atomic_t is
 // only safe between a handler and the thread it interrupted.
 std::atomic<int> g_signal{0};
+std::atomic<int> g_shutdown{0};
+std::atomic<bool> g_deferred{false};
 static_assert(std::atomic<int>::is_always_lock_free);
+static_assert(std::atomic<bool>::is_always_lock_free);
 
-void on_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
+void on_signal(int sig) {
+  // Deferred: the first signal is a request; the second interrupts.
+  if (g_deferred.load(std::memory_order_relaxed) && g_shutdown.exchange(sig, std::memory_order_relaxed) == 0) return;
+  g_signal.store(sig, std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -28,5 +35,12 @@ void install_interrupt_handlers() {
 }
 
 int interrupted() { return g_signal.load(std::memory_order_relaxed); }
+
+void defer_interrupts() { g_deferred.store(true, std::memory_order_relaxed); }
+
+int shutdown_requested() {
+  int sig = g_shutdown.load(std::memory_order_relaxed);
+  return sig ? sig : interrupted();
+}
 
 }  // namespace kiln::util

@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,52 +73,67 @@ void drain(int& fd, std::string& sink, size_t limit) {
   }
 }
 
-// posix_spawn's set-up objects, destroyed on every path; each set-up call
-// is checked, so a child never starts with half its redirections.
-class SpawnSetup {
- public:
-  SpawnSetup() {
-    actions_ok_ = ::posix_spawn_file_actions_init(&actions_) == 0;
-    attr_ok_ = ::posix_spawnattr_init(&attr_) == 0;
-  }
-  ~SpawnSetup() {
-    if (actions_ok_) ::posix_spawn_file_actions_destroy(&actions_);
-    if (attr_ok_) ::posix_spawnattr_destroy(&attr_);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
+// The child's side of the start, between fork and exec: only
+// async-signal-safe calls. The child gets its own process group, the
+// default dispositions of the signals kiln handles, and a parent-death
+// signal: if kiln dies (even by SIGKILL), the kernel kills the child, so no
+// compiler outlives the process that would have used its output. Failures
+// are written to `report` (errno, then the step) and the child exits 127.
+[[noreturn]] void child_failed(int report, int step) {
+  int what[2] = {errno, step};
+  ssize_t ignored = ::write(report, what, sizeof what);
+  (void)ignored;
+  ::_exit(127);
+}
 
-  Status prepare(const ProcessSpec& spec, int out_fd, int err_fd) {
-    if (!actions_ok_ || !attr_ok_) return fail(Code::kResourceExhausted, "cannot initialise posix_spawn's attributes");
-    KILN_TRY_STATUS(check(::posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0),
-                          "posix_spawn_file_actions_addopen"));
-    KILN_TRY_STATUS(check(::posix_spawn_file_actions_adddup2(&actions_, out_fd, STDOUT_FILENO), "posix_spawn_file_actions_adddup2"));
-    KILN_TRY_STATUS(check(::posix_spawn_file_actions_adddup2(&actions_, err_fd, STDERR_FILENO), "posix_spawn_file_actions_adddup2"));
-    if (spec.cwd) {
-      KILN_TRY_STATUS(check(::posix_spawn_file_actions_addchdir_np(&actions_, spec.cwd->c_str()),
-                            "posix_spawn_file_actions_addchdir_np"));
-    }
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM}) sigaddset(&defaults, sig);
-    KILN_TRY_STATUS(check(::posix_spawnattr_setsigdefault(&attr_, &defaults), "posix_spawnattr_setsigdefault"));
-    KILN_TRY_STATUS(check(::posix_spawnattr_setpgroup(&attr_, 0), "posix_spawnattr_setpgroup"));
-    return check(::posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF),
-                 "posix_spawnattr_setflags");
-  }
+[[noreturn]] void exec_child(const char* path, char* const* argv, char* const* envp, const char* cwd, int out_fd,
+                             int err_fd, int report, pid_t parent) {
+  auto die = [&](int step) { child_failed(report, step); };
+  if (::setpgid(0, 0) != 0) die(0);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die(1);
+  // The parent may have died before the signal was armed.
+  if (::getppid() != parent) ::_exit(127);
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM}) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  int in = ::open("/dev/null", O_RDONLY);
+  if (in < 0 || ::dup2(in, STDIN_FILENO) < 0) die(2);
+  if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) die(3);
+  if (cwd && ::chdir(cwd) != 0) die(4);
+  ::execve(path, argv, envp);
+  child_failed(report, 5);
+}
 
-  const posix_spawn_file_actions_t* actions() const { return &actions_; }
-  const posix_spawnattr_t* attr() const { return &attr_; }
-
- private:
-  static Status check(int rc, const char* what) {
-    if (rc == 0) return {};
-    return fail(Code::kInternal, errno_text(what, rc));
+// Starts the child; reads its report pipe until exec closes it.
+Result<pid_t> start_child(const ProcessSpec& spec, char* const* argv, char* const* envp, int out_fd, int err_fd) {
+  Pipe report;
+  if (::pipe2(report.fds, O_CLOEXEC) != 0) return fail(Code::kResourceExhausted, errno_text("pipe2", errno));
+  std::string cwd = spec.cwd ? spec.cwd->string() : "";
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(Code::kResourceExhausted, errno_text("fork", errno));
+  if (pid == 0) exec_child(argv[0], argv, envp, spec.cwd ? cwd.c_str() : nullptr, out_fd, err_fd, report.fds[1], parent);
+  // Also set here, so a kill of the group right after the start finds it.
+  ::setpgid(pid, pid);
+  ::close(report.fds[1]);
+  report.fds[1] = -1;
+  int what[2] = {0, 0};
+  ssize_t n;
+  while ((n = ::read(report.fds[0], what, sizeof what)) < 0 && errno == EINTR) {
   }
-  posix_spawn_file_actions_t actions_;
-  posix_spawnattr_t attr_;
-  bool actions_ok_ = false, attr_ok_ = false;
-};
+  if (n <= 0) return pid;  // exec happened: the pipe closed with nothing in it
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  static const char* const kSteps[] = {"setpgid", "prctl(PR_SET_PDEATHSIG)", "open /dev/null", "dup2", "chdir",
+                                       "execve"};
+  const char* step = what[1] >= 0 && what[1] < 6 ? kSteps[what[1]] : "exec";
+  Code code = (what[0] == ENOENT || what[0] == EACCES) && what[1] == 5 ? Code::kNotFound : Code::kInternal;
+  return fail(code, "cannot start " + spec.argv[0] + ": " + errno_text(step, what[0]));
+}
 
 // Why the wait for a child stopped early, if it did.
 struct Stop {
@@ -180,21 +195,15 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   if (::pipe2(out.fds, O_CLOEXEC) != 0 || ::pipe2(err.fds, O_CLOEXEC) != 0) {
     return fail(Code::kResourceExhausted, errno_text("pipe2", errno));
   }
-  SpawnSetup setup;
-  KILN_TRY_STATUS(setup.prepare(spec, out.fds[1], err.fds[1]));
-
   std::vector<std::string> argv_strings = spec.argv;
   std::vector<std::string> env_strings = merged_environment(spec.env_overrides);
   auto argv = c_strings(argv_strings);
   auto envp = c_strings(env_strings);
 
   auto started = Clock::now();
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0], setup.actions(), setup.attr(), argv.data(), envp.data());
-  if (rc != 0) {
-    Code code = (rc == ENOENT || rc == EACCES) ? Code::kNotFound : Code::kInternal;
-    return fail(code, "cannot start " + spec.argv[0] + ": " + errno_text("posix_spawn", rc));
-  }
+  auto child = start_child(spec, argv.data(), envp.data(), out.fds[1], err.fds[1]);
+  if (!child) return tl::unexpected(child.error());
+  pid_t pid = *child;
   ::close(out.fds[1]);
   out.fds[1] = -1;
   ::close(err.fds[1]);
