@@ -5,8 +5,9 @@ usage: zoo_reference.py OUT_ROOT PROGRAM... [--warmup N] [--reps N] [--min-time 
 
 Each PROGRAM is the path of an export without extension (bench/zoo/export.py
 wrote PROGRAM.jaxexp and PROGRAM.json); its results go to OUT_ROOT/NAME/. One
-process does them all (JAX starts once); a program whose jax.json exists is
-skipped, and none is started after --budget seconds. The serialized Exported is deserialized and
+process does them all (JAX starts once); a program whose jax.json, inputs and
+outputs are there (or whose jax.error is) is skipped, and none is started after
+--budget seconds. The serialized Exported is deserialized and
 called: the very program kiln compiled, with no zoo library needed here. The
 seeded inputs come from PROGRAM.json (bench/zoo/zoo.py, inputs()); they are
 saved as inputs.npz (bf16 as raw 2-byte values, which kiln types by the
@@ -71,7 +72,8 @@ def main():
     start = time.monotonic()
     for program in opts.programs:
         out_dir = os.path.join(opts.out_root, os.path.basename(program))
-        if any(os.path.exists(os.path.join(out_dir, f)) for f in ("jax.json", "jax.error")):
+        done = all(os.path.exists(os.path.join(out_dir, f)) for f in ("jax.json", "inputs.npz", "expected.npz"))
+        if done or os.path.exists(os.path.join(out_dir, "jax.error")):
             continue
         if time.monotonic() - start > opts.budget:
             print("zoo_reference.py: time budget spent; run again to go on", file=sys.stderr)
