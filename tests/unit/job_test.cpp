@@ -70,6 +70,15 @@ TEST_F(JobTest, SchemaErrorsNameThePathWhatWasFoundAndWhatWasExpected) {
   EXPECT_NE(e.find("version"), std::string::npos) << e;
 }
 
+// The schema's patterns run in std::regex, which recurses per character it
+// repeats: a megabyte-long target once overflowed the stack. The target
+// pattern bounds each repetition, so such a target is a schema error.
+TEST_F(JobTest, AHugeTargetIsASchemaErrorNotACrash) {
+  std::string target = "cuda:" + std::string(2'000'000, 'a');
+  std::string e = error_of(R"({"version": 1, "inputs": ["models/a.mlir"], "targets": [")" + target + R"("]})");
+  EXPECT_NE(e.find("at /targets/0"), std::string::npos) << e.substr(0, 200);
+}
+
 TEST_F(JobTest, SyntaxErrorsGiveLineAndColumn) {
   std::string e = error_of("{\n  \"version\": 1,\n  \"inputs\": [\"a\",]\n}");
   EXPECT_NE(e.find("job.json:3:"), std::string::npos) << e;
