@@ -15,8 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kBytecodeMagic = "ML\xEFR";
-
 // Text that is not UTF-8-ish MLIR: NUL bytes or many control characters in
 // the first 4 KiB. Caught here so the error can say "binary data".
 bool looks_binary(std::string_view head) {

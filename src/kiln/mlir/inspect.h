@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "kiln/mlir/module_info.h"
 #include "kiln/util/error.h"
@@ -12,6 +13,9 @@
 namespace kiln::mlir {
 
 enum class Format { kText, kBytecode };
+
+// The first bytes of every MLIR bytecode file.
+inline constexpr std::string_view kBytecodeMagic = "ML\xEFR";
 
 // Prints MLIR bytecode as text (the compiler's tools do this); text is
 // inspected by kiln itself.

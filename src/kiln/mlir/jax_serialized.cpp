@@ -5,12 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "kiln/mlir/inspect.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::mlir {
 namespace {
-
-constexpr std::string_view kBytecodeMagic = "ML\xEFR";
 
 // Field ids of the Exported table (serialization.fbs), and of AbstractValue.
 enum ExportedField : int {

@@ -77,9 +77,6 @@ Result<const Pq*> pq() {
 
 // The database's clock, in unix seconds: leases compare times of one clock.
 constexpr const char* kNow = "extract(epoch from clock_timestamp())::double precision";
-constexpr const char* kColumns =
-    "id, state, created_at, started_at, finished_at, request, input_path, result, error_code, error_message, attempts, "
-    "worker, lease_until";
 // The schema versions this kiln knows, in order; applied at start under a
 // lock, so workers starting together migrate once.
 const std::vector<const char*> kMigrations = {
@@ -260,13 +257,13 @@ class PgStore final : public Store {
   }
 
   Result<std::optional<JobRecord>> get(const std::string& id) override {
-    auto r = KILN_TRY(run(fmt::format("SELECT {} FROM jobs WHERE id = $1", kColumns), {id}));
+    auto r = KILN_TRY(run(fmt::format("SELECT {} FROM jobs WHERE id = $1", kJobColumns), {id}));
     if (r.size() == 0) return std::optional<JobRecord>();
     return std::optional<JobRecord>(read_row(r, 0));
   }
 
   Result<std::vector<JobRecord>> recent(int limit) override {
-    auto r = KILN_TRY(run(fmt::format("SELECT {} FROM jobs ORDER BY created_at DESC LIMIT $1", kColumns),
+    auto r = KILN_TRY(run(fmt::format("SELECT {} FROM jobs ORDER BY created_at DESC LIMIT $1", kJobColumns),
                           {std::to_string(limit)}));
     std::vector<JobRecord> out;
     for (int i = 0; i < r.size(); ++i) out.push_back(read_row(r, i));
@@ -280,7 +277,7 @@ class PgStore final : public Store {
                                       "worker = $1, lease_until = {0} + $2, cancel_requested = false "
                                       "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at "
                                       "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {1}",
-                                      kNow, kColumns),
+                                      kNow, kJobColumns),
                           {worker, fmt::format("{:.3f}", lease_seconds)}));
     if (r.size() == 0) return std::optional<JobRecord>();
     return std::optional<JobRecord>(read_row(r, 0));

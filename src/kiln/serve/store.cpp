@@ -52,10 +52,6 @@ class Statement {
   bool ok_ = false;
 };
 
-constexpr const char* kColumns =
-    "id, state, created_at, started_at, finished_at, request, input_path, result, error_code, error_message, attempts, "
-    "worker, lease_until";
-
 JobRecord read_row(Statement& s) {
   JobRecord j;
   j.id = s.column_text(0);
@@ -208,7 +204,7 @@ Status SqliteStore::insert(const JobRecord& j, int64_t max_queued) {
 
 Result<std::optional<JobRecord>> SqliteStore::get(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, fmt::format("SELECT {} FROM jobs WHERE id = ?", kColumns).c_str());
+  Statement s(db_, fmt::format("SELECT {} FROM jobs WHERE id = ?", kJobColumns).c_str());
   s.text(1, id);
   int rc = s.step();
   if (rc == SQLITE_DONE) return std::optional<JobRecord>();
@@ -218,7 +214,7 @@ Result<std::optional<JobRecord>> SqliteStore::get(const std::string& id) {
 
 Result<std::vector<JobRecord>> SqliteStore::recent(int limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, fmt::format("SELECT {} FROM jobs ORDER BY created_at DESC LIMIT ?", kColumns).c_str());
+  Statement s(db_, fmt::format("SELECT {} FROM jobs ORDER BY created_at DESC LIMIT ?", kJobColumns).c_str());
   s.integer(1, limit);
   std::vector<JobRecord> out;
   int rc;
@@ -233,7 +229,7 @@ Result<std::optional<JobRecord>> SqliteStore::claim_next(const std::string& work
                                "worker = ?2, lease_until = ?1 + ?3, cancel_requested = 0 "
                                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1) "
                                "RETURNING {}",
-                               kColumns)
+                               kJobColumns)
                        .c_str());
   s.real(1, now()).text(2, worker).real(3, lease_seconds);
   int rc = s.step();

@@ -48,6 +48,11 @@ struct JobRecord {
   double lease_until = 0;   // the database's clock
 };
 
+// The columns of a job's row, in the order both databases read them.
+inline constexpr const char* kJobColumns =
+    "id, state, created_at, started_at, finished_at, request, input_path, result, error_code, error_message, attempts, "
+    "worker, lease_until";
+
 // What a lease renewal found.
 struct Lease {
   bool held = false;              // false: the job is no longer this worker's (expired and taken, or finished)

@@ -7,17 +7,17 @@
 
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
+#include "kiln/util/strings.h"
 
 namespace kiln::tune {
 namespace {
 
-bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
 // Whether `name` at `pos` stands on its own: nothing of a longer name before
 // it, and no digit after it (an export "NAME_matmul_..." is still NAME's).
 bool name_at(const std::string& text, size_t pos, size_t len) {
-  if (pos > 0 && word_char(text[pos - 1])) return false;
+  if (pos > 0 && util::is_word_char(text[pos - 1])) return false;
   return pos + len >= text.size() || !digit(text[pos + len]);
 }
 
@@ -48,7 +48,7 @@ std::string executable_name(const std::string& text) {
     if (pos == std::string::npos) continue;
     pos += std::char_traits<char>::length(head);
     size_t end = pos;
-    while (end < text.size() && (word_char(text[end]) || text[end] == '.' || text[end] == '$')) ++end;
+    while (end < text.size() && (util::is_word_char(text[end]) || text[end] == '.' || text[end] == '$')) ++end;
     return text.substr(pos, end - pos);
   }
   return "";

@@ -61,13 +61,12 @@ int count(const std::string& text, const std::string& word) {
   return n;
 }
 
-bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
 // The SSA name ("%12", "%c0") that starts at `at`, or "".
 std::string ssa_at(std::string_view text, size_t at) {
   if (at >= text.size() || text[at] != '%') return "";
   size_t end = at + 1;
-  while (end < text.size() && word_char(text[end])) ++end;
+  while (end < text.size() && util::is_word_char(text[end])) ++end;
   return std::string(text.substr(at, end - at));
 }
 
@@ -93,7 +92,7 @@ Status check_ops(const std::string& body) {
   std::map<std::string, int> seen;
   for (std::string dialect : {"arith.", "math.", "linalg.", "tensor.", "scf.", "iree_linalg_ext."}) {
     for (size_t at = body.find(dialect); at != std::string::npos; at = body.find(dialect, at + 1)) {
-      if (at > 0 && word_char(body[at - 1])) continue;
+      if (at > 0 && util::is_word_char(body[at - 1])) continue;
       size_t end = at + dialect.size();
       while (end < body.size() && (std::islower(static_cast<unsigned char>(body[end])) || body[end] == '_')) ++end;
       if (end == at + dialect.size()) continue;
@@ -261,8 +260,8 @@ Result<std::string> instantiate(const PtxVariant& v, const std::string& function
   size_t from = 0;
   for (size_t hit = ptx.find(kEntry); hit != std::string::npos; hit = ptx.find(kEntry, hit + kEntry.size())) {
     size_t after = hit + kEntry.size();
-    bool whole = (hit == 0 || !word_char(ptx[hit - 1])) &&
-                 (after == ptx.size() || !word_char(ptx[after]) || ptx.compare(after, 7, "_param_") == 0);
+    bool whole = (hit == 0 || !util::is_word_char(ptx[hit - 1])) &&
+                 (after == ptx.size() || !util::is_word_char(ptx[after]) || ptx.compare(after, 7, "_param_") == 0);
     if (!whole) continue;
     out.append(ptx, from, hit - from).append(function);
     from = after;

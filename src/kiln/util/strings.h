@@ -14,6 +14,8 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view trim(std::string_view text);
 std::string to_lower(std::string_view text);
 bool starts_with(std::string_view text, std::string_view prefix);
+// A letter, a digit or "_": a character of an identifier.
+bool is_word_char(char c);
 
 // Levenshtein distance, for "did you mean ...?" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
