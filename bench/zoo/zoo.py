@@ -42,7 +42,7 @@ SIZES = {
 DECODE = [(1, ("bf16",)), (4, ("bf16",)), (8, ("f32", "bf16", "f16")), (16, ("bf16",))]
 
 # keras-hub backbones, small configurations with random weights (bf16).
-KERAS_HUB = ["gpt2", "llama", "mistral", "bert"]
+KERAS_HUB = ["gpt2", "llama", "mistral", "bert", "vit", "resnet"]
 
 
 class Program:

@@ -189,8 +189,10 @@ def faults(fleet):
     v = fleet.job(victim)
     redispatch = v["started_at"] - killed_at
     check(v["attempts"] == 2, f"the killed worker's job started twice (attempts {v['attempts']})")
-    # Expiry is seen by the others' lease loops, every third of a lease.
-    check(redispatch <= LEASE * 4 / 3 + 1.5,
+    # Expiry is seen by the others' lease loops, every third of a lease; the
+    # job then waits for a worker to finish the compile it has in hand (the
+    # queue is full), a few seconds on a busy 2-core machine.
+    check(redispatch <= LEASE * 4 / 3 + 4,
           f"the killed worker's job ran again {redispatch:.1f} s after the kill (lease {LEASE:.0f} s)")
     print(f"FIGURE redispatch_seconds={redispatch:.2f} lease_seconds={LEASE}", flush=True)
     left = []
