@@ -70,6 +70,38 @@ TEST_F(Models16Bit, FallbackNoVectorDistribution) {
   EXPECT_EQ(json.json()["units"][0]["fallbacks"], nlohmann::json::array({"no-vector-distribution"})) << json.out;
 }
 
+// Configuration repair "tile-every-reduction": IREE 3.13 tiles only the sum
+// of a softmax over GPT-2's vocabulary for GPUs, and the maximum's
+// row-long vector crashes the NVPTX back end (ROCm builds it in 8 minutes).
+// kiln repairs the one executable before code generation, says so, records
+// it, and the cache serves the repaired module next time.
+TEST_F(Models16Bit, RepairTileEveryReduction) {
+  for (const char* target : {"cuda:h100", "rocm:gfx942"}) {
+    Outcome c = compile("vocab_softmax_bf16.mlir", target, {"--name", "vs", "--timeout", "120"});
+    ASSERT_EQ(c.status, 0) << target << ":\n" << c.err;
+    EXPECT_NE(c.err.find("built with the configuration repair 'tile-every-reduction' of main_dispatch_0"),
+              std::string::npos) << c.err;
+  }
+  auto meta = metadata("vs.cuda-sm_90");
+  ASSERT_EQ(meta["fallbacks"].size(), 1u) << meta.dump();
+  EXPECT_EQ(meta["fallbacks"][0]["name"], "tile-every-reduction");
+  EXPECT_EQ(meta["fallbacks"][0]["executables"], nlohmann::json::array({"main_dispatch_0"}));
+  auto command = meta["compiler_command"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(command.begin(), command.end(),
+                      "--iree-hal-substitute-executable-configurations-from=executable-configs"),
+            command.end());
+  EXPECT_FALSE(fs::exists("modules/executable-configs")) << "the staging folder is gone";
+
+  Outcome again = compile("vocab_softmax_bf16.mlir", "cuda:h100", {"--name", "vs"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("cached module was built with the fallback tile-every-reduction"), std::string::npos)
+      << again.err;
+  // A program that needs no repair gets none.
+  Outcome plain = compile("attention_scores_alg.mlir", "cuda:h100", {"--no-cache"});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_FALSE(metadata("attention_scores_alg.cuda-sm_90").contains("fallbacks"));
+}
+
 // A failure that no entry matches is still the compile's error: the flag the
 // fallback would add, given by the user, is not undone, and the fallback is
 // not applied a second time.

@@ -71,6 +71,12 @@ def linear_bias_bf16(x, w, b):
     return x @ w + b
 
 
+def vocab_softmax(logits):
+    """A softmax over GPT-2's vocabulary (50257 words), computed in f32 from
+    bf16 logits and rounded back: an LM head's last step."""
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(logits.dtype)
+
+
 def matmul_long_k(x, w):
     """A 16-bit matmul with a long sum (8192 terms): how precisely it is summed shows."""
     return x @ w
@@ -120,6 +126,7 @@ MODELS = {
     "linear_bias_bf16": (linear_bias_bf16, [_s((64, 128), jnp.bfloat16), _s((128, 256), jnp.bfloat16),
                                             _s((256,), jnp.bfloat16)]),
     "block_bf16": (block, _block_specs(jnp.bfloat16)),
+    "vocab_softmax_bf16": (vocab_softmax, [_s((2, 4, 50257), jnp.bfloat16)]),
     "matmul_long_k_bf16": (matmul_long_k, [_s((16, 8192), jnp.bfloat16), _s((8192, 32), jnp.bfloat16)]),
 }
 

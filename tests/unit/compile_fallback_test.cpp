@@ -1,6 +1,7 @@
 #include "kiln/compile/fallback.h"
 
 #include <set>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -46,6 +47,96 @@ TEST(Fallback, NamesAreUniqueAndEveryEntryHasFlagsAndAReason) {
     EXPECT_FALSE(f.symptom.empty()) << f.name;
     EXPECT_FALSE(f.why.empty()) << f.name;
   }
+}
+
+TEST(Fallback, FallbacksAndRepairsShareNoName) {
+  std::set<std::string_view> names;
+  for (const auto& f : fallbacks()) names.insert(f.name);
+  for (const auto& r : config_repairs()) {
+    EXPECT_TRUE(names.insert(r.name).second) << r.name;
+    EXPECT_FALSE(r.backends.empty()) << r.name;
+    EXPECT_NE(r.repair, nullptr) << r.name;
+    EXPECT_FALSE(r.why.empty()) << r.name;
+  }
+  EXPECT_TRUE(may_repair_configs(target::Backend::kCuda));
+  EXPECT_TRUE(may_repair_configs(target::Backend::kRocm));
+  EXPECT_FALSE(may_repair_configs(target::Backend::kCpu));
+}
+
+// What IREE 3.13 configured for the softmax of a bf16 LM head over GPT-2's
+// vocabulary (cuda, sm_80), shortened: only the sum (%8) has tiles.
+constexpr const char* kSoftmax = R"(hal.executable public @main_dispatch_4 {
+  hal.executable.variant public @cuda_nvptx_fb target(<"cuda", "cuda-nvptx-fb", {}>) {
+    builtin.module {
+      func.func @main_dispatch_4_softmax_4x128x50257xf32_generic() attributes {translation_info = #iree_codegen.translation_info<pipeline = #iree_gpu.pipeline<TileAndFuse> workgroup_size = [32, 1, 1] subgroup_size = 32>} {
+        %6 = linalg.generic {indexing_maps = [#map, #map1], iterator_types = ["parallel", "parallel", "reduction"]} ins(%2 : tensor<4x128x50257xbf16>) outs(%5 : tensor<4x128xf32>) {
+        ^bb0(%in: bf16, %out: f32):
+        } -> tensor<4x128xf32>
+        %8 = linalg.generic {indexing_maps = [#map, #map1, #map1], iterator_types = ["parallel", "parallel", "reduction"]} ins(%2, %6 : tensor<4x128x50257xbf16>, tensor<4x128xf32>) outs(%7 : tensor<4x128xf32>) attrs =  {lowering_config = #iree_gpu.lowering_config<{reduction = [0, 0, 29], thread = [1, 4, 0], workgroup = [1, 128, 0]}>} {
+        ^bb0(%in: bf16, %in_1: f32, %out: f32):
+        } -> tensor<4x128xf32>
+        %9 = linalg.generic {indexing_maps = [#map, #map1, #map1, #map], iterator_types = ["parallel", "parallel", "parallel"]} ins(%2, %6, %8 : tensor<4x128x50257xbf16>, tensor<4x128xf32>, tensor<4x128xf32>) outs(%3 : tensor<4x128x50257xbf16>) {
+        ^bb0(%in: bf16, %in_1: f32, %in_2: f32, %out: bf16):
+        } -> tensor<4x128x50257xbf16>
+        return
+      }
+    }
+  }
+}
+)";
+
+constexpr const char* kTiles =
+    "lowering_config = #iree_gpu.lowering_config<{reduction = [0, 0, 29], thread = [1, 4, 0], workgroup = [1, 128, 0]}>";
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(ConfigRepair, EveryReductionGetsTheConfiguredReductionsTiles) {
+  auto fixed = tile_every_reduction(kSoftmax);
+  ASSERT_TRUE(fixed);
+  EXPECT_EQ(count(*fixed, kTiles), 2u) << *fixed;
+  // The maximum (%6) has them now, on its own line; the element-wise
+  // normalization (%9, no reduction) is left to the compiler.
+  size_t max_line = fixed->find("%6 = linalg.generic");
+  size_t end = fixed->find('\n', max_line);
+  EXPECT_NE(fixed->substr(max_line, end - max_line).find(std::string("attrs =  {") + kTiles + "} {"), std::string::npos);
+  size_t norm = fixed->find("%9 = linalg.generic");
+  EXPECT_EQ(fixed->substr(norm, fixed->find('\n', norm) - norm).find("lowering_config"), std::string::npos);
+  // Repaired once is repaired for good.
+  EXPECT_FALSE(tile_every_reduction(*fixed));
+  EXPECT_EQ(executable_name(*fixed), "main_dispatch_4");
+}
+
+TEST(ConfigRepair, OtherPipelinesAndLoneReductionsAreLeftAlone) {
+  std::string vector_distribute = kSoftmax;
+  size_t at = vector_distribute.find("TileAndFuse");
+  vector_distribute.replace(at, std::string("TileAndFuse").size(), "VectorDistribute");
+  EXPECT_FALSE(tile_every_reduction(vector_distribute));
+  // Without a configured reduction over the same loops there are no tiles to give.
+  std::string other_loops = kSoftmax;
+  const std::string sum_loops = R"(["parallel", "parallel", "reduction"]} ins(%2, %6)";
+  at = other_loops.find(sum_loops);
+  ASSERT_NE(at, std::string::npos);
+  other_loops.replace(at, sum_loops.size(), R"(["reduction", "parallel", "reduction"]} ins(%2, %6)");
+  EXPECT_FALSE(tile_every_reduction(other_loops)) << other_loops;
+  EXPECT_EQ(executable_name("no executable here"), "");
+}
+
+TEST(ConfigRepair, ShortRowsKeepTheCompilersChoice) {
+  // Attention's softmax over 1024 keys builds as the compiler chose it.
+  std::string short_rows = kSoftmax;
+  for (size_t at = short_rows.find("50257"); at != std::string::npos; at = short_rows.find("50257", at)) {
+    short_rows.replace(at, 5, "1024");
+  }
+  EXPECT_FALSE(tile_every_reduction(short_rows));
+  // A row of unknown length is repaired: the repair is always correct.
+  std::string unknown = kSoftmax;
+  size_t at = unknown.find("ins(%2 : tensor<4x128x50257xbf16>) outs(%5");
+  unknown.replace(at, std::string("ins(%2 : tensor<4x128x50257xbf16>)").size(), "ins(%2 : tensor<?x128x?xbf16>)");
+  EXPECT_TRUE(tile_every_reduction(unknown));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "kiln/compile/compile.h"
 
 #include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -574,7 +575,9 @@ Status build_command(UnitRun& r, const Options& options, const toolchain::Toolch
   std::vector<std::string> key_flags = cache::normalize_flags(r.flags);
   key_flags.insert(key_flags.end(), prepared.key_tags.begin(), prepared.key_tags.end());
   // What a compile of this key builds depends on the fallback table.
-  if (may_fall_back(r.unit.target.backend)) key_flags.push_back(fmt::format("--kiln-fallbacks={}", kFallbackTableVersion));
+  if (may_fall_back(r.unit.target.backend) || may_repair_configs(r.unit.target.backend)) {
+    key_flags.push_back(fmt::format("--kiln-fallbacks={}", kFallbackTableVersion));
+  }
   std::string configs_digest;
   if (!r.configs.empty()) {
     KILN_TRY_STATUS(stage_configs(r));
@@ -748,6 +751,75 @@ void apply_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessRes
                                  fallback.name, fallback.why);
 }
 
+// Whether the command already stops early or dumps or swaps
+// configurations in a way a configuration check would disturb.
+bool checks_configs(const UnitRun& r) {
+  if (!may_repair_configs(r.unit.target.backend)) return false;
+  return std::none_of(r.flags.begin(), r.flags.end(), [](const std::string& f) {
+    return f.starts_with("--compile-to") || f.starts_with("--compile-from") || f.starts_with("--compile-mode");
+  });
+}
+
+// Runs the compiler up to its executable configurations (a second or so)
+// and repairs those that the table of configuration repairs knows it would
+// fail to build; the compile then substitutes the repaired ones. Best
+// effort: a program that fails this early fails the same way in the full
+// compile, which reports it.
+void repair_configs(UnitRun& r, const Options& options, Executor& executor, const Prepared& prepared) {
+  if (!checks_configs(r)) return;
+  fs::path dump = r.staging / "config-check";
+  std::vector<std::string> argv;
+  for (size_t i = 0; i + 2 < r.argv.size(); ++i) {  // all but "-o PATH"
+    if (!r.argv[i].starts_with("--iree-hal-dump-executable-configurations-to")) argv.push_back(r.argv[i]);
+  }
+  argv.insert(argv.end(), {"--compile-to=executable-configurations",
+                           "--iree-hal-dump-executable-configurations-to=" + dump.string(), "-o",
+                           (r.staging / "config-check.mlir").string()});
+  auto result = executor.run({argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
+  std::error_code ec;
+  std::map<std::string, std::vector<std::string>> repaired;  // repair -> executables
+  if (result && result->ok()) {
+    for (const auto& entry : fs::directory_iterator(dump, ec)) {
+      auto text = util::read_file(entry.path());
+      std::string name = text ? executable_name(*text) : "";
+      if (name.empty()) continue;
+      for (const auto& repair : config_repairs()) {
+        const auto& backends = repair.backends;
+        if (std::find(backends.begin(), backends.end(), r.unit.target.backend) == backends.end()) continue;
+        auto fixed = repair.repair(*text);
+        if (!fixed) continue;
+        fs::create_directories(r.staging / "executable-configs", ec);
+        if (!util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), *fixed)) continue;
+        repaired[std::string(repair.name)].push_back(name);
+        *text = std::move(*fixed);
+      }
+    }
+  }
+  fs::remove_all(dump, ec);
+  fs::remove(r.staging / "config-check.mlir", ec);
+  if (repaired.empty()) return;
+
+  const std::string flag = "--iree-hal-substitute-executable-configurations-from=executable-configs";
+  if (std::find(r.flags.begin(), r.flags.end(), flag) == r.flags.end()) {
+    r.flags.push_back(flag);
+    r.argv.insert(r.argv.end() - 2, flag);  // before "-o PATH"
+    r.recorded.insert(r.recorded.end() - 2, flag);
+  }
+  for (const auto& repair : config_repairs()) {
+    auto it = repaired.find(std::string(repair.name));
+    if (it == repaired.end()) continue;
+    std::sort(it->second.begin(), it->second.end());
+    r.fallback_names.emplace_back(repair.name);
+    r.fallbacks.push_back({{"name", repair.name},
+                           {"table_version", kFallbackTableVersion},
+                           {"executables", it->second},
+                           {"why", repair.why}});
+    r.fallback_note += fmt::format("{}built with the configuration repair '{}' of {}: {}",
+                                   r.fallback_note.empty() ? "" : "; ", repair.name, util::join(it->second, ", "),
+                                   repair.why);
+  }
+}
+
 // Runs the compiler. A failure that the fallback table knows is compiled
 // again with the fallback, each entry at most once; any other failure, or
 // one that no entry left untried matches, is the unit's error.
@@ -784,6 +856,7 @@ Result<Outcome> compile_and_publish(UnitRun& r, const Options& options, const ml
   }
 
   util::pause_at("compile-before-compiler");
+  repair_configs(r, options, executor, prepared);
   auto result = KILN_TRY(run_compiler(r, options, executor, prepared));
 
   auto output_hash = util::sha256_file(r.staged_module);

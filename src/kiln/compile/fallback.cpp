@@ -1,6 +1,8 @@
 #include "kiln/compile/fallback.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
 
 #include "kiln/util/strings.h"
 
@@ -43,6 +45,139 @@ std::string symptom_line(std::string_view err, const Fallback& fallback) {
   size_t end = err.find('\n', at);
   std::string line(util::trim(err.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin)));
   return line.size() > 300 ? line.substr(0, 300) + "..." : line;
+}
+
+namespace {
+
+// The text from `at` (which starts "#name<") to its matching '>'.
+std::string_view angle_span(std::string_view text, size_t at) {
+  size_t open = text.find('<', at);
+  if (open == std::string_view::npos) return {};
+  int depth = 0;
+  for (size_t i = open; i < text.size(); ++i) {
+    if (text[i] == '<') ++depth;
+    if (text[i] == '>' && --depth == 0) return text.substr(at, i + 1 - at);
+  }
+  return {};
+}
+
+// A linalg.generic's header line: "%8 = linalg.generic {indexing_maps = ..., iterator_types = [...]} ins(...) outs(...) [attrs = {...}] {".
+struct GenericLine {
+  size_t begin = 0, end = 0;  // the line's span in the text, without its newline
+  std::string iterators;      // iterator_types = ["parallel", "reduction"]
+  std::string config;         // its lowering_config attribute, or ""
+  bool other_attrs = false;   // an attribute dictionary without a lowering_config
+  int64_t reduced = -1;       // elements each reduction combines (-1: not known)
+};
+
+// The product of the reduction loops' sizes, read from the first input's
+// type when it has one dimension a loop ("ins(%2 : tensor<4x128x50257xbf16>"),
+// else -1.
+int64_t reduced_extent(std::string_view line, std::string_view iterators) {
+  size_t ins = line.find(" ins(");
+  size_t type = ins == std::string_view::npos ? ins : line.find("tensor<", ins);
+  if (type == std::string_view::npos) return -1;
+  std::vector<int64_t> dims;
+  size_t at = type + 7;
+  while (at < line.size() && std::isdigit(static_cast<unsigned char>(line[at]))) {
+    int64_t d = 0;
+    while (at < line.size() && std::isdigit(static_cast<unsigned char>(line[at]))) d = d * 10 + (line[at++] - '0');
+    dims.push_back(d);
+    if (at >= line.size() || line[at] != 'x') return -1;
+    ++at;
+  }
+  std::vector<bool> reduction;
+  for (size_t q = iterators.find('"'); q != std::string_view::npos;) {
+    size_t close = iterators.find('"', q + 1);
+    if (close == std::string_view::npos) return -1;
+    reduction.push_back(iterators.substr(q + 1, close - q - 1) == "reduction");
+    q = iterators.find('"', close + 1);
+  }
+  if (dims.size() != reduction.size()) return -1;
+  int64_t n = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (reduction[i]) n *= dims[i];
+  }
+  return n;
+}
+
+std::vector<GenericLine> generic_lines(const std::string& text) {
+  std::vector<GenericLine> out;
+  for (size_t at = text.find("linalg.generic {"); at != std::string::npos; at = text.find("linalg.generic {", at + 1)) {
+    GenericLine g;
+    size_t nl = text.rfind('\n', at);
+    g.begin = nl == std::string::npos ? 0 : nl + 1;
+    g.end = std::min(text.find('\n', at), text.size());
+    std::string_view line(text.data() + g.begin, g.end - g.begin);
+    size_t it = line.find("iterator_types = [");
+    if (it == std::string_view::npos) continue;
+    size_t close = line.find(']', it);
+    if (close == std::string_view::npos) continue;
+    g.iterators = std::string(line.substr(it, close + 1 - it));
+    g.reduced = reduced_extent(line, g.iterators);
+    if (size_t c = line.find("lowering_config = #iree_gpu.lowering_config<"); c != std::string_view::npos) {
+      g.config = std::string(angle_span(line, c + std::string_view("lowering_config = ").size()));
+    } else {
+      g.other_attrs = line.find(" attrs = ") != std::string_view::npos;
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string executable_name(std::string_view text) {
+  for (std::string_view marker : {"hal.executable public @", "hal.executable private @", "hal.executable @"}) {
+    size_t at = text.find(marker);
+    if (at == std::string_view::npos) continue;
+    size_t begin = at + marker.size(), end = begin;
+    while (end < text.size() && (util::is_word_char(text[end]) || text[end] == '.' || text[end] == '$')) ++end;
+    return std::string(text.substr(begin, end - begin));
+  }
+  return {};
+}
+
+std::optional<std::string> tile_every_reduction(const std::string& text) {
+  if (text.find("pipeline = #iree_gpu.pipeline<TileAndFuse>") == std::string::npos) return std::nullopt;
+  // Up to this many elements, the compiler's row-long vector builds fine
+  // (attention's softmax over 16 to 1024 keys) and is left as it chose.
+  constexpr int64_t kLongRow = 1024;
+  auto lines = generic_lines(text);
+  std::string repaired = text;
+  bool changed = false;
+  // Back to front, so the spans before an edit stay where they are.
+  for (auto g = lines.rbegin(); g != lines.rend(); ++g) {
+    if (!g->config.empty() || g->other_attrs || g->iterators.find("\"reduction\"") == std::string::npos) continue;
+    if (g->reduced >= 0 && g->reduced <= kLongRow) continue;
+    auto tiled = std::find_if(lines.begin(), lines.end(), [&](const GenericLine& other) {
+      return other.iterators == g->iterators && other.config.find("reduction = [") != std::string::npos;
+    });
+    if (tiled == lines.end()) continue;
+    std::string_view line(repaired.data() + g->begin, g->end - g->begin);
+    if (!line.ends_with(" {")) continue;  // not a header whose region opens on it
+    repaired.insert(g->end - 2, " attrs =  {lowering_config = " + tiled->config + "}");
+    changed = true;
+  }
+  if (!changed) return std::nullopt;
+  return repaired;
+}
+
+const std::vector<ConfigRepair>& config_repairs() {
+  static const std::vector<ConfigRepair> table = {
+      {"tile-every-reduction", {target::Backend::kCuda, target::Backend::kRocm}, tile_every_reduction,
+       "the compiler tiles only the last of a dispatch's reductions over the same loops (a softmax's maximum and "
+       "sum) and makes a vector as long as the row of the others, which crashes the GPU back end or takes it many "
+       "minutes for long rows (a vocabulary); kiln gave those reductions the same tiles"},
+  };
+  return table;
+}
+
+bool may_repair_configs(target::Backend backend) {
+  for (const auto& r : config_repairs()) {
+    if (std::find(r.backends.begin(), r.backends.end(), backend) != r.backends.end()) return true;
+  }
+  return false;
 }
 
 nlohmann::json fallback_json(const Fallback& fallback, const std::string& line) {

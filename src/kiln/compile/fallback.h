@@ -7,6 +7,7 @@
 // (tests/integration/fallback_test.cpp).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,10 +26,11 @@ struct Fallback {
   std::string_view why;      // what failed and what the flags do, for users
 };
 
-// Bumped whenever an entry is added, removed or changed: it joins the cache
-// key of every compile the table can apply to, so a module built under an
-// older table is not served as one built under this one.
-inline constexpr int kFallbackTableVersion = 1;
+// Bumped whenever an entry is added, removed or changed (here or among the
+// configuration repairs below): it joins the cache key of every compile the
+// tables can apply to, so a module built under an older table is not served
+// as one built under this one.
+inline constexpr int kFallbackTableVersion = 2;
 
 const std::vector<Fallback>& fallbacks();
 
@@ -45,5 +47,38 @@ std::string symptom_line(std::string_view err, const Fallback& fallback);
 
 // One applied fallback as the metadata records it.
 nlohmann::json fallback_json(const Fallback& fallback, const std::string& line);
+
+// Configurations the pinned compiler chooses for a dispatch and then cannot
+// build (it crashes, or spends many minutes on code it should not make).
+// For a backend with entries, kiln first runs the compiler up to its
+// executable configurations, repairs each configuration an entry matches,
+// and compiles with the repaired ones in place of the compiler's: only those
+// executables change. Each entry has a regression test that compiles a real
+// program which needs it.
+struct ConfigRepair {
+  std::string_view name;                  // "tile-every-reduction"
+  std::vector<target::Backend> backends;  // the targets it applies to
+  // The repaired text of one dumped executable configuration, or nullopt
+  // when the entry does not apply to it.
+  std::optional<std::string> (*repair)(const std::string& text);
+  std::string_view why;  // what goes wrong and what the repair does, for users
+};
+
+const std::vector<ConfigRepair>& config_repairs();
+
+// Whether any configuration repair applies to the backend.
+bool may_repair_configs(target::Backend backend);
+
+// The symbol of the hal.executable a dumped configuration holds ("main_dispatch_4"), or "".
+std::string executable_name(std::string_view text);
+
+// Entry "tile-every-reduction" (IREE 3.13, the GPU TileAndFuse pipeline): in
+// a dispatch with several reductions over the same loops (a softmax: the
+// row's maximum, then its sum), the compiler configures only the last one,
+// and the others are vectorized whole, a vector as long as the row. Over a
+// vocabulary (50257 words) that crashes the NVPTX back end or takes ROCm's
+// many minutes. The repair gives each unconfigured reduction the configured
+// one's tiles.
+std::optional<std::string> tile_every_reduction(const std::string& text);
 
 }  // namespace kiln::compile
