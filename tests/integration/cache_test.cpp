@@ -31,6 +31,7 @@ TEST_F(Cache, HitsAndMissesAcrossFlagTargetInputAndToolchainChanges) {
   EXPECT_EQ(*util::read_file(dir() / "a/mlp.cpu-host.vmfb"), *util::read_file(dir() / "b/mlp.cpu-host.vmfb"));
   EXPECT_FALSE(hit(compile({mlp, "-t", "cpu", "-o", "c", "-O", "O1"}))) << "a flag changed";
   EXPECT_TRUE(hit(compile({mlp, "-t", "cpu", "-o", "c2", "-O", "O1"})));
+  EXPECT_TRUE(hit(compile({mlp, "-t", "cpu", "-o", "c3", "-O1"}))) << "-O1 is -O O1";
   EXPECT_FALSE(hit(compile({mlp, "-t", "cpu:x86_64", "-o", "d"}))) << "the target changed";
   std::string text = *util::read_file(model("mlp.mlir"));
   write("mlp.mlir", text + "\n// edited\n");

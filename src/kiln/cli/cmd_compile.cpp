@@ -65,7 +65,7 @@ void add_options(CLI::App& app, Flags& f) {
   app.add_option("-t,--target", f.targets, "target: cuda:<sm_NN|gpu>, cpu[:<arch>[:<cpu>]], vulkan:<t>, metal:macos, rocm:<gfx>");
   app.add_option("-o,--output-dir", f.output_dir, "output folder (default: .)");
   app.add_option("--name", f.name, "output base name (one input only; default: the input's name)");
-  app.add_option("-O,--opt-level", f.opt_level, "optimization level O0..O3 (default: the compiler's)");
+  add_opt_level(app, f.opt_level);
   app.add_flag("--data-tiling", f.tiling, "enable data tiling");
   app.add_flag("--no-data-tiling", f.no_tiling, "disable data tiling");
   app.add_option("--flag", f.flags, "extra iree-compile flag, e.g. --flag=--iree-opt-const-eval=false");

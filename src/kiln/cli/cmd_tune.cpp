@@ -48,7 +48,7 @@ void add_prepare_args(CLI::App& app, PrepareArgs& a, bool needs_output) {
   app.add_option("--seed", a.seed, "seed of the generated inputs (default 0)");
   // The compiler options of `kiln compile`: every candidate is built with
   // them, and the record applies only to compiles with the same.
-  app.add_option("-O,--opt-level", a.opt_level, "optimization level O0..O3 (default: the compiler's)");
+  add_opt_level(app, a.opt_level);
   app.add_flag("--data-tiling", a.tiling, "enable data tiling");
   app.add_flag("--no-data-tiling", a.no_tiling, "disable data tiling");
   app.add_flag("--keep-f64", a.keep_f64, "compute f64 as f64");

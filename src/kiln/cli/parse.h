@@ -23,4 +23,16 @@ inline Result<bool> parse_args(CLI::App& app, Context& context) {
   return false;
 }
 
+// -O2 reaches CLI11 as "-O" with "2" (as a C compiler spells it); kiln's
+// levels are O0..O3, so a bare digit gets its "O".
+inline CLI::Option* add_opt_level(CLI::App& app, std::string& level) {
+  return app.add_option("-O,--opt-level", level, "optimization level O0..O3 (-O2 or -O O2; default: the compiler's)")
+      ->transform(CLI::Validator(
+          [](std::string& value) {
+            if (value.size() == 1 && value[0] >= '0' && value[0] <= '3') value = "O" + value;
+            return std::string();
+          },
+          ""));
+}
+
 }  // namespace kiln::cli
