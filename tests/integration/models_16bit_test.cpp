@@ -68,6 +68,11 @@ TEST_F(Models16Bit, FallbackNoVectorDistribution) {
   Outcome json = compile("linear_bias_bf16.mlir", "cuda:h100", {"--json"});
   ASSERT_EQ(json.status, 0) << json.err;
   EXPECT_EQ(json.json()["units"][0]["fallbacks"], nlohmann::json::array({"no-vector-distribution"})) << json.out;
+
+  // AMD GPUs take the same pipeline and fail the same way.
+  Outcome rocm = compile("linear_bias_bf16.mlir", "rocm:gfx942");
+  ASSERT_EQ(rocm.status, 0) << rocm.err;
+  EXPECT_EQ(metadata("linear_bias_bf16.rocm-gfx942")["fallbacks"][0]["name"], "no-vector-distribution");
 }
 
 // Configuration repair "tile-every-reduction": IREE 3.13 tiles only the sum

@@ -20,6 +20,7 @@ TEST(Fallback, MatchesItsSymptomOnItsBackendOnly) {
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->name, "no-vector-distribution");
   EXPECT_EQ(f->flags, std::vector<std::string>{"--iree-codegen-llvmgpu-use-vector-distribution=false"});
+  EXPECT_EQ(match_fallback(kDistribute, target::Backend::kRocm, {}), f) << "AMD GPUs fail the same way";
   EXPECT_EQ(match_fallback(kDistribute, target::Backend::kCpu, {}), nullptr);
   EXPECT_EQ(match_fallback("error: something else", target::Backend::kCuda, {}), nullptr);
   EXPECT_TRUE(may_fall_back(target::Backend::kCuda));

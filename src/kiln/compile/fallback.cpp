@@ -8,14 +8,22 @@
 
 namespace kiln::compile {
 
+namespace {
+
+bool applies(const std::vector<target::Backend>& backends, target::Backend backend) {
+  return std::find(backends.begin(), backends.end(), backend) != backends.end();
+}
+
+}  // namespace
+
 const std::vector<Fallback>& fallbacks() {
   // IREE 3.13's vector-distribution pipeline (LLVMGPUVectorDistribute),
   // which it picks for contractions with 16-bit inputs, cannot distribute a
   // matmul whose bias add and bf16/f16 result are fused into it, nor the
-  // batch matmuls of attention; the SIMT and tensor-core (TileAndFuse)
-  // pipelines chosen without it build them.
+  // batch matmuls of attention, for NVIDIA and AMD GPUs alike; the SIMT and
+  // matrix-core (TileAndFuse) pipelines chosen without it build them.
   static const std::vector<Fallback> table = {
-      {"no-vector-distribution", target::Backend::kCuda, "op failed to distribute",
+      {"no-vector-distribution", {target::Backend::kCuda, target::Backend::kRocm}, "op failed to distribute",
        {"--iree-codegen-llvmgpu-use-vector-distribution=false"},
        "the vector-distribution pipeline failed to distribute a dispatch (16-bit matmuls with fused element-wise "
        "ops); built with --iree-codegen-llvmgpu-use-vector-distribution=false"},
@@ -25,12 +33,12 @@ const std::vector<Fallback>& fallbacks() {
 
 bool may_fall_back(target::Backend backend) {
   const auto& table = fallbacks();
-  return std::any_of(table.begin(), table.end(), [&](const Fallback& f) { return f.backend == backend; });
+  return std::any_of(table.begin(), table.end(), [&](const Fallback& f) { return applies(f.backends, backend); });
 }
 
 const Fallback* match_fallback(std::string_view err, target::Backend backend, const std::vector<std::string>& tried) {
   for (const auto& f : fallbacks()) {
-    if (f.backend != backend || err.find(f.symptom) == std::string_view::npos) continue;
+    if (!applies(f.backends, backend) || err.find(f.symptom) == std::string_view::npos) continue;
     if (std::find(tried.begin(), tried.end(), f.name) != tried.end()) continue;
     return &f;
   }
@@ -174,10 +182,8 @@ const std::vector<ConfigRepair>& config_repairs() {
 }
 
 bool may_repair_configs(target::Backend backend) {
-  for (const auto& r : config_repairs()) {
-    if (std::find(r.backends.begin(), r.backends.end(), backend) != r.backends.end()) return true;
-  }
-  return false;
+  const auto& table = config_repairs();
+  return std::any_of(table.begin(), table.end(), [&](const ConfigRepair& r) { return applies(r.backends, backend); });
 }
 
 nlohmann::json fallback_json(const Fallback& fallback, const std::string& line) {

@@ -1,6 +1,6 @@
 // Failures of the pinned compiler that kiln recognises, and what builds the
 // program instead. This is the one table of them: when a compile fails with
-// an entry's symptom on a target of its backend, kiln compiles again with
+// an entry's symptom on a target of one of its backends, kiln compiles again with
 // the entry's flags added, records the fallback in the module's metadata
 // ("fallbacks", docs/metadata.md) and says so. Each entry has a regression
 // test that compiles a small real program which triggers it
@@ -20,7 +20,7 @@ namespace kiln::compile {
 
 struct Fallback {
   std::string_view name;     // "no-vector-distribution"
-  target::Backend backend;   // the targets it applies to
+  std::vector<target::Backend> backends;  // the targets it applies to
   std::string_view symptom;  // a line of the compiler's stderr contains it
   std::vector<std::string> flags;  // added after every other flag
   std::string_view why;      // what failed and what the flags do, for users
