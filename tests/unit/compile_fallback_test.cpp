@@ -1,12 +1,17 @@
 #include "kiln/compile/fallback.h"
 
+#include <filesystem>
 #include <set>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "kiln/util/file.h"
+
 namespace kiln::compile {
 namespace {
+
+namespace fs = std::filesystem;
 
 // What iree-compile 3.13 printed for a bf16 dense layer (x @ w + b) built for
 // cuda:sm_80, shortened.
@@ -124,6 +129,28 @@ TEST(ConfigRepair, OtherPipelinesAndLoneReductionsAreLeftAlone) {
   other_loops.replace(at, sum_loops.size(), R"(["reduction", "parallel", "reduction"]} ins(%2, %6)");
   EXPECT_FALSE(tile_every_reduction(other_loops)) << other_loops;
   EXPECT_EQ(executable_name("no executable here"), "");
+}
+
+TEST(ConfigRepair, DumpedConfigurationsAreRepairedIntoTheSubstitutionFolder) {
+  auto dir = util::TempDir::create(util::temp_root(), "kiln-repair-");
+  ASSERT_TRUE(dir);
+  fs::path dump = dir->path() / "dump", out = dir->path() / "executable-configs";
+  fs::create_directories(dump);
+  ASSERT_TRUE(util::write_file_atomic(dump / "configured_module_main_dispatch_4.mlir", kSoftmax));
+  std::string fine = kSoftmax;
+  fine.replace(fine.find("@main_dispatch_4 {"), 18, "@main_dispatch_7 {");
+  fine.replace(fine.find("TileAndFuse"), 11, "VectorDistribute");
+  ASSERT_TRUE(util::write_file_atomic(dump / "configured_module_main_dispatch_7.mlir", fine));
+
+  EXPECT_TRUE(repair_dumped_configs(dump, out, target::Backend::kCpu).empty());
+  EXPECT_FALSE(fs::exists(out));
+  auto repaired = repair_dumped_configs(dump, out, target::Backend::kCuda);
+  ASSERT_EQ(repaired.size(), 1u);
+  EXPECT_EQ(repaired["tile-every-reduction"], std::vector<std::string>{"main_dispatch_4"});
+  auto written = util::read_file(out / "main_dispatch_4.mlir");
+  ASSERT_TRUE(written);
+  EXPECT_EQ(*written, *tile_every_reduction(kSoftmax));
+  EXPECT_FALSE(fs::exists(out / "main_dispatch_7.mlir")) << "only repaired executables are substituted";
 }
 
 TEST(ConfigRepair, ShortRowsKeepTheCompilersChoice) {

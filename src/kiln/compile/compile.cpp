@@ -1,7 +1,6 @@
 #include "kiln/compile/compile.h"
 
 #include <ctime>
-#include <map>
 
 #include <fmt/format.h>
 
@@ -776,25 +775,11 @@ void repair_configs(UnitRun& r, const Options& options, Executor& executor, cons
                            "--iree-hal-dump-executable-configurations-to=" + dump.string(), "-o",
                            (r.staging / "config-check.mlir").string()});
   auto result = executor.run({argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
-  std::error_code ec;
-  std::map<std::string, std::vector<std::string>> repaired;  // repair -> executables
+  RepairedConfigs repaired;
   if (result && result->ok()) {
-    for (const auto& entry : fs::directory_iterator(dump, ec)) {
-      auto text = util::read_file(entry.path());
-      std::string name = text ? executable_name(*text) : "";
-      if (name.empty()) continue;
-      for (const auto& repair : config_repairs()) {
-        const auto& backends = repair.backends;
-        if (std::find(backends.begin(), backends.end(), r.unit.target.backend) == backends.end()) continue;
-        auto fixed = repair.repair(*text);
-        if (!fixed) continue;
-        fs::create_directories(r.staging / "executable-configs", ec);
-        if (!util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), *fixed)) continue;
-        repaired[std::string(repair.name)].push_back(name);
-        *text = std::move(*fixed);
-      }
-    }
+    repaired = repair_dumped_configs(dump, r.staging / "executable-configs", r.unit.target.backend);
   }
+  std::error_code ec;
   fs::remove_all(dump, ec);
   fs::remove(r.staging / "config-check.mlir", ec);
   if (repaired.empty()) return;
@@ -808,7 +793,6 @@ void repair_configs(UnitRun& r, const Options& options, Executor& executor, cons
   for (const auto& repair : config_repairs()) {
     auto it = repaired.find(std::string(repair.name));
     if (it == repaired.end()) continue;
-    std::sort(it->second.begin(), it->second.end());
     r.fallback_names.emplace_back(repair.name);
     r.fallbacks.push_back({{"name", repair.name},
                            {"table_version", kFallbackTableVersion},

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdint>
 
+#include "kiln/util/file.h"
 #include "kiln/util/strings.h"
 
 namespace kiln::compile {
@@ -184,6 +185,28 @@ const std::vector<ConfigRepair>& config_repairs() {
 bool may_repair_configs(target::Backend backend) {
   const auto& table = config_repairs();
   return std::any_of(table.begin(), table.end(), [&](const ConfigRepair& r) { return applies(r.backends, backend); });
+}
+
+RepairedConfigs repair_dumped_configs(const std::filesystem::path& dump, const std::filesystem::path& out,
+                                      target::Backend backend) {
+  RepairedConfigs repaired;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dump, ec)) {
+    auto text = util::read_file(entry.path());
+    std::string name = text ? executable_name(*text) : "";
+    if (name.empty()) continue;
+    for (const auto& repair : config_repairs()) {
+      if (!applies(repair.backends, backend)) continue;
+      auto fixed = repair.repair(*text);
+      if (!fixed) continue;
+      std::filesystem::create_directories(out, ec);
+      if (!util::write_file_atomic(out / (name + ".mlir"), *fixed)) continue;
+      repaired[std::string(repair.name)].push_back(name);
+      *text = std::move(*fixed);
+    }
+  }
+  for (auto& [repair, names] : repaired) std::sort(names.begin(), names.end());
+  return repaired;
 }
 
 nlohmann::json fallback_json(const Fallback& fallback, const std::string& line) {

@@ -7,6 +7,8 @@
 // (tests/integration/fallback_test.cpp).
 #pragma once
 
+#include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,6 +73,17 @@ bool may_repair_configs(target::Backend backend);
 
 // The symbol of the hal.executable a dumped configuration holds ("main_dispatch_4"), or "".
 std::string executable_name(std::string_view text);
+
+// Each repair's name and the executables it changed, sorted.
+using RepairedConfigs = std::map<std::string, std::vector<std::string>>;
+
+// Applies the backend's repairs to every configuration the compiler dumped
+// in `dump` (--iree-hal-dump-executable-configurations-to) and writes each
+// repaired one to `out` as NAME.mlir, the form
+// --iree-hal-substitute-executable-configurations-from reads (an existing
+// file of that name, a tuned configuration, is replaced by its repair).
+RepairedConfigs repair_dumped_configs(const std::filesystem::path& dump, const std::filesystem::path& out,
+                                      target::Backend backend);
 
 // Entry "tile-every-reduction" (IREE 3.13, the GPU TileAndFuse pipeline): in
 // a dispatch with several reductions over the same loops (a softmax: the
