@@ -81,6 +81,20 @@ TEST(CompileDiagnostics, F64OnVulkanNamesTheOperation) {
   EXPECT_NE(i64.find("--iree-input-demote-i64-to-i32"), std::string::npos) << i64;
 }
 
+// What iree-compile 3.13 printed for a bf16 dense layer built for vulkan:ampere.
+TEST(CompileDiagnostics, Bf16OnVulkanSaysWhichTypesBuild) {
+  std::string err =
+      "<unknown>:0: error: failed to legalize operation 'vector.bitcast': %4155 = \"vector.bitcast\"(%4154) : "
+      "(vector<2xf32>) -> vector<4xbf16>\n"
+      "models.py:71:11: error: failed to run translation of source executable to target executable for backend "
+      "#hal.executable.target<\"vulkan-spirv\", \"vulkan-spirv-fb\">\n";
+  std::string h = hint(err, target_of("vulkan:ampere"), {});
+  EXPECT_NE(h.find("cannot compute bf16 for vulkan:ampere"), std::string::npos) << h;
+  EXPECT_NE(h.find("f16 or f32"), std::string::npos) << h;
+  EXPECT_NE(h.find("takes and returns f32"), std::string::npos) << h;
+  EXPECT_EQ(hint(err, target_of("cpu"), {}).find("bf16"), std::string::npos) << "other targets get the general hint";
+}
+
 TEST(CompileDiagnostics, UnknownCustomCallIsNamed) {
   std::string err = captured("custom_call_cpu.stderr");
   std::string h = hint(err, target_of("cpu"), {});

@@ -280,6 +280,14 @@ std::string hint(const std::string& text, const target::Target& target, const st
                        "--flag=--iree-input-demote-i64-to-i32 (values beyond 32 bits wrap), or compile for cpu, cuda or rocm",
                        op_words, target.spec);
   }
+  // IREE 3.13's SPIR-V code generation stores bf16 in 32-bit words and
+  // cannot legalize the bitcasts that takes in vectorized dispatches.
+  if (target.backend == target::Backend::kVulkan && illegal == "vector.bitcast" && has(text, "bf16>")) {
+    return fmt::format("hint: IREE 3.13 cannot compute bf16 for {}; export the program in f16 or f32, or compile for "
+                       "cpu, cuda or rocm. --flag=--iree-input-promote-bf16-to-f32 builds it in f32, but the "
+                       "module then takes and returns f32 tensors instead of bf16",
+                       target.spec);
+  }
   if (!illegal.empty()) {
     if (util::starts_with(illegal, "stablehlo.dynamic_") || illegal == "stablehlo.real_dynamic_slice") {
       return fmt::format("hint: '{}' comes from a shape-polymorphic export (a symbolic dimension) that the compiler "
