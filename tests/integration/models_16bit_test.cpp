@@ -46,18 +46,25 @@ TEST_F(Models16Bit, DotAlgorithmsCompileForCuda) {
 
 // Fallback "no-vector-distribution": a bf16 dense layer with its bias add
 // fails in IREE 3.13's vector-distribution pipeline for CUDA ("'func.func'
-// op failed to distribute"); kiln builds it without that pipeline, says so,
-// records it, and serves the module from the cache next time.
+// op failed to distribute"); kiln builds the failing executable as the
+// compiler does without that pipeline (its configuration substituted, the
+// rest of the program untouched), says so, records it, and serves the
+// module from the cache next time.
 TEST_F(Models16Bit, FallbackNoVectorDistribution) {
   Outcome c = compile("linear_bias_bf16.mlir", "cuda:h100");
   ASSERT_EQ(c.status, 0) << c.err;
-  EXPECT_NE(c.err.find("built with the fallback 'no-vector-distribution'"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("built with the fallback 'no-vector-distribution' for main_dispatch_0"), std::string::npos)
+      << c.err;
   auto meta = metadata("linear_bias_bf16.cuda-sm_90");
   ASSERT_EQ(meta["fallbacks"].size(), 1u) << meta.dump();
   EXPECT_EQ(meta["fallbacks"][0]["name"], "no-vector-distribution");
+  EXPECT_EQ(meta["fallbacks"][0]["executables"], nlohmann::json::array({"main_dispatch_0"}));
   EXPECT_NE(meta["fallbacks"][0]["symptom"].get<std::string>().find("failed to distribute"), std::string::npos);
   auto command = meta["compiler_command"].get<std::vector<std::string>>();
-  EXPECT_NE(std::find(command.begin(), command.end(), "--iree-codegen-llvmgpu-use-vector-distribution=false"),
+  EXPECT_EQ(std::find(command.begin(), command.end(), "--iree-codegen-llvmgpu-use-vector-distribution=false"),
+            command.end()) << "the other dispatches keep the pipeline";
+  EXPECT_NE(std::find(command.begin(), command.end(),
+                      "--iree-hal-substitute-executable-configurations-from=executable-configs"),
             command.end());
 
   Outcome again = compile("linear_bias_bf16.mlir", "cuda:h100");

@@ -45,6 +45,21 @@ TEST(Fallback, QuotesTheLineOfTheSymptom) {
   EXPECT_EQ(j["flags"][0], "--iree-codegen-llvmgpu-use-vector-distribution=false");
 }
 
+TEST(Fallback, TheFailingExecutablesAreReadFromTheDiagnostics) {
+  // As iree-compile 3.13 prints a failing dispatch ("see current operation"), shortened.
+  std::string err = std::string(kDistribute) +
+                    "layers.py:118:14: note: see current operation: \n"
+                    "\"func.func\"() <{function_type = () -> (), sym_name = \"main_dispatch_2_matmul_1024x2304x768_bf16\"}> ({\n"
+                    "layers.py:88:13: note: see current operation: \n"
+                    "\"func.func\"() <{function_type = () -> (), sym_name = \"main_dispatch_11_batch_matmul_48x64x256x256_bf16\"}> ({\n"
+                    "\"func.func\"() <{function_type = () -> (), sym_name = \"main_dispatch_2_matmul_1024x2304x768_bf16\"}> ({\n"
+                    "\"func.func\"() <{sym_name = \"helper\"}> ({\n"
+                    "\"func.func\"() <{sym_name = \"forward_dispatch_3\"}> ({\n";
+  EXPECT_EQ(failing_executables(err),
+            (std::vector<std::string>{"main_dispatch_2", "main_dispatch_11", "forward_dispatch_3"}));
+  EXPECT_TRUE(failing_executables(kDistribute).empty());
+}
+
 TEST(Fallback, NamesAreUniqueAndEveryEntryHasFlagsAndAReason) {
   std::set<std::string_view> names;
   for (const auto& f : fallbacks()) {

@@ -1,6 +1,7 @@
 #include "kiln/compile/compile.h"
 
 #include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -498,7 +499,7 @@ struct UnitRun {
   std::string warning;
   nlohmann::json fallbacks = nlohmann::json::array();  // those applied, as the metadata records them
   std::vector<std::string> fallback_names;
-  std::string fallback_note;  // for users: which fallbacks built the module and why
+  std::vector<std::string> fallback_notes;  // for users: which fallbacks built the module and why
 
   void warn(const std::string& what) { warning += (warning.empty() ? "" : "; ") + what; }
 };
@@ -736,60 +737,80 @@ void store_in_caches(UnitRun& r, const CacheUse& cache, const json& metadata) {
   }
 }
 
-// Adds a fallback's flags to the command (after every other flag, so they
-// win) and records it.
+// Adds flags to the command, after every other flag (so they win).
+void add_flags(UnitRun& r, const std::vector<std::string>& flags) {
+  r.flags.insert(r.flags.end(), flags.begin(), flags.end());
+  r.argv.insert(r.argv.end() - 2, flags.begin(), flags.end());  // before "-o PATH"
+  r.recorded.insert(r.recorded.end() - 2, flags.begin(), flags.end());
+}
+
+constexpr const char* kSubstituteConfigs = "--iree-hal-substitute-executable-configurations-from=executable-configs";
+
+void substitute_configs(UnitRun& r) {
+  if (std::find(r.flags.begin(), r.flags.end(), kSubstituteConfigs) == r.flags.end()) add_flags(r, {kSubstituteConfigs});
+}
+
+// Adds a fallback's flags to the whole program and records it.
 void apply_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed) {
   r.fallback_names.emplace_back(fallback.name);
   nlohmann::json entry = fallback_json(fallback, symptom_line(failed.err, fallback));
   entry["failed_compile_seconds"] = failed.wall_seconds;
   r.fallbacks.push_back(std::move(entry));
-  r.flags.insert(r.flags.end(), fallback.flags.begin(), fallback.flags.end());
-  r.argv.insert(r.argv.end() - 2, fallback.flags.begin(), fallback.flags.end());  // before "-o PATH"
-  r.recorded.insert(r.recorded.end() - 2, fallback.flags.begin(), fallback.flags.end());
-  r.fallback_note += fmt::format("{}built with the fallback '{}': {}", r.fallback_note.empty() ? "" : "; ",
-                                 fallback.name, fallback.why);
+  add_flags(r, fallback.flags);
+  r.fallback_notes.push_back(fmt::format("built with the fallback '{}': {}", fallback.name, fallback.why));
 }
 
-// Whether the command already stops early or dumps or swaps
-// configurations in a way a configuration check would disturb.
-bool checks_configs(const UnitRun& r) {
-  if (!may_repair_configs(r.unit.target.backend)) return false;
+// The last fallback, applied to the failing executables alone, did not
+// build the program: its flags go to the whole program.
+void widen_fallback(UnitRun& r, const Fallback& fallback) {
+  r.fallbacks.back().erase("executables");
+  add_flags(r, fallback.flags);
+  r.fallback_notes.back() = fmt::format("built with the fallback '{}' (for the whole program: the failing "
+                                        "executables alone did not build): {}",
+                                        fallback.name, fallback.why);
+}
+
+// Whether the command already stops early or starts late, so that an early
+// run up to the executable configurations would not mean what it does.
+bool may_stop_early(const UnitRun& r) {
   return std::none_of(r.flags.begin(), r.flags.end(), [](const std::string& f) {
     return f.starts_with("--compile-to") || f.starts_with("--compile-from") || f.starts_with("--compile-mode");
   });
 }
 
-// Runs the compiler up to its executable configurations (a second or so)
-// and repairs those that the table of configuration repairs knows it would
-// fail to build; the compile then substitutes the repaired ones. Best
-// effort: a program that fails this early fails the same way in the full
-// compile, which reports it.
-void repair_configs(UnitRun& r, const Options& options, Executor& executor, const Prepared& prepared) {
-  if (!checks_configs(r)) return;
-  fs::path dump = r.staging / "config-check";
+// Runs the compiler, with `more` flags, up to its executable configurations
+// (a second or so) and dumps them into `dump`; whether it got there.
+bool dump_configs(UnitRun& r, const fs::path& dump, const std::vector<std::string>& more, const Options& options,
+                  Executor& executor, const Prepared& prepared) {
   std::vector<std::string> argv;
   for (size_t i = 0; i + 2 < r.argv.size(); ++i) {  // all but "-o PATH"
     if (!r.argv[i].starts_with("--iree-hal-dump-executable-configurations-to")) argv.push_back(r.argv[i]);
   }
+  argv.insert(argv.end(), more.begin(), more.end());
   argv.insert(argv.end(), {"--compile-to=executable-configurations",
                            "--iree-hal-dump-executable-configurations-to=" + dump.string(), "-o",
-                           (r.staging / "config-check.mlir").string()});
+                           (r.staging / "configured.mlir").string()});
   auto result = executor.run({argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
+  std::error_code ec;
+  fs::remove(r.staging / "configured.mlir", ec);
+  return result && result->ok();
+}
+
+// Repairs the configurations that the table of configuration repairs knows
+// the compiler would fail to build; the compile then substitutes the
+// repaired ones. Best effort: a program that fails this early fails the
+// same way in the full compile, which reports it.
+void repair_configs(UnitRun& r, const Options& options, Executor& executor, const Prepared& prepared) {
+  if (!may_repair_configs(r.unit.target.backend) || !may_stop_early(r)) return;
+  fs::path dump = r.staging / "config-check";
   RepairedConfigs repaired;
-  if (result && result->ok()) {
+  if (dump_configs(r, dump, {}, options, executor, prepared)) {
     repaired = repair_dumped_configs(dump, r.staging / "executable-configs", r.unit.target.backend);
   }
   std::error_code ec;
   fs::remove_all(dump, ec);
-  fs::remove(r.staging / "config-check.mlir", ec);
   if (repaired.empty()) return;
-
-  const std::string flag = "--iree-hal-substitute-executable-configurations-from=executable-configs";
-  if (std::find(r.flags.begin(), r.flags.end(), flag) == r.flags.end()) {
-    r.flags.push_back(flag);
-    r.argv.insert(r.argv.end() - 2, flag);  // before "-o PATH"
-    r.recorded.insert(r.recorded.end() - 2, flag);
-  }
+  substitute_configs(r);
   for (const auto& repair : config_repairs()) {
     auto it = repaired.find(std::string(repair.name));
     if (it == repaired.end()) continue;
@@ -798,27 +819,74 @@ void repair_configs(UnitRun& r, const Options& options, Executor& executor, cons
                            {"table_version", kFallbackTableVersion},
                            {"executables", it->second},
                            {"why", repair.why}});
-    r.fallback_note += fmt::format("{}built with the configuration repair '{}' of {}: {}",
-                                   r.fallback_note.empty() ? "" : "; ", repair.name, util::join(it->second, ", "),
-                                   repair.why);
+    r.fallback_notes.push_back(fmt::format("built with the configuration repair '{}' of {}: {}", repair.name,
+                                           util::join(it->second, ", "), repair.why));
   }
 }
 
+// Applies a fallback to the executables that failed alone: their
+// configurations as the compiler chooses them under the fallback's flags are
+// substituted, and every other dispatch keeps the compiler's first choice.
+// False (nothing changed) when the failing executables cannot be told or
+// their configurations were not all made.
+bool substitute_failing(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed,
+                        const Options& options, Executor& executor, const Prepared& prepared) {
+  auto names = failing_executables(failed.err);
+  if (names.empty() || !may_stop_early(r)) return false;
+  fs::path dump = r.staging / "fallback-configs";
+  std::map<std::string, std::string> texts;
+  std::error_code ec;
+  if (dump_configs(r, dump, fallback.flags, options, executor, prepared)) {
+    for (const auto& entry : fs::directory_iterator(dump, ec)) {
+      auto text = util::read_file(entry.path());
+      std::string name = text ? executable_name(*text) : "";
+      if (std::find(names.begin(), names.end(), name) != names.end()) texts[name] = std::move(*text);
+    }
+  }
+  fs::remove_all(dump, ec);
+  if (texts.size() != names.size()) return false;
+  fs::create_directories(r.staging / "executable-configs", ec);
+  for (const auto& [name, text] : texts) {
+    if (!util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), text)) return false;
+  }
+  substitute_configs(r);
+  r.fallback_names.emplace_back(fallback.name);
+  nlohmann::json entry = fallback_json(fallback, symptom_line(failed.err, fallback));
+  entry["failed_compile_seconds"] = failed.wall_seconds;
+  entry["executables"] = names;
+  r.fallbacks.push_back(std::move(entry));
+  r.fallback_notes.push_back(
+      fmt::format("built with the fallback '{}' for {}: {}", fallback.name, util::join(names, ", "), fallback.why));
+  return true;
+}
+
 // Runs the compiler. A failure that the fallback table knows is compiled
-// again with the fallback, each entry at most once; any other failure, or
-// one that no entry left untried matches, is the unit's error.
+// again with the fallback, first for the failing executables alone, then for
+// the whole program, each entry at most once; any other failure, or one
+// that no entry left untried matches, is the unit's error.
 Result<util::ProcessResult> run_compiler(UnitRun& r, const Options& options, Executor& executor,
                                          const Prepared& prepared) {
+  const Fallback* narrow = nullptr;  // applied to the failing executables alone, not yet widened
   for (;;) {
     auto result = executor.run({r.argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
     if (!result) return tl::unexpected(result.error().context(r.context));
     if (result->ok()) return std::move(*result);
+    bool cancelled = r.unit.cancel && r.unit.cancel->load();
+    if (narrow && !cancelled && !result->timed_out && !result->out_of_memory) {
+      widen_fallback(r, *narrow);
+      narrow = nullptr;
+      continue;
+    }
     bool rejected = result->exit_status > 0 && result->term_signal == 0 && !result->timed_out && !result->out_of_memory;
     const Fallback* fallback = rejected
                                    ? match_fallback(result->err, r.unit.target.backend, r.fallback_names)
                                    : nullptr;
     if (!fallback) return tl::unexpected(compile_failure(*result, r.unit, options, r.base, r.recorded, r.flags));
-    apply_fallback(r, *fallback, *result);
+    if (substitute_failing(r, *fallback, *result, options, executor, prepared)) {
+      narrow = fallback;
+    } else {
+      apply_fallback(r, *fallback, *result);
+    }
   }
 }
 
@@ -850,7 +918,7 @@ Result<Outcome> compile_and_publish(UnitRun& r, const Options& options, const ml
   auto outcome = KILN_TRY(publish(r.staged_module, r.final_module, r.final_metadata, std::move(metadata), r.context));
   outcome.cache_explanation = std::move(explanation);
   outcome.warning = std::move(r.warning);
-  outcome.note = std::move(r.fallback_note);
+  outcome.note = util::join(r.fallback_notes, "; ");
   return outcome;
 }
 

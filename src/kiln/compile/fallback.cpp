@@ -27,7 +27,7 @@ const std::vector<Fallback>& fallbacks() {
       {"no-vector-distribution", {target::Backend::kCuda, target::Backend::kRocm}, "op failed to distribute",
        {"--iree-codegen-llvmgpu-use-vector-distribution=false"},
        "the vector-distribution pipeline failed to distribute a dispatch (16-bit matmuls with fused element-wise "
-       "ops); built with --iree-codegen-llvmgpu-use-vector-distribution=false"},
+       "ops); it was built as the compiler builds it with --iree-codegen-llvmgpu-use-vector-distribution=false"},
   };
   return table;
 }
@@ -44,6 +44,26 @@ const Fallback* match_fallback(std::string_view err, target::Backend backend, co
     return &f;
   }
   return nullptr;
+}
+
+std::vector<std::string> failing_executables(std::string_view err) {
+  std::vector<std::string> out;
+  constexpr std::string_view kSym = "sym_name = \"";
+  for (size_t at = err.find(kSym); at != std::string_view::npos; at = err.find(kSym, at + 1)) {
+    size_t begin = at + kSym.size();
+    size_t end = err.find('"', begin);
+    if (end == std::string_view::npos) break;
+    std::string_view function = err.substr(begin, end - begin);
+    // The executable is the export's name up to its last "_dispatch_N".
+    size_t mark = function.rfind("_dispatch_");
+    if (mark == std::string_view::npos) continue;
+    size_t digits = mark + 10, stop = digits;
+    while (stop < function.size() && std::isdigit(static_cast<unsigned char>(function[stop]))) ++stop;
+    if (stop == digits) continue;
+    std::string name(function.substr(0, stop));
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+  }
+  return out;
 }
 
 std::string symptom_line(std::string_view err, const Fallback& fallback) {

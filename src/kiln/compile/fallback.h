@@ -28,11 +28,17 @@ struct Fallback {
   std::string_view why;      // what failed and what the flags do, for users
 };
 
+// A fallback is first applied to the failing executables alone: kiln runs
+// the compiler with the entry's flags up to its executable configurations
+// and substitutes those executables' configurations in the compile without
+// the flags, so every other dispatch keeps the compiler's first choice. If
+// that compile fails too, the flags apply to the whole program.
+//
 // Bumped whenever an entry is added, removed or changed (here or among the
 // configuration repairs below): it joins the cache key of every compile the
 // tables can apply to, so a module built under an older table is not served
 // as one built under this one.
-inline constexpr int kFallbackTableVersion = 2;
+inline constexpr int kFallbackTableVersion = 3;
 
 const std::vector<Fallback>& fallbacks();
 
@@ -42,6 +48,11 @@ bool may_fall_back(target::Backend backend);
 // The first entry for this backend whose symptom is in `err` and which is
 // not among `tried`; null when there is none.
 const Fallback* match_fallback(std::string_view err, target::Backend backend, const std::vector<std::string>& tried);
+
+// The executables whose dispatch functions the compiler's diagnostics show
+// ("sym_name = \"main_dispatch_2_matmul_...\"" -> "main_dispatch_2"), in
+// order, each once: the ones that failed.
+std::vector<std::string> failing_executables(std::string_view err);
 
 // The first line of `err` that holds the entry's symptom, trimmed and
 // capped: what the metadata quotes.
