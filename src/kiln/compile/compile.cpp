@@ -770,8 +770,8 @@ void widen_fallback(UnitRun& r, const Fallback& fallback) {
                                         fallback.name, fallback.why);
 }
 
-// Whether the command already stops early or starts late, so that an early
-// run up to the executable configurations would not mean what it does.
+// Whether kiln may run this command up to its executable configurations:
+// not when its own flags already stop it early or start it late.
 bool may_stop_early(const UnitRun& r) {
   return std::none_of(r.flags.begin(), r.flags.end(), [](const std::string& f) {
     return f.starts_with("--compile-to") || f.starts_with("--compile-from") || f.starts_with("--compile-mode");
