@@ -81,6 +81,8 @@ TEST_F(Docker, FallbacksApplyInAContainer) {
   auto meta = nlohmann::json::parse(*util::read_file(dir() / "docker/linear_bias_bf16.cuda-sm_90.json"));
   EXPECT_EQ(meta["executor"], "docker");
   EXPECT_EQ(meta["fallbacks"][0]["name"], "no-vector-distribution");
+  // The early run up to the executable configurations ran in a container too.
+  EXPECT_EQ(meta["fallbacks"][0]["executables"], nlohmann::json::array({"main_dispatch_0"})) << meta.dump();
   EXPECT_TRUE(leftover_containers().empty());
 }
 

@@ -787,12 +787,12 @@ bool dump_configs(UnitRun& r, const fs::path& dump, const std::vector<std::strin
     if (!r.argv[i].starts_with("--iree-hal-dump-executable-configurations-to")) argv.push_back(r.argv[i]);
   }
   argv.insert(argv.end(), more.begin(), more.end());
+  // Only the dumped configurations are wanted: the program itself (with
+  // its constants, gigabytes for some models) goes nowhere, as bytecode.
   argv.insert(argv.end(), {"--compile-to=executable-configurations",
-                           "--iree-hal-dump-executable-configurations-to=" + dump.string(), "-o",
-                           (r.staging / "configured.mlir").string()});
+                           "--iree-hal-dump-executable-configurations-to=" + dump.string(), "--emit-mlir-bytecode",
+                           "-o", "/dev/null"});
   auto result = executor.run({argv, prepared.input, r.staging, options.timeout, {}, false, r.unit.cancel});
-  std::error_code ec;
-  fs::remove(r.staging / "configured.mlir", ec);
   return result && result->ok();
 }
 
