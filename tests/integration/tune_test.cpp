@@ -283,6 +283,19 @@ TEST_F(Tune, CudaPrepareBuildsDispatchBenchmarksWithinTheBudget) {
   EXPECT_NE(p.out.find("at least"), std::string::npos) << p.out;  // the measure plan
 }
 
+// A program that builds only through a fallback (a bf16 dense layer with its
+// bias, "failed to distribute" for CUDA) is tuned from the configuration the
+// fallback built, not from the one that failed.
+TEST_F(Tune, AProgramThatNeedsAFallbackGetsDispatchCandidates) {
+  Outcome p = kiln({"tune", "prepare", model("linear_bias_bf16.mlir").string(), "--target", "cuda:h100", "-o", "b",
+                    "--per-dispatch", "4", "--max-dispatch-candidates", "4"});
+  ASSERT_EQ(p.status, 0) << p.err;
+  json bundle = read_json("b/bundle.json");
+  size_t tunable = 0;
+  for (const auto& d : bundle["dispatches"]) tunable += d["candidates"].get<size_t>() > 0;
+  EXPECT_EQ(tunable, 1u) << bundle["dispatches"].dump(1) << p.err;
+}
+
 TEST_F(Tune, BadBundlesAndResultsAreRefusedWithNothingWritten) {
   ASSERT_EQ(prepare("b1").status, 0);
   // Not empty: refused.

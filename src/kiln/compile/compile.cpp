@@ -833,6 +833,15 @@ bool substitute_failing(UnitRun& r, const Fallback& fallback, const util::Proces
                         const Options& options, Executor& executor, const Prepared& prepared) {
   auto names = failing_executables(failed.err);
   if (names.empty() || !may_stop_early(r)) return false;
+  // A compile that dumps its configurations or benchmarks (kiln tune's
+  // reference) dumps the compiler's own choice of a substituted executable,
+  // not the substitute: the tuner would start from a configuration that
+  // fails. Those take the whole-program fallback.
+  bool dumps = std::any_of(r.flags.begin(), r.flags.end(), [](const std::string& f) {
+    return f.starts_with("--iree-hal-dump-executable-configurations-to") ||
+           f.starts_with("--iree-hal-dump-executable-benchmarks-to");
+  });
+  if (dumps) return false;
   fs::path dump = r.staging / "fallback-configs";
   std::map<std::string, std::string> texts;
   std::error_code ec;
