@@ -92,7 +92,7 @@ build_one() {
   local tag="kiln-$flavor:$version"
   log "building $tag from $base"
   local stage=product
-  if [ -n "$host_kiln" ]; then stage=host; stage_host; else clear_host; fetch_wheels; fi
+  [ -n "$host_kiln" ] && stage=host
   local args=(--network=host -f docker/Dockerfile --target "$stage"
     --build-arg "BASE=$base" --build-arg "BUILDER_BASE=$builder_base" --build-arg "FLAVOR=$flavor"
     --build-arg "KILN_VERSION=$version" --build-arg "IREE_VERSION=$IREE_VERSION"
@@ -101,13 +101,15 @@ build_one() {
     docker buildx build --platform "$KILN_PLATFORMS" "${args[@]}"
   else
     DOCKER_BUILDKIT=0 docker build -q "${args[@]}" >/dev/null
-    clear_host
     docker run --rm --network=none "$tag" --version >/dev/null \
       || { log "$tag does not run kiln --version"; exit 1; }
   fi
   docker image inspect "$tag" --format "$tag {{.Size}} bytes" 2>/dev/null || true
 }
 
+# What the image's stage takes from here, made once for every flavor
+# (docker/host/ is emptied again on exit).
+if [ -n "$host_kiln" ]; then stage_host; else clear_host; fetch_wheels; fi
 case "$which" in
   cpu) build_one cpu "$cpu_base" ;;
   cuda) build_one cuda "$cuda_base" ;;

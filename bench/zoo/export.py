@@ -1,6 +1,6 @@
 """Exports the model zoo (bench/zoo/zoo.py) for kiln and for JAX.
 
-usage: export.py OUT_DIR [--size deploy|small] [--source jax|keras-hub|all] [NAME ...]
+usage: export.py OUT_DIR [--size deploy|small] [--source jax|keras-hub|all] [--no-mlir] [NAME ...]
 
 For each program writes
   NAME.jaxexp  Exported.serialize() for platforms ("cuda", "rocm", "cpu"): kiln
@@ -8,7 +8,7 @@ For each program writes
                platform), and JAX deserializes and calls the very same program
                for the reference and XLA's timing, with no zoo library needed;
   NAME.mlir    the StableHLO text exported for "cuda" alone, for targets with
-               no JAX platform (vulkan) and for reading;
+               no JAX platform (vulkan) and for reading (--no-mlir: not written);
   NAME.json    the program's description: layer, element type, source, sizes,
                and each argument's name, shape, type and how zoo.inputs()
                fills it.
@@ -32,17 +32,17 @@ from jax import export  # noqa: E402
 import zoo  # noqa: E402
 
 
-def export_one(name, size, out_dir):
+def export_one(name, size, out_dir, mlir=True):
     fn, args = zoo.build(name, size)
     specs = [a.spec() for a in args]
+    base = os.path.join(out_dir, name)
     with jax.default_matmul_precision("highest"):
         both = export.export(jax.jit(fn), platforms=("cuda", "rocm", "cpu"))(*specs)
-        text = export.export(jax.jit(fn), platforms=("cuda",))(*specs).mlir_module()
-    base = os.path.join(out_dir, name)
+        if mlir:
+            with open(base + ".mlir", "w") as f:
+                f.write(export.export(jax.jit(fn), platforms=("cuda",))(*specs).mlir_module())
     with open(base + ".jaxexp", "wb") as f:
         f.write(both.serialize())
-    with open(base + ".mlir", "w") as f:
-        f.write(text)
     p = zoo.PROGRAMS[name]
     doc = {"name": name, "layer": p.layer, "dtype": p.dtype, "source": p.source, "size": size,
            "config": zoo.SIZES.get(p.layer, {}).get(size), "decode_m": p.extra,
@@ -59,6 +59,8 @@ def main():
     parser.add_argument("names", nargs="*")
     parser.add_argument("--size", choices=("deploy", "small"), default="deploy")
     parser.add_argument("--source", choices=("jax", "keras-hub", "all"), default="jax")
+    parser.add_argument("--no-mlir", action="store_true",
+                        help="skip NAME.mlir (only targets with no JAX platform, such as vulkan, compile it)")
     opts = parser.parse_intermixed_args()
     unknown = [n for n in opts.names if n not in zoo.PROGRAMS]
     if unknown:
@@ -67,7 +69,7 @@ def main():
     os.makedirs(opts.out_dir, exist_ok=True)
     for name in names:
         start = time.monotonic()
-        export_one(name, opts.size, opts.out_dir)
+        export_one(name, opts.size, opts.out_dir, mlir=not opts.no_mlir)
         print(f"exported {name} ({time.monotonic() - start:.1f} s)", file=sys.stderr)
     print(f"exported {len(names)} program(s) to {opts.out_dir}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes .venv-zoo, the Python environment of the model zoo's exporter: the
-# project's JAX release with the libraries whose layer definitions the zoo
-# exports (flax, equinox, keras-hub). It is separate from .venv, whose pins
+# project's JAX release with the library whose model definitions the zoo
+# exports (keras-hub, on Keras's JAX backend). It is separate from .venv, whose pins
 # the rest of the project relies on.
 #
 # keras-hub declares tensorflow-text (and through it TensorFlow, about 600 MB)
@@ -21,8 +21,8 @@ venv="$root/.venv-zoo"
 "$uv" pip install -q --python "$venv/bin/python" \
   "jax==$JAX_VERSION" "jaxlib==$JAX_VERSION" "flatbuffers==$FLATBUFFERS_VERSION" \
   numpy==2.4.6 ml_dtypes==0.7.0 \
-  flax==0.12.8 equinox==0.13.8 keras==3.15.1
+  keras==3.15.1
 "$uv" pip install -q --python "$venv/bin/python" --no-deps keras-hub==0.32.0
 "$uv" pip install -q --python "$venv/bin/python" \
   absl-py==2.5.1 regex==2026.12.2 packaging==26.4 rich==15.0.0 tokenizers==0.23.3 sentencepiece==0.2.3
-KERAS_BACKEND=jax "$venv/bin/python" -c "import flax, equinox, keras_hub, jax; print('zoo environment: jax', jax.__version__, 'flax', flax.__version__, 'equinox', equinox.__version__, 'keras-hub', keras_hub.__version__)"
+KERAS_BACKEND=jax "$venv/bin/python" -c "import keras_hub, jax; print('zoo environment: jax', jax.__version__, 'keras-hub', keras_hub.__version__)"

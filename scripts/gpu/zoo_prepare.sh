@@ -33,12 +33,15 @@ elif [ -z "$python" ]; then
   echo "zoo_prepare.sh: no .venv-zoo (bench/zoo/setup.sh): exporting the plain-JAX programs only" >&2
   python=$root/.venv/bin/python
 fi
+# The StableHLO text is only compiled for targets with no JAX platform.
+mlir=(--no-mlir)
+case "$target" in cpu* | cuda* | rocm*) ;; *) mlir=() ;; esac
 "$python" "$root/bench/zoo/export.py" "$carry/programs" --source "$source" --size "${KILN_ZOO_SIZE:-deploy}" \
-  "${names[@]}" >/dev/null
+  "${mlir[@]}" "${names[@]}" >/dev/null
 nice -n 10 "$root/.venv/bin/python" "$root/bench/zoo/compile_table.py" "$carry/programs" "${names[@]}" \
   --kiln "$kiln" --target "$target" --modules "$carry/modules" \
   --table "$carry/compile.md" --json "$carry/compile.json" >/dev/null || true
-rm -f "$carry"/programs/*.mlir "$carry"/modules/*.json.tmp
+rm -f "$carry"/modules/*.json.tmp
 cp "$kiln" "$carry/kiln"
 strip "$carry/kiln" 2>/dev/null || true
 [ "${KILN_ZOO_NO_WHEEL:-0}" = 1 ] || bash "$root/scripts/gpu/runtime_wheel.sh" "$carry" "$pyver"

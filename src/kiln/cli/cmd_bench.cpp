@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "kiln/bench/report.h"
+#include "kiln/bench/stats.h"
 #include "kiln/cli/module_binding.h"
 #include "kiln/cli/executors.h"
 #include "kiln/cli/parse.h"
@@ -34,10 +35,7 @@ Result<int> run_amortized(const runtime::RunSpec& run, const LoadedModule& loade
                           bool json) {
   auto means = KILN_TRY(runtime::benchmark_amortized(loaded.selected.tools, *loaded.selected.executor,
                                                      {run, min_time, repetitions}));
-  std::vector<double> sorted = means;
-  std::sort(sorted.begin(), sorted.end());
-  double median = sorted[sorted.size() / 2];
-  if (sorted.size() % 2 == 0) median = (sorted[sorted.size() / 2 - 1] + median) / 2;
+  double median = bench::percentile(means, 50);
   nlohmann::json out = {{"module", fs::path(run.signature.path).filename().string()},
                         {"function", run.signature.function},
                         {"device", run.device},

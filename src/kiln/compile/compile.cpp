@@ -400,7 +400,7 @@ Status rewrite_dots(const Unit& unit, const mlir::ModuleInfo& module, const fs::
     bool wanted = is_text ? mlir::has_dot_algorithm(bytes) || (options.f32_accumulation && mlir::has_narrow_dot(bytes))
                           : module.dot_algorithms || (options.f32_accumulation && module.narrow_dots);
     if (!wanted) return {};
-    bool vhlo = !is_text || mlir::has_vhlo_dot_algorithm(bytes) || bytes.find("vhlo.dot_general") != std::string_view::npos;
+    bool vhlo = !is_text || bytes.find("vhlo.dot_general") != std::string_view::npos;
     if (!vhlo) text.assign(bytes);
   }
   if (text.empty()) {
@@ -544,6 +544,11 @@ Status find_tuning(UnitRun& r, const Options& options, const toolchain::Toolchai
   return {};
 }
 
+// The staging folder's executable configurations, and the flag that has
+// the compiler use them in place of its own.
+constexpr const char* kConfigsDir = "executable-configs";
+constexpr const char* kSubstituteConfigs = "--iree-hal-substitute-executable-configurations-from=executable-configs";
+
 // Copies the configurations into the staging folder: executable
 // configurations to executable-configs/, kernel objects (which replace an
 // executable's code after the compiler built it) to executable-objects/.
@@ -551,13 +556,13 @@ Status stage_configs(UnitRun& r) {
   bool configs = false, objects = false;
   for (const auto& [name, text] : r.texts) {
     bool object = tuning::is_kernel_object(name);
-    fs::path dir = r.staging / (object ? "executable-objects" : "executable-configs");
+    fs::path dir = r.staging / (object ? "executable-objects" : kConfigsDir);
     std::error_code ec;
     fs::create_directories(dir, ec);
     KILN_TRY_STATUS(util::write_file_atomic(dir / tuning::config_file_name(name), text));
     (object ? objects : configs) = true;
   }
-  if (configs) r.flags.push_back("--iree-hal-substitute-executable-configurations-from=executable-configs");
+  if (configs) r.flags.push_back(kSubstituteConfigs);
   if (objects) r.flags.push_back("--iree-hal-substitute-executable-objects-from=executable-objects");
   return {};
 }
@@ -744,20 +749,30 @@ void add_flags(UnitRun& r, const std::vector<std::string>& flags) {
   r.recorded.insert(r.recorded.end() - 2, flags.begin(), flags.end());
 }
 
-constexpr const char* kSubstituteConfigs = "--iree-hal-substitute-executable-configurations-from=executable-configs";
-
 void substitute_configs(UnitRun& r) {
   if (std::find(r.flags.begin(), r.flags.end(), kSubstituteConfigs) == r.flags.end()) add_flags(r, {kSubstituteConfigs});
 }
 
-// Adds a fallback's flags to the whole program and records it.
-void apply_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed) {
+// Records an applied fallback: its metadata entry (`executables` when it
+// applies to those alone) and the note for users.
+void record_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed,
+                     const std::vector<std::string>& executables = {}) {
   r.fallback_names.emplace_back(fallback.name);
   nlohmann::json entry = fallback_json(fallback, symptom_line(failed.err, fallback));
   entry["failed_compile_seconds"] = failed.wall_seconds;
+  std::string scope;
+  if (!executables.empty()) {
+    entry["executables"] = executables;
+    scope = " for " + util::join(executables, ", ");
+  }
   r.fallbacks.push_back(std::move(entry));
+  r.fallback_notes.push_back(fmt::format("built with the fallback '{}'{}: {}", fallback.name, scope, fallback.why));
+}
+
+// Adds a fallback's flags to the whole program and records it.
+void apply_fallback(UnitRun& r, const Fallback& fallback, const util::ProcessResult& failed) {
   add_flags(r, fallback.flags);
-  r.fallback_notes.push_back(fmt::format("built with the fallback '{}': {}", fallback.name, fallback.why));
+  record_fallback(r, fallback, failed);
 }
 
 // The last fallback, applied to the failing executables alone, did not
@@ -805,7 +820,7 @@ void repair_configs(UnitRun& r, const Options& options, Executor& executor, cons
   fs::path dump = r.staging / "config-check";
   RepairedConfigs repaired;
   if (dump_configs(r, dump, {}, options, executor, prepared)) {
-    repaired = repair_dumped_configs(dump, r.staging / "executable-configs", r.unit.target.backend);
+    repaired = repair_dumped_configs(dump, r.staging / kConfigsDir, r.unit.target.backend);
   }
   std::error_code ec;
   fs::remove_all(dump, ec);
@@ -854,18 +869,12 @@ bool substitute_failing(UnitRun& r, const Fallback& fallback, const util::Proces
   }
   fs::remove_all(dump, ec);
   if (texts.size() != names.size()) return false;
-  fs::create_directories(r.staging / "executable-configs", ec);
+  fs::create_directories(r.staging / kConfigsDir, ec);
   for (const auto& [name, text] : texts) {
-    if (!util::write_file_atomic(r.staging / "executable-configs" / (name + ".mlir"), text)) return false;
+    if (!util::write_file_atomic(r.staging / kConfigsDir / tuning::config_file_name(name), text)) return false;
   }
   substitute_configs(r);
-  r.fallback_names.emplace_back(fallback.name);
-  nlohmann::json entry = fallback_json(fallback, symptom_line(failed.err, fallback));
-  entry["failed_compile_seconds"] = failed.wall_seconds;
-  entry["executables"] = names;
-  r.fallbacks.push_back(std::move(entry));
-  r.fallback_notes.push_back(
-      fmt::format("built with the fallback '{}' for {}: {}", fallback.name, util::join(names, ", "), fallback.why));
+  record_fallback(r, fallback, failed, names);
   return true;
 }
 

@@ -157,7 +157,7 @@ std::vector<GenericLine> generic_lines(const std::string& text) {
 }  // namespace
 
 std::string executable_name(std::string_view text) {
-  for (std::string_view marker : {"hal.executable public @", "hal.executable private @", "hal.executable @"}) {
+  for (std::string_view marker : {"hal.executable private @", "hal.executable public @", "hal.executable @"}) {
     size_t at = text.find(marker);
     if (at == std::string_view::npos) continue;
     size_t begin = at + marker.size(), end = begin;

@@ -82,7 +82,8 @@ const std::vector<ConfigRepair>& config_repairs();
 // Whether any configuration repair applies to the backend.
 bool may_repair_configs(target::Backend backend);
 
-// The symbol of the hal.executable a dumped configuration holds ("main_dispatch_4"), or "".
+// The symbol of the hal.executable a dumped configuration or benchmark
+// program holds ("main_dispatch_4"), or "".
 std::string executable_name(std::string_view text);
 
 // Each repair's name and the executables it changed, sorted.

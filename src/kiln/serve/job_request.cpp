@@ -10,7 +10,6 @@ namespace kiln::serve {
 Result<JobRequest> read_job_request(const nlohmann::json& doc) {
   if (!doc.is_object()) return fail(Code::kInvalidArgument, "the job request is not a JSON object");
   JobRequest r;
-  r.doc = doc;
   auto targets = doc.find("targets");
   if (targets == doc.end() || !targets->is_array()) {
     return fail(Code::kInvalidArgument, "at /targets: the job request names no list of targets");

@@ -19,7 +19,6 @@ namespace kiln::serve {
 struct JobRequest {
   std::vector<std::string> targets;  // as the client spelled them, in order
   size_t bindings = 0;               // entries of options.bind; 0: the program as it is
-  nlohmann::json doc;                // the whole request (options in the job-file schema)
 
   // Compile units the job runs: one per target, or per target and binding.
   size_t planned_units() const { return targets.size() * (bindings ? bindings : 1); }

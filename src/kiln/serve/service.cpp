@@ -5,15 +5,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include <string.h>
-#include <unistd.h>
-
-#include <ctime>
-#include <iostream>
-
 #include <fmt/format.h>
 
-#include "kiln/compile/compile.h"
 #include "kiln/job/job.h"
 #include "kiln/mlir/inspect.h"
 #include "kiln/serve/job_request.h"
@@ -25,8 +18,6 @@
 #include "kiln/util/file.h"
 #include "kiln/util/hash.h"
 #include "kiln/util/strings.h"
-#include "kiln/util/utf8.h"
-#include "kiln/util/time.h"
 
 namespace kiln::serve {
 
@@ -329,7 +320,7 @@ Response Service::artifact(const std::string& id, const std::string& file) {
   if (!*found) return error_response(404, "not_found", "no job " + id);
   const JobRecord& j = **found;
   // Only names the job recorded are served: a request never becomes a path.
-  auto units = read_units(j.result.is_array() ? j.result : nlohmann::json::array());
+  auto units = read_units(j.result);
   for (const auto& unit : units ? *units : std::vector<UnitResult>{}) {
     if (!unit.ok || (unit.module != file && unit.metadata != file)) continue;
     bool module = unit.module == file;

@@ -1,7 +1,6 @@
 #include "kiln/serve/store.h"
 
 #include "kiln/serve/job_request.h"
-#include "kiln/util/strings.h"
 #include "kiln/util/utf8.h"
 
 #include <condition_variable>

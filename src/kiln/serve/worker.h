@@ -78,7 +78,6 @@ class Worker {
   const std::string& id() const { return id_; }
   int recovered() const { return recovered_; }
   int threads() const { return options_.threads; }
-  bool stopping() const { return stopping_; }
 
  private:
   Worker(WorkerOptions options, toolchain::Toolchain tools, std::unique_ptr<compile::Executor> executor,

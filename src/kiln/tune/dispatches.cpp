@@ -42,18 +42,6 @@ std::string executable_digest(const std::string& text, const std::string& name) 
   return util::sha256_hex(rename_executable(text, name, "\x01" "executable" "\x01"));
 }
 
-std::string executable_name(const std::string& text) {
-  for (const char* head : {"hal.executable private @", "hal.executable public @", "hal.executable @"}) {
-    size_t pos = text.find(head);
-    if (pos == std::string::npos) continue;
-    pos += std::char_traits<char>::length(head);
-    size_t end = pos;
-    while (end < text.size() && (util::is_word_char(text[end]) || text[end] == '.' || text[end] == '$')) ++end;
-    return text.substr(pos, end - pos);
-  }
-  return "";
-}
-
 Result<std::map<std::string, fs::path>> benchmark_sources(const fs::path& dir) {
   std::map<std::string, fs::path> out;
   std::error_code ec;

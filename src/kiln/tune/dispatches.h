@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/compile/fallback.h"
 #include "kiln/tune/bundle.h"
 #include "kiln/util/error.h"
 
@@ -31,8 +32,8 @@ std::string executable_digest(const std::string& text, const std::string& name);
 std::string rename_executable(const std::string& text, const std::string& from, const std::string& to);
 
 // The name of the hal.executable a dumped benchmark program (or
-// configuration) defines, "" when there is none.
-std::string executable_name(const std::string& text);
+// configuration) defines, "" when there is none: the one reader of it.
+using compile::executable_name;
 
 // Reads a folder of dumped benchmark programs: executable name -> file.
 Result<std::map<std::string, fs::path>> benchmark_sources(const fs::path& dir);

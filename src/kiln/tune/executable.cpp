@@ -30,10 +30,7 @@ std::string symbol_after(const std::string& text, const std::string& marker) {
   size_t sym = text.find('@', at);
   if (sym == std::string::npos) return "";
   size_t end = sym + 1;
-  while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_' || text[end] == '$' ||
-                               text[end] == '.')) {
-    ++end;
-  }
+  while (end < text.size() && (util::is_word_char(text[end]) || text[end] == '$' || text[end] == '.')) ++end;
   return text.substr(sym + 1, end - sym - 1);
 }
 

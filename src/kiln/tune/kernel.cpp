@@ -35,7 +35,7 @@ constexpr int kHopperShape = 3;    // gemm_wgmma.cu's variants
 // configuration it runs under (64 x 512 x 128, 256 threads), for which the
 // compiler gives the launch 148992 bytes of dynamic shared memory: three of
 // the kernel's 48 KiB stages and their barriers.
-constexpr int64_t kHopperM = 128, kHopperN = 512, kHopperK = 128;
+constexpr int64_t kHopperM = 128, kHopperN = 512;
 
 // One hal.interface.binding.subspan of the dispatch.
 struct Subspan {
